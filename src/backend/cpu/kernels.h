@@ -1,0 +1,107 @@
+// CPU compute kernels: the op set of the CPU backend.
+//
+// Every op has a scalar reference (kernels_reference.cpp) that stays; vectorized versions
+// (AVX2/FMA, chosen at run time) are tested against it. Layouts are row-major and
+// contiguous; shapes are given outer to inner.
+//
+// Batch invariance (ARCHITECTURE.md section 6): output row i depends only on input row i
+// and the weights. Never on n_rows, on the thread count or on which tile computed it, so a
+// sequence's logits are bit-identical alone and inside any batch. Kernels that tile rows
+// must give each output element the same sequence of floating-point operations in the
+// tile path and in the remainder path.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "base/aligned_buffer.h"
+#include "base/thread_pool.h"
+#include "tensor/tensor.h"
+
+namespace so::cpu {
+
+enum class Isa { kScalar, kAvx2 };
+
+// Best ISA this CPU runs; SPECOFFLOAD_ISA=scalar|avx2 forces one (tests use it).
+Isa detect_isa();
+std::string_view isa_name(Isa isa);
+
+enum class RopeStyle {
+  kNormal,  // rotates adjacent pairs (x[2i], x[2i+1]): GGUF llama layout
+  kNeox,    // rotates (x[i], x[i + n_rot/2]): qwen2, and HF llama weights
+};
+
+// Mirrors llama.cpp's rope with YaRN and per-frequency factors.
+struct RopeParams {
+  RopeStyle style = RopeStyle::kNormal;
+  int n_rot = 0;              // rotated dims per head (<= head_dim); the rest pass through
+  float theta_base = 10000.0f;
+  float freq_scale = 1.0f;    // 1/factor for linear and YaRN scaling
+  float ext_factor = 0.0f;    // YaRN extrapolation mix; 0 disables YaRN
+  float attn_factor = 1.0f;   // YaRN magnitude scale
+  float beta_fast = 32.0f;
+  float beta_slow = 1.0f;
+  int n_ctx_orig = 0;         // YaRN original training context
+  const float* freq_factors = nullptr;  // (n_rot/2) divisors of theta (llama3 scaling), or null
+};
+
+// Scratch for quantized activations; one per thread of control that calls matmul.
+struct MatmulWorkspace {
+  AlignedBuffer packed_activations;
+};
+
+class Kernels {
+ public:
+  Kernels(ThreadPool& pool, Isa isa) : pool_(pool), isa_(isa) {}
+  Isa isa() const { return isa_; }
+  ThreadPool& pool() const { return pool_; }
+
+  // y (n_rows, n_out) = x (n_rows, n_in) * W^T; W is (n_out, n_in) of any weight dtype.
+  // Quantized weights use integer dot products against activations quantized per row
+  // (Q8_0 for Q4_0/Q8_0, Q8_1 for Q4_1, Q8_K for Q4_K/Q6_K), as llama.cpp does.
+  void matmul(MatmulWorkspace& workspace, const TensorView& weight, const float* x, int64_t n_rows, float* y) const;
+
+  // Several weights of the same n_in and dtype against one x (Q/K/V, gate/up): x is
+  // converted once and all outputs share one parallel dispatch.
+  void matmul_many(MatmulWorkspace& workspace, std::span<const TensorView> weights, const float* x, int64_t n_rows,
+                   std::span<float* const> ys) const;
+
+  // out (n_tokens, dim) = rows `tokens` of table (n_vocab, dim) as f32.
+  void embedding(const TensorView& table, std::span<const int32_t> tokens, float* out) const;
+
+  // out = x / sqrt(mean(x^2) + eps) * weight, per row of dim; weight (dim) f32. In place ok.
+  void rmsnorm(const float* x, const float* weight, float eps, int64_t n_rows, int64_t dim, float* out) const;
+
+  // x (n_tokens, n_heads, head_dim), rotated in place; positions (n_tokens).
+  void rope(float* x, std::span<const int32_t> positions, int64_t n_heads, int64_t head_dim,
+            const RopeParams& params) const;
+
+  // x (n_rows, dim) += bias (dim)
+  void add_bias(float* x, const float* bias, int64_t n_rows, int64_t dim) const;
+  // out (n) = a + b; out may alias a or b
+  void add(const float* a, const float* b, float* out, int64_t n) const;
+  // out (n) = silu(gate) * up; out may alias gate
+  void swiglu(const float* gate, const float* up, float* out, int64_t n) const;
+  // x (n_rows, n) softmax per row, in place
+  void softmax(float* x, int64_t n_rows, int64_t n) const;
+  // index of the largest value per row of x (n_rows, n); ties go to the lowest index
+  void argmax(const float* x, int64_t n_rows, int64_t n, int32_t* out) const;
+
+ private:
+  ThreadPool& pool_;
+  Isa isa_;
+};
+
+// Scalar reference versions, single-threaded; the ground truth for tests.
+namespace reference {
+void matmul(const TensorView& weight, const float* x, int64_t n_rows, float* y);
+void embedding(const TensorView& table, std::span<const int32_t> tokens, float* out);
+void rmsnorm(const float* x, const float* weight, float eps, int64_t n_rows, int64_t dim, float* out);
+void rope(float* x, std::span<const int32_t> positions, int64_t n_heads, int64_t head_dim, const RopeParams& params);
+void swiglu(const float* gate, const float* up, float* out, int64_t n);
+void softmax(float* x, int64_t n_rows, int64_t n);
+void argmax(const float* x, int64_t n_rows, int64_t n, int32_t* out);
+}  // namespace reference
+
+}  // namespace so::cpu

@@ -1,0 +1,20 @@
+// What the CPU can run, checked once. Kernels with ISA-specific code ask here.
+#pragma once
+
+namespace so {
+
+struct CpuFeatures {
+  bool avx2 = false;
+  bool fma = false;
+  bool f16c = false;
+  bool avx512f = false;
+  bool avx512bw = false;
+  bool avx512vl = false;
+  bool avx512vnni = false;
+  int n_physical_cores = 1;  // best guess; used for default thread counts
+  int n_logical_cpus = 1;
+};
+
+const CpuFeatures& cpu_features();
+
+}  // namespace so

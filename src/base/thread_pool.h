@@ -1,0 +1,52 @@
+// A pool of worker threads for data-parallel kernels. The caller takes part in every job.
+//
+// note: workers spin for about a millisecond after each job before sleeping, because a
+// decode step issues hundreds of short jobs and a futex wake-up per job would cost more
+// than the jobs themselves.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+namespace so {
+
+class ThreadPool {
+ public:
+  // n_threads counts the calling thread: ThreadPool(1) runs everything inline.
+  explicit ThreadPool(int n_threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int n_threads() const { return static_cast<int>(workers_.size()) + 1; }
+
+  // Calls fn(task, thread) for every task in [0, n_tasks), thread in [0, n_threads()).
+  // Tasks are claimed dynamically; returns when all have finished.
+  template <typename Fn>
+  void parallel_for(int64_t n_tasks, Fn&& fn) {
+    using FnType = std::remove_reference_t<Fn>;
+    auto call = [](void* context, int64_t task, int thread) { (*static_cast<FnType*>(context))(task, thread); };
+    run(n_tasks, call, const_cast<void*>(static_cast<const void*>(&fn)));
+  }
+
+ private:
+  using TaskFn = void (*)(void* context, int64_t task, int thread);
+  void run(int64_t n_tasks, TaskFn call, void* context);
+  void worker_loop(int thread);
+  void run_tasks(int thread);
+
+  std::vector<std::thread> workers_;
+  // The current job; written only while no worker is inside it.
+  TaskFn job_call_ = nullptr;
+  void* job_context_ = nullptr;
+  int64_t job_tasks_ = 0;
+  alignas(64) std::atomic<int64_t> next_task_{0};
+  alignas(64) std::atomic<uint64_t> generation_{0};
+  alignas(64) std::atomic<int> workers_done_{0};
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace so

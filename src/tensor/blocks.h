@@ -1,0 +1,78 @@
+// Quantized block layouts, byte for byte as GGUF stores them.
+#pragma once
+
+#include <cstdint>
+
+namespace so {
+
+constexpr int kQK4_0 = 32;
+constexpr int kQK4_1 = 32;
+constexpr int kQK8_0 = 32;
+constexpr int kQK8_1 = 32;
+constexpr int kQK_K = 256;  // super-block of the K-quants
+
+// value = d * (q - 8), q the 4-bit nibble; element j in low nibble of qs[j], j+16 in the high one.
+struct BlockQ4_0 {
+  uint16_t d;  // f16
+  uint8_t qs[kQK4_0 / 2];
+};
+// value = d * q + m
+struct BlockQ4_1 {
+  uint16_t d;  // f16
+  uint16_t m;  // f16
+  uint8_t qs[kQK4_1 / 2];
+};
+// value = d * q
+struct BlockQ8_0 {
+  uint16_t d;  // f16
+  int8_t qs[kQK8_0];
+};
+// Activations for Q4_1 weights: s = d * sum(qs) carries the dot product with the weight's m.
+struct BlockQ8_1 {
+  uint16_t d;  // f16
+  uint16_t s;  // f16
+  int8_t qs[kQK8_1];
+};
+// 8 sub-blocks of 32; 6-bit scale and min per sub-block packed in scales[12].
+// value = d * scale_j * q - dmin * min_j
+struct BlockQ4_K {
+  uint16_t d;     // f16, super-block scale of the scales
+  uint16_t dmin;  // f16, super-block scale of the mins
+  uint8_t scales[12];
+  uint8_t qs[kQK_K / 2];
+};
+// 16 sub-blocks of 16; q = (4 low bits from ql | 2 high bits from qh) - 32.
+// value = d * scales_j * q
+struct BlockQ6_K {
+  uint8_t ql[kQK_K / 2];
+  uint8_t qh[kQK_K / 4];
+  int8_t scales[kQK_K / 16];
+  uint16_t d;  // f16
+};
+// Activations for K-quant weights. bsums: sums of each 16 consecutive qs.
+struct BlockQ8_K {
+  float d;
+  int8_t qs[kQK_K];
+  int16_t bsums[kQK_K / 16];
+};
+
+static_assert(sizeof(BlockQ4_0) == 18);
+static_assert(sizeof(BlockQ4_1) == 20);
+static_assert(sizeof(BlockQ8_0) == 34);
+static_assert(sizeof(BlockQ8_1) == 36);
+static_assert(sizeof(BlockQ4_K) == 144);
+static_assert(sizeof(BlockQ6_K) == 210);
+static_assert(sizeof(BlockQ8_K) == 292);
+
+// Unpacks the 6-bit scale and min of sub-block j (0..7) of a Q4_K block.
+inline void q4_k_scale_min(int j, const uint8_t* scales, uint8_t* scale, uint8_t* min) {
+  if (j < 4) {
+    *scale = scales[j] & 63;
+    *min = scales[j + 4] & 63;
+  } else {
+    *scale = (scales[j + 4] & 0xF) | ((scales[j - 4] >> 6) << 4);
+    *min = (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4);
+  }
+}
+
+}  // namespace so
