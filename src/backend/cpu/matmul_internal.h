@@ -1,0 +1,28 @@
+// Internal to backend/cpu: the pieces of matmul shared by the reference, the vectorized
+// kernels and the dispatch in kernels.cpp. Not part of the backend seam.
+#pragma once
+
+#include <cstdint>
+
+#include "tensor/dtype.h"
+
+namespace so::cpu::detail {
+
+// What a row of activations becomes before the dot products against a weight of this
+// dtype: kQ8_0 (Q4_0, Q8_0 weights), kQ8_1 (Q4_1), kQ8_K (Q4_K, Q6_K) or kF32 (F32, F16,
+// BF16: the activations stay f32).
+DType activation_dtype(DType weight_dtype);
+
+// Checks that the engine computes with this weight dtype and that n_in fits its blocks.
+void check_matmul_weight(DType weight_dtype, int64_t n_in);
+
+// --- reference layout: activation rows in GGUF block layout (BlockQ8_0 / Q8_1 / Q8_K, or f32)
+
+// Bytes of one activation row of n_in elements in the reference layout.
+int64_t reference_activation_row_bytes(DType weight_dtype, int64_t n_in);
+// x (n_in) -> one activation row in the reference layout (tensor/quants.h quantizers).
+void reference_quantize_activation_row(DType weight_dtype, const float* x, int64_t n_in, void* out);
+// Dot product of one weight row (n_in, weight dtype) with one reference activation row.
+float reference_dot(DType weight_dtype, const void* weight_row, const void* activation_row, int64_t n_in);
+
+}  // namespace so::cpu::detail
