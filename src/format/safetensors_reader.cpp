@@ -191,10 +191,7 @@ Status parse_safetensors(std::span<const uint8_t> bytes, int file_index, TensorD
                         quote_for_message(header_text, 16), "; the file is corrupt: ", kRedownloadAdvice);
   }
   SO_ASSIGN_OR_RETURN(json header, parse_json_strict(header_text, "the safetensors header"));
-  if (!header.is_object()) {
-    return format_error("the safetensors header should be a JSON object, found ", json_kind_name(header),
-                        "; the file is corrupt: ", kRedownloadAdvice);
-  }
+  SO_CHECK(header.is_object(), "valid JSON text starting with '{' is an object");
 
   const uint64_t data_start = 8 + header_length;
   const uint64_t data_size = bytes.size() - data_start;
