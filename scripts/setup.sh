@@ -47,7 +47,7 @@ python_for_venv() {
 # (SIGSEGV in ggml_backend_amx_mul_mat) on the Xeon this project is developed on, so the
 # ISA is spelled out and AMX stays off.
 llama_cmake_args() {
-  local flags args="-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+  local flags args="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
   flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
   has() { [[ "$flags" == *" $1 "* ]]; }
   has avx && args+=" -DGGML_AVX=ON"
