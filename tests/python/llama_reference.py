@@ -16,9 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from pathlib import Path
 
 import numpy as np
+
+# note: one thread. ggml's OpenMP workers spin at barriers; on a busy 2-core CI machine two threads made each
+# llama_decode call ~10x slower than one (20 ms vs 2 ms for a small model), and these models are tiny.
+THREADS = int(os.environ.get("SPECOFFLOAD_REFERENCE_THREADS", "1"))
 
 _models: dict[tuple[str, int, bool], object] = {}
 
@@ -57,7 +62,7 @@ def load(model_path: Path, n_ctx: int = 512, f16_kv: bool = False):
         with _plain_cpu_kernels():
             _models[key] = llama_cpp.Llama(
                 model_path=str(model_path), n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx, logits_all=True,
-                n_threads=2, n_threads_batch=2, n_gpu_layers=0, seed=0, flash_attn=False,
+                n_threads=THREADS, n_threads_batch=THREADS, n_gpu_layers=0, seed=0, flash_attn=False,
                 type_k=kv_type, type_v=kv_type, verbose=False)
     return _models[key]
 
@@ -125,4 +130,5 @@ def tokenize(model_path: Path, text: str, add_bos: bool = False, special: bool =
 
 
 def detokenize(model_path: Path, tokens) -> str:
-    return load(model_path).detokenize([int(t) for t in tokens]).decode("utf-8", errors="replace")
+    """Text of `tokens`, special tokens rendered (invalid UTF-8 from split characters replaced)."""
+    return load(model_path).detokenize([int(t) for t in tokens], special=True).decode("utf-8", errors="replace")

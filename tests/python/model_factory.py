@@ -24,6 +24,7 @@ from __future__ import annotations
 import atexit
 import collections
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -177,39 +178,50 @@ class Vocab:
         return self.tokens.index(token)
 
 
+@functools.lru_cache(maxsize=None)
 def build_vocab(vocab_size: int) -> Vocab:
     """Specials, the 256 byte tokens, then merges learned greedily from `_CORPUS` until the vocabulary is full.
     Ties in pair counts break by the pair's text, so the result never depends on dict ordering."""
     byte_map = _byte_to_unicode()
     tokens = list(SPECIAL_TOKENS) + [byte_map[b] for b in range(256)]
     types = [gguf.TokenType.CONTROL] * len(SPECIAL_TOKENS) + [gguf.TokenType.NORMAL] * 256
-    words = collections.Counter(
+    counted = collections.Counter(
         tuple(byte_map[b] for b in piece.encode("utf-8")) for piece in _PRETOKEN_RE.findall(_CORPUS))
+    words = [list(w) for w in counted]  # each distinct pre-token as a list of symbols
+    freq = list(counted.values())
+    pairs: collections.Counter = collections.Counter()
+    where = collections.defaultdict(set)  # pair -> indices of words containing it
+    for i, word in enumerate(words):
+        for pair in zip(word, word[1:]):
+            pairs[pair] += freq[i]
+            where[pair].add(i)
     merges = []
     while len(tokens) < vocab_size:
-        pairs = collections.Counter()
-        for word, count in words.items():
-            for pair in zip(word, word[1:]):
-                pairs[pair] += count
-        if not pairs:
+        live = [p for p, c in pairs.items() if c > 0]
+        if not live:
             raise ValueError(f"corpus too small for a vocabulary of {vocab_size}: stopped at {len(tokens)}")
-        best = min(pairs, key=lambda pair: (-pairs[pair], pair))
+        best = min(live, key=lambda pair: (-pairs[pair], pair))
         merged = best[0] + best[1]
         merges.append(f"{best[0]} {best[1]}")
         tokens.append(merged)
         types.append(gguf.TokenType.NORMAL)
-        new_words = collections.Counter()
-        for word, count in words.items():
-            out, i = [], 0
-            while i < len(word):
-                if i + 1 < len(word) and (word[i], word[i + 1]) == best:
+        for i in sorted(where.pop(best)):
+            word = words[i]
+            for pair in zip(word, word[1:]):  # take the word's pairs out, merge, put them back
+                pairs[pair] -= freq[i]
+            out, k = [], 0
+            while k < len(word):
+                if k + 1 < len(word) and (word[k], word[k + 1]) == best:
                     out.append(merged)
-                    i += 2
+                    k += 2
                 else:
-                    out.append(word[i])
-                    i += 1
-            new_words[tuple(out)] += count
-        words = new_words
+                    out.append(word[k])
+                    k += 1
+            words[i] = out
+            for pair in zip(out, out[1:]):
+                pairs[pair] += freq[i]
+                where[pair].add(i)
+        del pairs[best]
     return Vocab(tokens, [int(t) for t in types], merges)
 
 

@@ -33,7 +33,7 @@ class Sequence:
 
 
 @lru_cache(maxsize=None)
-def _numpy_weights(spec: model_factory.ModelSpec) -> numpy_forward.Weights:
+def numpy_weights(spec: model_factory.ModelSpec) -> numpy_forward.Weights:
     return numpy_forward.load_gguf(model_factory.gguf_path(spec))
 
 
@@ -47,7 +47,7 @@ def draw_tokens(spec: model_factory.ModelSpec, length: int, seed: int) -> tuple[
     rng = np.random.default_rng([seed, length, spec.vocab_size])
     if not spec.n_experts:
         return tuple(int(t) for t in rng.integers(0, spec.vocab_size, length))
-    weights = _numpy_weights(spec)
+    weights = numpy_weights(spec)
     cache = numpy_forward.KVCache(weights.config.n_layers)
     tokens: list[int] = []
     for _ in range(length):
@@ -84,10 +84,19 @@ class Comparison:
     argmax_ours: np.ndarray  # (n_positions,)
     argmax_ref: np.ndarray
     ref_gaps: np.ndarray  # (n_positions,) reference top-1 minus top-2 logit
+    ref_scale: np.ndarray  # (n_positions,) max |reference logit|
 
     @property
     def argmax_agreement(self) -> float:
         return float(np.mean(self.argmax_ours == self.argmax_ref))
+
+    def argmax_disagreements_beyond_tie(self, tie: float) -> np.ndarray:
+        """Positions whose argmax differs although the reference's top-2 gap exceeds tie * max|ref|.
+
+        note: a max-error bound e alone already implies that a disagreement needs a gap <= 2e * max|ref|; `tie`
+        is meant to be the typical (mean) error, several times smaller, so this catches errors concentrated on
+        the top logits that the max bound lets through."""
+        return np.flatnonzero((self.argmax_ours != self.argmax_ref) & (self.ref_gaps > tie * self.ref_scale))
 
     def describe(self) -> str:
         worst = int(np.argmax(self.errors))
@@ -95,20 +104,22 @@ class Comparison:
                  f"mean {self.errors.mean():.3e}, argmax agreement {self.argmax_agreement:.3f}"]
         for i in np.flatnonzero(self.argmax_ours != self.argmax_ref)[:8]:
             lines.append(f"  position {i}: argmax ours {self.argmax_ours[i]} vs reference {self.argmax_ref[i]} "
-                         f"(reference top-2 gap {self.ref_gaps[i]:.4f}, error {self.errors[i]:.3e})")
+                         f"(reference top-2 gap {self.ref_gaps[i]:.4f} = {self.ref_gaps[i] / self.ref_scale[i]:.2e}"
+                         f" of max|ref|, error {self.errors[i]:.3e})")
         return "\n".join(lines)
 
 
 def compare(label: str, ours: np.ndarray, ref: np.ndarray) -> Comparison:
     top2 = np.sort(ref, axis=-1)[:, -2:]
     return Comparison(label, normalized_max_error(ours, ref), ours.argmax(axis=-1), ref.argmax(axis=-1),
-                      top2[:, 1] - top2[:, 0])
+                      top2[:, 1] - top2[:, 0], np.abs(ref).max(axis=-1))
 
 
 def merge(label: str, comparisons: list[Comparison]) -> Comparison:
     """One Comparison over all positions of several (for agreement rates over a whole test)."""
     cat = lambda field: np.concatenate([getattr(c, field) for c in comparisons])  # noqa: E731
-    return Comparison(label, cat("errors"), cat("argmax_ours"), cat("argmax_ref"), cat("ref_gaps"))
+    return Comparison(label, cat("errors"), cat("argmax_ours"), cat("argmax_ref"), cat("ref_gaps"),
+                      cat("ref_scale"))
 
 
 def default_model() -> Path | None:

@@ -37,9 +37,11 @@ MAX_ERROR = {"F32": 5e-3, "F16": 8e-3, "BF16": 5e-2,
 # Mean of that over all positions of one test: random rounding noise averages out, a systematic error does not.
 MEAN_ERROR = {"F32": 1.5e-3, "F16": 2.5e-3, "BF16": 1.5e-2,
               "Q8_0": 0.05, "Q4_0": 0.05, "Q4_1": 0.05, "Q4_K": 0.06, "Q6_K": 0.07}
-# Fraction of positions whose argmax equals llama.cpp's (measured: >= 0.99 F32/F16, 0.98 BF16, 0.91 quantized).
-MIN_ARGMAX_AGREEMENT = {"F32": 0.97, "F16": 0.97, "BF16": 0.94,
-                        "Q8_0": 0.85, "Q4_0": 0.85, "Q4_1": 0.85, "Q4_K": 0.85, "Q6_K": 0.85}
+# Argmax may differ from llama.cpp's only at near ties: where llama.cpp's top-2 gap is at most this fraction of
+# max|logit|. Measured NumPy vs llama.cpp, widest such gap: 3e-4 F16, 4e-3 BF16, 5e-2 Q8_0/Q4_*, 5.4e-2 Q4_K,
+# 7e-2 Q6_K. (The max-error bound alone would allow gaps up to 2x MAX_ERROR.)
+ARGMAX_TIE = {"F32": 2e-3, "F16": 3e-3, "BF16": 1.5e-2,
+              "Q8_0": 0.08, "Q4_0": 0.08, "Q4_1": 0.08, "Q4_K": 0.09, "Q6_K": 0.1}
 
 # The real default model (SmolLM2-135M-Instruct, Q4_1 matmuls, Q8_0 embedding): measured NumPy f32 vs llama.cpp.
 DEFAULT_MODEL_MAX_ERROR = 0.15
@@ -52,8 +54,8 @@ def check(comparison: parity.Comparison, dtype: str) -> None:
     print(report)
     assert comparison.errors.max() <= MAX_ERROR[dtype], f"max error over {MAX_ERROR[dtype]}\n{report}"
     assert comparison.errors.mean() <= MEAN_ERROR[dtype], f"mean error over {MEAN_ERROR[dtype]}\n{report}"
-    assert comparison.argmax_agreement >= MIN_ARGMAX_AGREEMENT[dtype], \
-        f"argmax agreement under {MIN_ARGMAX_AGREEMENT[dtype]}\n{report}"
+    beyond = comparison.argmax_disagreements_beyond_tie(ARGMAX_TIE[dtype])
+    assert beyond.size == 0, f"argmax differs at positions {beyond.tolist()} that are not near ties\n{report}"
 
 
 def reference_logits(model, sequence: parity.Sequence) -> np.ndarray:
@@ -103,4 +105,4 @@ def test_default_model_matches_llama_cpp():
     print(merged.describe())
     assert merged.errors.max() <= DEFAULT_MODEL_MAX_ERROR, merged.describe()
     assert merged.errors.mean() <= DEFAULT_MODEL_MEAN_ERROR, merged.describe()
-    assert merged.argmax_agreement >= 0.85, merged.describe()
+    assert merged.argmax_disagreements_beyond_tie(DEFAULT_MODEL_MEAN_ERROR).size == 0, merged.describe()
