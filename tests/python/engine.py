@@ -51,7 +51,8 @@ def require_engine() -> Path:
 def _run(args: list[str]) -> str:
     """Run the engine; return stdout. A non-zero exit fails the test with the command and stderr."""
     command = [str(require_engine())] + [str(a) for a in args]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S)
+    done = subprocess.run(command, capture_output=True, text=True, encoding="utf-8", errors="replace",
+                          timeout=TIMEOUT_S)
     if done.returncode != 0:
         pytest.fail(f"engine exited with {done.returncode}: {' '.join(command)}\nstderr (tail):\n"
                     f"{done.stderr[-4000:]}\nstdout (tail):\n{done.stdout[-2000:]}")
@@ -98,5 +99,5 @@ def run_generate(model: Path, prompts: list[str], n: int, as_file: bool) -> list
     assert all("\n" not in p for p in prompts), "-f takes one prompt per line"
     with tempfile.TemporaryDirectory(prefix="specoffload-generate-") as tmp:
         prompt_file = Path(tmp) / "prompts.txt"
-        prompt_file.write_text("".join(p + "\n" for p in prompts))
+        prompt_file.write_text("".join(p + "\n" for p in prompts), encoding="utf-8")
         return _json_lines(_run(["generate", "-m", model, "-f", prompt_file] + common), len(prompts), "generate -f")

@@ -457,6 +457,8 @@ def write_gguf(spec: ModelSpec, path: Path) -> Path:
         writer.add_expert_count(spec.n_experts)
         writer.add_expert_used_count(spec.n_experts_used)
     writer.add_tokenizer_model("gpt2")
+    # note: "gpt-2" rather than "default": llama.cpp then splits text with GPT-2's pre-tokenizer regex, the same
+    # one the HF twin's ByteLevel pre-tokenizer uses, so both twins tokenize alike ("default" adds extra splits).
     writer.add_tokenizer_pre("gpt-2")
     writer.add_token_list(vocab.tokens)
     writer.add_token_types(vocab.token_types)

@@ -43,9 +43,11 @@ MEAN_ERROR = {"F32": 1.5e-3, "F16": 2.5e-3, "BF16": 1.5e-2,
 ARGMAX_TIE = {"F32": 2e-3, "F16": 3e-3, "BF16": 1.5e-2,
               "Q8_0": 0.08, "Q4_0": 0.08, "Q4_1": 0.08, "Q4_K": 0.09, "Q6_K": 0.1}
 
-# The real default model (SmolLM2-135M-Instruct, Q4_1 matmuls, Q8_0 embedding): measured NumPy f32 vs llama.cpp.
+# The real default model (SmolLM2-135M-Instruct, Q4_1 matmuls, Q8_0 embedding). Measured NumPy f32 vs llama.cpp
+# on the three sequences below: max 6.6e-2, mean 2.5-3.7e-2 (llama.cpp's Q8_1 activations again).
 DEFAULT_MODEL_MAX_ERROR = 0.15
-DEFAULT_MODEL_MEAN_ERROR = 0.05
+DEFAULT_MODEL_MEAN_ERROR = 0.06
+DEFAULT_MODEL_ARGMAX_TIE = 0.08
 
 
 def check(comparison: parity.Comparison, dtype: str) -> None:
@@ -105,4 +107,4 @@ def test_default_model_matches_llama_cpp():
     print(merged.describe())
     assert merged.errors.max() <= DEFAULT_MODEL_MAX_ERROR, merged.describe()
     assert merged.errors.mean() <= DEFAULT_MODEL_MEAN_ERROR, merged.describe()
-    assert merged.argmax_disagreements_beyond_tie(DEFAULT_MODEL_MEAN_ERROR).size == 0, merged.describe()
+    assert merged.argmax_disagreements_beyond_tie(DEFAULT_MODEL_ARGMAX_TIE).size == 0, merged.describe()
