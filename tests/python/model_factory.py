@@ -1,0 +1,633 @@
+"""Small random models, written deterministically from a seed, for parity tests.
+
+Why: the engine must agree with llama.cpp for every architecture and weight dtype it supports, and real
+checkpoints are far too large for a CI machine with two cores. A random model of the right *layout* (same tensor
+names, shapes, metadata, quantization blocks) exercises exactly the code paths a real one does, in milliseconds.
+
+One `ModelSpec` names one model. `write_gguf` writes it as a GGUF file llama.cpp loads; `write_hf` writes the
+same model as a Hugging Face directory (config.json + tokenizer.json + one or two safetensors shards). Both are
+derived from one set of "stored" tensors in Hugging Face layout, so the twins hold bit-identical weights:
+
+    HF layout, values as stored  --(rename, stack experts, permute Q/K rows for llama rope)-->  GGUF tensors
+
+Weight dtypes: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K for every matmul weight and token_embd; norms, biases
+and the MoE router stay F32 (as llama.cpp's quantizer leaves them). Values of those F32 tensors are rounded to the
+bf16 grid so that the HF twin can hold them in its own dtype without loss. The gguf package cannot quantize
+K-quants, so Q4_K/Q6_K tensors are written as valid blocks with random quant bits and chosen scales;
+`gguf.quants.dequantize` is the source of truth for what they mean.
+
+Run `python model_factory.py OUT_DIR` to write every spec (GGUF, plus HF twins where they exist) for manual use.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import dataclasses
+import functools
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import gguf
+import numpy as np
+import safetensors
+
+Q = gguf.GGMLQuantizationType
+
+ARCHS = ("llama", "qwen2", "mixtral")
+DTYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q6_K")
+FLOAT_DTYPES = ("F32", "F16", "BF16")  # the dtypes with a safetensors twin
+K_QUANT_BLOCK = 256  # row lengths of K-quant tensors must be multiples of this
+
+SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")  # ids 0, 1, 2 (as in SmolLM2)
+BOS_ID, EOS_ID, PAD_ID = 1, 2, 0
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """Everything that determines one generated model. Equal specs give byte-identical files."""
+
+    arch: str  # "llama" (SmolLM2/Llama/Mistral layout), "qwen2" (plus Q/K/V biases), "mixtral" (llama + MoE)
+    dtype: str  # weight dtype of matmul weights and token_embd, one of DTYPES
+    tied: bool = True  # True: no separate output matrix, logits use token_embd
+    seed: int = 0
+    n_layers: int = 2
+    dim: int = 256  # multiple of 256 so every row length suits K-quants
+    n_heads: int = 4
+    n_kv_heads: int = 2  # GQA: two query heads share one KV head
+    ffn_dim: int = 512
+    vocab_size: int = 640
+    n_experts: int = 0  # > 0 only for mixtral
+    n_experts_used: int = 0
+    rope_theta: float = 50000.0
+    rms_eps: float = 1e-5
+    context_length: int = 1024
+
+    def __post_init__(self):
+        assert self.arch in ARCHS, self.arch
+        assert self.dtype in DTYPES, self.dtype
+        assert self.dim % self.n_heads == 0 and self.n_heads % self.n_kv_heads == 0
+        assert self.dim % K_QUANT_BLOCK == 0 and self.ffn_dim % K_QUANT_BLOCK == 0
+        assert (self.n_experts > 0) == (self.arch == "mixtral")
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.n_heads
+
+    @property
+    def gguf_arch(self) -> str:
+        """Mixtral is GGUF architecture "llama" with expert counts in the metadata."""
+        return "qwen2" if self.arch == "qwen2" else "llama"
+
+    @property
+    def name(self) -> str:
+        tie = "tied" if self.tied else "untied"
+        return f"{self.arch}-{tie}-{self.dtype}-s{self.seed}"
+
+    @property
+    def has_hf_twin(self) -> bool:
+        return self.dtype in FLOAT_DTYPES
+
+
+def make_spec(arch: str, dtype: str, tied: bool | None = None, seed: int = 0) -> ModelSpec:
+    """The standard spec for an architecture: each differs in rope theta, eps and tying, so that a loader
+    which ignores a metadata field, or hard-codes a default, gets different logits."""
+    if arch == "llama":
+        return ModelSpec("llama", dtype, tied=True if tied is None else tied, seed=seed)
+    if arch == "qwen2":
+        return ModelSpec("qwen2", dtype, tied=False if tied is None else tied, seed=seed,
+                         rope_theta=1000000.0, rms_eps=1e-6, vocab_size=576)
+    # note: ffn_dim 256 keeps the MoE model (4 experts x 3 matrices x 2 layers) under 10 MB in F32.
+    return ModelSpec("mixtral", dtype, tied=False if tied is None else tied, seed=seed, ffn_dim=256,
+                     n_experts=4, n_experts_used=2, rope_theta=1000000.0, vocab_size=512)
+
+
+def parity_specs(dtypes=DTYPES) -> list[ModelSpec]:
+    """The architecture variants every parity test covers, for each dtype: llama tied and untied, qwen2, mixtral."""
+    variants = [("llama", True), ("llama", False), ("qwen2", None), ("mixtral", None)]
+    return [make_spec(arch, dtype, tied) for dtype in dtypes for arch, tied in variants]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Tokenizer: a byte-level BPE vocabulary trained on a small built-in corpus.
+
+_CORPUS = """
+The engine streams the weights of a large model from host memory to the accelerator, one layer at a time, and
+uses the idle time to run a small draft model. The draft proposes a few tokens for every sequence; one pass of the
+target model verifies all of them at once. When the draft is right, several tokens are committed for the price of
+one pass. When it is wrong, the first token that differs is replaced by the target's own choice.
+Questions people ask: What is the capital of France? How many legs does a spider have? Why is the sky blue?
+Write a short poem about the sea. Translate "good morning" into Spanish. Summarize the following paragraph.
+def fibonacci(n):
+    if n < 2:
+        return n
+    return fibonacci(n - 1) + fibonacci(n - 2)
+
+for i in range(10):
+    print(i, fibonacci(i))
+
+class Queue:
+    def __init__(self):
+        self.items = []
+    def push(self, item):
+        self.items.append(item)
+    def pop(self):
+        return self.items.pop(0)
+
+int main(int argc, char **argv) { return argc > 1 ? 0 : 1; }
+Shopping list: apples, bread, cheese, coffee, eggs, flour, milk, oranges, rice, sugar, tea, tomatoes.
+1. Open the file. 2. Read every line. 3. Count the words. 4. Print the total and close the file.
+In the morning the market was full of people buying fruit, vegetables, fish and flowers, and the children
+were running between the stalls while their parents talked about the weather, the prices and the news.
+Numbers: 0 1 2 3 4 5 6 7 8 9 10 42 100 256 1024 3.14159 2.71828 1e-5 -7 +12 50% $20 #1 @home
+Mathematics: the sum of the first n integers is n(n+1)/2, and the derivative of x^2 is 2x.
+"""
+
+_PRETOKEN_RE = re.compile(r"'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[0-9]+| ?[^\sA-Za-z0-9]+|\s+(?!\S)|\s+")
+
+
+def _byte_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible byte -> printable character map (byte-level BPE stores tokens in this alphabet)."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAC + 1)) + list(range(0xAE, 0xFF + 1))
+    mapping = {b: chr(b) for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in mapping:
+            mapping[b] = chr(256 + extra)
+            extra += 1
+    return mapping
+
+
+@dataclasses.dataclass(frozen=True)
+class Vocab:
+    tokens: list[str]  # (vocab_size,) in byte-level alphabet; specials first
+    token_types: list[int]  # gguf.TokenType per token
+    merges: list[str]  # "left right", in rank order
+
+    def token_id(self, token: str) -> int:
+        return self.tokens.index(token)
+
+
+@functools.lru_cache(maxsize=None)
+def build_vocab(vocab_size: int) -> Vocab:
+    """Specials, the 256 byte tokens, then merges learned greedily from `_CORPUS` until the vocabulary is full.
+    Ties in pair counts break by the pair's text, so the result never depends on dict ordering."""
+    byte_map = _byte_to_unicode()
+    tokens = list(SPECIAL_TOKENS) + [byte_map[b] for b in range(256)]
+    types = [gguf.TokenType.CONTROL] * len(SPECIAL_TOKENS) + [gguf.TokenType.NORMAL] * 256
+    counted = collections.Counter(
+        tuple(byte_map[b] for b in piece.encode("utf-8")) for piece in _PRETOKEN_RE.findall(_CORPUS))
+    words = [list(w) for w in counted]  # each distinct pre-token as a list of symbols
+    freq = list(counted.values())
+    pairs: collections.Counter = collections.Counter()
+    where = collections.defaultdict(set)  # pair -> indices of words containing it
+    for i, word in enumerate(words):
+        for pair in zip(word, word[1:]):
+            pairs[pair] += freq[i]
+            where[pair].add(i)
+    merges = []
+    while len(tokens) < vocab_size:
+        live = [p for p, c in pairs.items() if c > 0]
+        if not live:
+            raise ValueError(f"corpus too small for a vocabulary of {vocab_size}: stopped at {len(tokens)}")
+        best = min(live, key=lambda pair: (-pairs[pair], pair))
+        merged = best[0] + best[1]
+        merges.append(f"{best[0]} {best[1]}")
+        tokens.append(merged)
+        types.append(gguf.TokenType.NORMAL)
+        for i in sorted(where.pop(best)):
+            word = words[i]
+            for pair in zip(word, word[1:]):  # take the word's pairs out, merge, put them back
+                pairs[pair] -= freq[i]
+            out, k = [], 0
+            while k < len(word):
+                if k + 1 < len(word) and (word[k], word[k + 1]) == best:
+                    out.append(merged)
+                    k += 2
+                else:
+                    out.append(word[k])
+                    k += 1
+            words[i] = out
+            for pair in zip(out, out[1:]):
+                pairs[pair] += freq[i]
+                where[pair].add(i)
+        del pairs[best]
+    return Vocab(tokens, [int(t) for t in types], merges)
+
+
+def _tokenizer_json(vocab: Vocab) -> dict:
+    """The same vocabulary as a Hugging Face `tokenizers` byte-level BPE (GPT-2 pre-tokenizer)."""
+    added = [{"id": i, "content": tok, "single_word": False, "lstrip": False, "rstrip": False,
+              "normalized": False, "special": True} for i, tok in enumerate(SPECIAL_TOKENS)]
+    return {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": added,
+        "normalizer": None,
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+        "post_processor": None,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+        "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                  "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
+                  "vocab": {tok: i for i, tok in enumerate(vocab.tokens)},
+                  "merges": [m.split(" ") for m in vocab.merges]},
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Weights. Every tensor is first produced in Hugging Face layout as "stored" data: float16/float32 arrays, bf16 bit
+# patterns (uint16), or quantized blocks (uint8, one row of blocks per weight row).
+
+@dataclasses.dataclass
+class StoredTensor:
+    data: np.ndarray  # float32 / float16 / uint16 (bf16 bits) / uint8 (quant blocks), rows on axis -2
+    qtype: Q  # the GGUF type of `data`
+
+    def dequantized(self) -> np.ndarray:
+        """float32 values, the meaning this tensor has in both twins."""
+        if self.qtype == Q.BF16:
+            return (self.data.astype(np.uint32) << 16).view(np.float32)
+        return gguf.quants.dequantize(self.data, self.qtype).astype(np.float32)
+
+
+def _round_to_bf16_grid(values: np.ndarray) -> np.ndarray:
+    """Round float32 to the nearest bf16 value (ties to even) and return it as float32."""
+    return (_bf16_bits(values).astype(np.uint32) << 16).view(np.float32)
+
+
+def _bf16_bits(values: np.ndarray) -> np.ndarray:
+    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+    rounded = bits + np.uint32(0x7FFF) + ((bits >> 16) & np.uint32(1))
+    return (rounded >> 16).astype(np.uint16)
+
+
+def _random_q4_k(rng: np.random.Generator, shape: tuple[int, ...], std: float) -> np.ndarray:
+    """Valid Q4_K blocks: value = d*sc*q - dmin*m per 32-value sub-block, q random in 0..15.
+    sc in 32..63 and m chosen so the sub-block mean is near zero; both use all 6 bits, which exercises the
+    packed scale layout (high bits of sub-blocks 4..7 live in the top bits of bytes 0..7)."""
+    n_blocks = int(np.prod(shape)) // K_QUANT_BLOCK
+    sc = rng.integers(32, 64, size=(n_blocks, 8))
+    q_std = np.sqrt((16 * 16 - 1) / 12.0)  # std of a uniform 0..15 integer
+    d = (std / (sc.mean(axis=1) * q_std) * rng.uniform(0.8, 1.2, n_blocks)).astype(np.float16)
+    dmin = (d.astype(np.float32) * 8.0).astype(np.float16)
+    ratio = d.astype(np.float32) / dmin.astype(np.float32)
+    m = np.clip(np.rint(sc * 7.5 * ratio[:, None] + rng.normal(0, 1, sc.shape)), 0, 63).astype(np.uint8)
+    sc = sc.astype(np.uint8)
+    scales = np.empty((n_blocks, 12), np.uint8)
+    scales[:, 0:4] = sc[:, 0:4] | ((sc[:, 4:8] >> 4) << 6)
+    scales[:, 4:8] = m[:, 0:4] | ((m[:, 4:8] >> 4) << 6)
+    scales[:, 8:12] = (sc[:, 4:8] & 0x0F) | ((m[:, 4:8] & 0x0F) << 4)
+    qs = rng.integers(0, 256, size=(n_blocks, 128), dtype=np.uint8)
+    blocks = np.concatenate([d.view(np.uint8).reshape(-1, 2), dmin.view(np.uint8).reshape(-1, 2), scales, qs], 1)
+    return blocks.reshape(*shape[:-1], shape[-1] // K_QUANT_BLOCK * 144)
+
+
+def _random_q6_k(rng: np.random.Generator, shape: tuple[int, ...], std: float) -> np.ndarray:
+    """Valid Q6_K blocks: value = d*scale*(q-32) per 16-value group, q random in 0..63, int8 scales of both
+    signs with magnitude 16..127 (negative scales are legal and a sign bug in a kernel shows up)."""
+    n_blocks = int(np.prod(shape)) // K_QUANT_BLOCK
+    magnitude = rng.integers(16, 128, size=(n_blocks, 16))
+    scales = (magnitude * rng.choice([-1, 1], size=magnitude.shape)).astype(np.int8)
+    q_std = np.sqrt((64 * 64 - 1) / 12.0)
+    d = (std / (magnitude.mean(axis=1) * q_std) * rng.uniform(0.8, 1.2, n_blocks)).astype(np.float16)
+    ql = rng.integers(0, 256, size=(n_blocks, 128), dtype=np.uint8)
+    qh = rng.integers(0, 256, size=(n_blocks, 64), dtype=np.uint8)
+    blocks = np.concatenate([ql, qh, scales.view(np.uint8), d.view(np.uint8).reshape(-1, 2)], axis=1)
+    return blocks.reshape(*shape[:-1], shape[-1] // K_QUANT_BLOCK * 210)
+
+
+def _store(rng: np.random.Generator, shape: tuple[int, ...], std: float, dtype: str) -> StoredTensor:
+    """One matmul weight of logical `shape` with entries of about `std`, stored in `dtype`."""
+    if dtype == "Q4_K":
+        return StoredTensor(_random_q4_k(rng, shape, std), Q.Q4_K)
+    if dtype == "Q6_K":
+        return StoredTensor(_random_q6_k(rng, shape, std), Q.Q6_K)
+    values = rng.normal(0.0, std, size=shape).astype(np.float32)
+    if dtype == "F32":
+        return StoredTensor(values, Q.F32)
+    if dtype == "F16":
+        return StoredTensor(values.astype(np.float16), Q.F16)
+    if dtype == "BF16":
+        return StoredTensor(_bf16_bits(values), Q.BF16)
+    qtype = Q[dtype]
+    return StoredTensor(gguf.quants.quantize(values, qtype), qtype)
+
+
+def _store_small_f32(rng: np.random.Generator, shape: tuple[int, ...], mean: float, std: float) -> StoredTensor:
+    """Norm weights, biases, router: F32 in GGUF, on the bf16 grid so any HF dtype holds them exactly."""
+    return StoredTensor(_round_to_bf16_grid(rng.normal(mean, std, size=shape).astype(np.float32)), Q.F32)
+
+
+def build_hf_tensors(spec: ModelSpec) -> dict[str, StoredTensor]:
+    """All tensors of `spec` in Hugging Face names and layout (q_proj/k_proj rows in rotate_half order).
+
+    Scales keep activations realistic through the layers: RMS-normed inputs have unit RMS, so a projection with
+    entries of std 1/sqrt(fan_in) gives unit-size outputs (attention scores of std ~1, no saturated softmax); the
+    attention and FFN outputs are large next to the embedding (else a tied model mostly predicts its input
+    token again); the output matrix gives logits with a std of about 4, as a trained model's."""
+    rng = np.random.default_rng([spec.seed, ARCHS.index(spec.arch), DTYPES.index(spec.dtype), int(spec.tied)])
+    dim, ffn, hd = spec.dim, spec.ffn_dim, spec.head_dim
+    kv_dim = spec.n_kv_heads * hd
+    in_std, ffn_std = dim ** -0.5, ffn ** -0.5
+    t: dict[str, StoredTensor] = {}
+    t["model.embed_tokens.weight"] = _store(rng, (spec.vocab_size, dim), 0.25, spec.dtype)
+    for i in range(spec.n_layers):
+        p = f"model.layers.{i}."
+        t[p + "input_layernorm.weight"] = _store_small_f32(rng, (dim,), 1.0, 0.1)
+        t[p + "self_attn.q_proj.weight"] = _store(rng, (spec.n_heads * hd, dim), 1.5 * in_std, spec.dtype)
+        t[p + "self_attn.k_proj.weight"] = _store(rng, (kv_dim, dim), 1.5 * in_std, spec.dtype)
+        t[p + "self_attn.v_proj.weight"] = _store(rng, (kv_dim, dim), in_std, spec.dtype)
+        t[p + "self_attn.o_proj.weight"] = _store(rng, (dim, spec.n_heads * hd), 1.5 * in_std, spec.dtype)
+        if spec.arch == "qwen2":
+            t[p + "self_attn.q_proj.bias"] = _store_small_f32(rng, (spec.n_heads * hd,), 0.0, 0.3)
+            t[p + "self_attn.k_proj.bias"] = _store_small_f32(rng, (kv_dim,), 0.0, 0.3)
+            t[p + "self_attn.v_proj.bias"] = _store_small_f32(rng, (kv_dim,), 0.0, 0.3)
+        t[p + "post_attention_layernorm.weight"] = _store_small_f32(rng, (dim,), 1.0, 0.1)
+        if spec.arch == "mixtral":
+            t[p + "block_sparse_moe.gate.weight"] = _store_small_f32(rng, (spec.n_experts, dim), 0.0, 2 * in_std)
+            for e in range(spec.n_experts):
+                ep = f"{p}block_sparse_moe.experts.{e}."
+                t[ep + "w1.weight"] = _store(rng, (ffn, dim), in_std, spec.dtype)  # gate
+                t[ep + "w2.weight"] = _store(rng, (dim, ffn), 2.0 * ffn_std, spec.dtype)  # down
+                t[ep + "w3.weight"] = _store(rng, (ffn, dim), in_std, spec.dtype)  # up
+        else:
+            t[p + "mlp.gate_proj.weight"] = _store(rng, (ffn, dim), in_std, spec.dtype)
+            t[p + "mlp.up_proj.weight"] = _store(rng, (ffn, dim), in_std, spec.dtype)
+            t[p + "mlp.down_proj.weight"] = _store(rng, (dim, ffn), 2.0 * ffn_std, spec.dtype)
+    t["model.norm.weight"] = _store_small_f32(rng, (dim,), 1.0, 0.1)
+    if not spec.tied:
+        t["lm_head.weight"] = _store(rng, (spec.vocab_size, dim), 0.25, spec.dtype)
+    return t
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# GGUF
+
+def rope_rows_hf_to_gguf(rows: np.ndarray, n_heads: int) -> np.ndarray:
+    """Reorder the rows of an HF q_proj/k_proj (axis 0) into GGUF's llama layout.
+
+    note: HF llama rotates dimension i with i + head_dim/2 (rotate_half); llama.cpp's llama rope rotates adjacent
+    pairs (2i, 2i+1). Within each head, GGUF row 2i+j is HF row j*head_dim/2 + i, so both give the same model.
+    qwen2 needs no reordering: llama.cpp applies NeoX (rotate_half) rope to it."""
+    half = rows.shape[0] // n_heads // 2
+    return rows.reshape(n_heads, 2, half, *rows.shape[1:]).swapaxes(1, 2).reshape(rows.shape)
+
+
+def rope_rows_gguf_to_hf(rows: np.ndarray, n_heads: int) -> np.ndarray:
+    """Inverse of `rope_rows_hf_to_gguf`."""
+    half = rows.shape[0] // n_heads // 2
+    return rows.reshape(n_heads, half, 2, *rows.shape[1:]).swapaxes(1, 2).reshape(rows.shape)
+
+
+_GGUF_LAYER_NAMES = {
+    "input_layernorm.weight": "attn_norm.weight",
+    "self_attn.q_proj.weight": "attn_q.weight",
+    "self_attn.k_proj.weight": "attn_k.weight",
+    "self_attn.v_proj.weight": "attn_v.weight",
+    "self_attn.o_proj.weight": "attn_output.weight",
+    "self_attn.q_proj.bias": "attn_q.bias",
+    "self_attn.k_proj.bias": "attn_k.bias",
+    "self_attn.v_proj.bias": "attn_v.bias",
+    "post_attention_layernorm.weight": "ffn_norm.weight",
+    "mlp.gate_proj.weight": "ffn_gate.weight",
+    "mlp.up_proj.weight": "ffn_up.weight",
+    "mlp.down_proj.weight": "ffn_down.weight",
+    "block_sparse_moe.gate.weight": "ffn_gate_inp.weight",
+}
+_GGUF_EXPERT_NAMES = {"w1": "ffn_gate_exps.weight", "w2": "ffn_down_exps.weight", "w3": "ffn_up_exps.weight"}
+
+
+def build_gguf_tensors(spec: ModelSpec) -> dict[str, StoredTensor]:
+    """GGUF names and layout: experts stacked to (n_experts, rows, cols); llama/mixtral Q/K rows permuted."""
+    hf = build_hf_tensors(spec)
+    out: dict[str, StoredTensor] = {}
+    experts: dict[str, list[np.ndarray]] = collections.defaultdict(list)
+    for name, tensor in hf.items():
+        if name == "model.embed_tokens.weight":
+            out["token_embd.weight"] = tensor
+        elif name == "model.norm.weight":
+            out["output_norm.weight"] = tensor
+        elif name == "lm_head.weight":
+            out["output.weight"] = tensor
+        else:
+            layer, rest = re.fullmatch(r"model\.layers\.(\d+)\.(.+)", name).groups()
+            expert = re.fullmatch(r"block_sparse_moe\.experts\.(\d+)\.(w[123])\.weight", rest)
+            if expert:
+                experts[f"blk.{layer}.{_GGUF_EXPERT_NAMES[expert.group(2)]}"].append(tensor)
+                continue
+            data = tensor.data
+            if spec.arch != "qwen2" and rest in ("self_attn.q_proj.weight", "self_attn.k_proj.weight"):
+                heads = spec.n_heads if rest.startswith("self_attn.q") else spec.n_kv_heads
+                data = rope_rows_hf_to_gguf(data, heads)
+            out[f"blk.{layer}.{_GGUF_LAYER_NAMES[rest]}"] = StoredTensor(data, tensor.qtype)
+    for name, parts in experts.items():  # experts were appended in index order
+        out[name] = StoredTensor(np.stack([p.data for p in parts]), parts[0].qtype)
+    return out
+
+
+def write_gguf(spec: ModelSpec, path: Path) -> Path:
+    """Write `spec` as a GGUF file (written to a temporary name first, so a reader never sees half a file)."""
+    path = Path(path)
+    vocab = build_vocab(spec.vocab_size)
+    tmp = path.with_name(path.name + ".partial")
+    writer = gguf.GGUFWriter(str(tmp), spec.gguf_arch)
+    writer.add_name(f"specoffload random {spec.name}")
+    writer.add_context_length(spec.context_length)
+    writer.add_embedding_length(spec.dim)
+    writer.add_block_count(spec.n_layers)
+    writer.add_feed_forward_length(spec.ffn_dim)
+    writer.add_head_count(spec.n_heads)
+    writer.add_head_count_kv(spec.n_kv_heads)
+    writer.add_rope_dimension_count(spec.head_dim)
+    writer.add_rope_freq_base(spec.rope_theta)
+    writer.add_layer_norm_rms_eps(spec.rms_eps)
+    writer.add_vocab_size(spec.vocab_size)
+    if spec.n_experts:
+        writer.add_expert_count(spec.n_experts)
+        writer.add_expert_used_count(spec.n_experts_used)
+    writer.add_tokenizer_model("gpt2")
+    # note: "gpt-2" rather than "default": llama.cpp then splits text with GPT-2's pre-tokenizer regex, the same
+    # one the HF twin's ByteLevel pre-tokenizer uses, so both twins tokenize alike ("default" adds extra splits).
+    writer.add_tokenizer_pre("gpt-2")
+    writer.add_token_list(vocab.tokens)
+    writer.add_token_types(vocab.token_types)
+    writer.add_token_merges(vocab.merges)
+    writer.add_bos_token_id(BOS_ID)
+    writer.add_eos_token_id(EOS_ID)
+    writer.add_pad_token_id(PAD_ID)
+    writer.add_add_bos_token(False)
+    writer.add_chat_template(CHATML_TEMPLATE)
+    for name, tensor in build_gguf_tensors(spec).items():
+        raw = None if tensor.qtype in (Q.F32, Q.F16) else tensor.qtype
+        writer.add_tensor(name, tensor.data, raw_dtype=raw)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    os.replace(tmp, path)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Hugging Face twin
+
+_SAFETENSORS_DTYPE = {Q.F32: "float32", Q.F16: "float16", Q.BF16: "bfloat16"}
+
+
+def _hf_config(spec: ModelSpec) -> dict:
+    arch_names = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "mixtral": "MixtralForCausalLM"}
+    config = {
+        "architectures": [arch_names[spec.arch]],
+        "model_type": spec.arch,
+        "hidden_size": spec.dim,
+        "intermediate_size": spec.ffn_dim,
+        "num_attention_heads": spec.n_heads,
+        "num_key_value_heads": spec.n_kv_heads,
+        "num_hidden_layers": spec.n_layers,
+        "head_dim": spec.head_dim,
+        "hidden_act": "silu",
+        "rms_norm_eps": spec.rms_eps,
+        "rope_theta": spec.rope_theta,
+        "vocab_size": spec.vocab_size,
+        "max_position_embeddings": spec.context_length,
+        "tie_word_embeddings": spec.tied,
+        "bos_token_id": BOS_ID,
+        "eos_token_id": EOS_ID,
+        "torch_dtype": {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}[spec.dtype],
+    }
+    if spec.arch == "mixtral":
+        config["num_local_experts"] = spec.n_experts
+        config["num_experts_per_tok"] = spec.n_experts_used
+    return config
+
+
+def _hf_array(tensor: StoredTensor, dtype: str) -> tuple[str, np.ndarray]:
+    """(safetensors dtype name, contiguous array) of a tensor stored in the twin's dtype `dtype`."""
+    if tensor.qtype == Q.F32 and dtype != "F32":  # norms/biases/router: exact on the bf16 grid
+        values = tensor.data
+        if dtype == "F16":
+            return "float16", np.ascontiguousarray(values.astype(np.float16))
+        return "bfloat16", _bf16_bits(values)
+    return _SAFETENSORS_DTYPE[tensor.qtype], np.ascontiguousarray(tensor.data)
+
+
+def _write_safetensors(path: Path, arrays: dict[str, tuple[str, np.ndarray]]) -> None:
+    """Write via the safetensors library's own serializer (its numpy front end has no bfloat16)."""
+    specs = {name: safetensors.TensorSpec(dtype=dt, shape=list(a.shape), data_ptr=a.ctypes.data, data_len=a.nbytes)
+             for name, (dt, a) in arrays.items()}
+    safetensors.serialize_file(specs, str(path), metadata={"format": "pt"})
+
+
+def write_hf(spec: ModelSpec, directory: Path, n_shards: int = 1) -> Path:
+    """Write the HF twin of `spec` into `directory`: config.json, tokenizer.json and either
+    model.safetensors or `n_shards` shards plus model.safetensors.index.json."""
+    assert spec.has_hf_twin, f"{spec.dtype} has no safetensors twin"
+    directory = Path(directory)
+    tmp = directory.with_name(directory.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    (tmp / "config.json").write_text(json.dumps(_hf_config(spec), indent=2) + "\n")
+    (tmp / "tokenizer.json").write_text(json.dumps(_tokenizer_json(build_vocab(spec.vocab_size))) + "\n")
+    (tmp / "tokenizer_config.json").write_text(json.dumps({
+        "bos_token": SPECIAL_TOKENS[BOS_ID], "eos_token": SPECIAL_TOKENS[EOS_ID],
+        "pad_token": SPECIAL_TOKENS[PAD_ID], "add_bos_token": False, "chat_template": CHATML_TEMPLATE}) + "\n")
+    arrays = {name: _hf_array(t, spec.dtype) for name, t in build_hf_tensors(spec).items()}
+    if n_shards == 1:
+        _write_safetensors(tmp / "model.safetensors", arrays)
+    else:
+        # note: split by name order, so every shard holds whole layers' worth of tensors in a mixed order,
+        # as real checkpoints do; the index must be read to find a tensor.
+        names = sorted(arrays)
+        weight_map, total = {}, 0
+        for k in range(n_shards):
+            shard = f"model-{k + 1:05d}-of-{n_shards:05d}.safetensors"
+            part = {n: arrays[n] for n in names[k::n_shards]}
+            _write_safetensors(tmp / shard, part)
+            weight_map.update({n: shard for n in part})
+            total += sum(a.nbytes for _, a in part.values())
+        index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
+        (tmp / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
+    shutil.rmtree(directory, ignore_errors=True)
+    os.replace(tmp, directory)
+    return directory
+
+
+def read_hf_tensors(directory: Path) -> dict[str, np.ndarray]:
+    """float32 arrays of every tensor in an HF directory (single file or sharded). Uses the safetensors
+    library's deserializer, which accepts bfloat16 (its numpy front end does not)."""
+    directory = Path(directory)
+    index = directory / "model.safetensors.index.json"
+    files = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.exists() \
+        else ["model.safetensors"]
+    out = {}
+    for file in files:
+        for name, info in safetensors.deserialize((directory / file).read_bytes()):
+            raw = np.frombuffer(bytes(info["data"]), dtype=np.uint8)
+            dtype = info["dtype"].upper()  # the deserializer names them F32 / F16 / BF16
+            if dtype in ("BF16", "BFLOAT16"):
+                values = (raw.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+            else:
+                values = raw.view({"F32": np.float32, "FLOAT32": np.float32, "F16": np.float16,
+                                   "FLOAT16": np.float16}[dtype])
+            out[name] = values.astype(np.float32).reshape(info["shape"])
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Cache: each process writes a model once, into one temporary directory removed at exit.
+
+_cache_dir: Path | None = None
+_cache: dict[tuple, Path] = {}
+
+
+def _cache_root() -> Path:
+    global _cache_dir
+    if _cache_dir is None:
+        _cache_dir = Path(tempfile.mkdtemp(prefix="specoffload-models-"))
+        atexit.register(shutil.rmtree, _cache_dir, True)
+    return _cache_dir
+
+
+def gguf_path(spec: ModelSpec) -> Path:
+    """Path of `spec` as GGUF, written on first use in this process."""
+    key = ("gguf", spec)
+    if key not in _cache:
+        _cache[key] = write_gguf(spec, _cache_root() / f"{spec.name}.gguf")
+    return _cache[key]
+
+
+def hf_path(spec: ModelSpec, n_shards: int = 1) -> Path:
+    """Path of the HF twin directory of `spec`, written on first use in this process."""
+    key = ("hf", spec, n_shards)
+    if key not in _cache:
+        _cache[key] = write_hf(spec, _cache_root() / f"{spec.name}-hf{n_shards}", n_shards)
+    return _cache[key]
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print(f"usage: {argv[0]} OUT_DIR   (writes every parity spec as GGUF, and HF twins)", file=sys.stderr)
+        return 2
+    out = Path(argv[1])
+    out.mkdir(parents=True, exist_ok=True)
+    for spec in parity_specs():
+        print(write_gguf(spec, out / f"{spec.name}.gguf"))
+        if spec.has_hf_twin:
+            print(write_hf(spec, out / f"{spec.name}-hf"))
+            print(write_hf(spec, out / f"{spec.name}-hf2", n_shards=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

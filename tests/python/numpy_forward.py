@@ -1,0 +1,282 @@
+"""An independent forward pass in NumPy (float32 math) for llama / qwen2 / mixtral models.
+
+Why: llama.cpp and the engine could share a misunderstanding of a generated file (a wrong rope layout, a swapped
+gate/up, experts in the wrong order). This pass is written from the models' published definitions, not from
+either implementation, and reads both twins: a GGUF file (dequantized with `gguf.quants.dequantize`, llama rope on
+adjacent pairs for GGUF "llama", NeoX rope for "qwen2") and an HF directory (rotate_half rope, HF names). When it
+agrees with llama.cpp, the factory's models mean what we think they mean.
+
+Also used on the real default model (SmolLM2-135M, Q4_1) to calibrate the greedy test: how often does an
+unquantized-activation f32 forward pass pick a different greedy token than llama.cpp?
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import gguf
+import numpy as np
+
+
+@dataclasses.dataclass
+class Config:
+    arch: str  # "llama", "qwen2" or "mixtral"
+    n_layers: int
+    dim: int
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    rope_theta: float
+    rms_eps: float
+    vocab_size: int
+    n_experts: int = 0
+    n_experts_used: int = 0
+    rope_interleaved: bool = False  # True: rotate pairs (2i, 2i+1) (GGUF llama); False: (i, i + head_dim/2)
+
+
+@dataclasses.dataclass
+class Layer:
+    attn_norm: np.ndarray  # (dim,)
+    wq: np.ndarray  # (n_heads*head_dim, dim)
+    wk: np.ndarray  # (n_kv_heads*head_dim, dim)
+    wv: np.ndarray  # (n_kv_heads*head_dim, dim)
+    wo: np.ndarray  # (dim, n_heads*head_dim)
+    bq: np.ndarray | None  # (n_heads*head_dim,) qwen2 only
+    bk: np.ndarray | None
+    bv: np.ndarray | None
+    ffn_norm: np.ndarray  # (dim,)
+    w_gate: np.ndarray  # (ffn, dim), or (n_experts, ffn, dim) for MoE
+    w_up: np.ndarray  # same shape as w_gate
+    w_down: np.ndarray  # (dim, ffn), or (n_experts, dim, ffn)
+    router: np.ndarray | None  # (n_experts, dim)
+
+
+@dataclasses.dataclass
+class Weights:
+    config: Config
+    embed: np.ndarray  # (vocab, dim)
+    layers: list[Layer]
+    out_norm: np.ndarray  # (dim,)
+    output: np.ndarray  # (vocab, dim); the embedding itself when tied
+
+
+def _field(reader: gguf.GGUFReader, key: str, default=None):
+    field = reader.fields.get(key)
+    return default if field is None else field.contents()
+
+
+def load_gguf(path: Path) -> Weights:
+    """Dequantize every tensor of a GGUF file to float32."""
+    reader = gguf.GGUFReader(str(path))
+    arch = _field(reader, "general.architecture")
+    assert arch in ("llama", "qwen2"), f"numpy_forward supports llama and qwen2 GGUF files, not {arch}"
+    t = {tensor.name: gguf.quants.dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
+         for tensor in reader.tensors}
+    n_experts = _field(reader, f"{arch}.expert_count", 0)
+    dim = _field(reader, f"{arch}.embedding_length")
+    n_heads = _field(reader, f"{arch}.attention.head_count")
+    config = Config(
+        arch="mixtral" if n_experts else arch,
+        n_layers=_field(reader, f"{arch}.block_count"),
+        dim=dim,
+        n_heads=n_heads,
+        n_kv_heads=_field(reader, f"{arch}.attention.head_count_kv", n_heads),
+        head_dim=_field(reader, f"{arch}.rope.dimension_count", dim // n_heads),
+        rope_theta=_field(reader, f"{arch}.rope.freq_base", 10000.0),
+        rms_eps=_field(reader, f"{arch}.attention.layer_norm_rms_epsilon"),
+        vocab_size=t["token_embd.weight"].shape[0],
+        n_experts=n_experts,
+        n_experts_used=_field(reader, f"{arch}.expert_used_count", 0),
+        rope_interleaved=(arch == "llama"),
+    )
+    layers = []
+    for i in range(config.n_layers):
+        p = f"blk.{i}."
+        moe = n_experts > 0
+        layers.append(Layer(
+            attn_norm=t[p + "attn_norm.weight"],
+            wq=t[p + "attn_q.weight"], wk=t[p + "attn_k.weight"], wv=t[p + "attn_v.weight"],
+            wo=t[p + "attn_output.weight"],
+            bq=t.get(p + "attn_q.bias"), bk=t.get(p + "attn_k.bias"), bv=t.get(p + "attn_v.bias"),
+            ffn_norm=t[p + "ffn_norm.weight"],
+            w_gate=t[p + ("ffn_gate_exps.weight" if moe else "ffn_gate.weight")],
+            w_up=t[p + ("ffn_up_exps.weight" if moe else "ffn_up.weight")],
+            w_down=t[p + ("ffn_down_exps.weight" if moe else "ffn_down.weight")],
+            router=t.get(p + "ffn_gate_inp.weight"),
+        ))
+    embed = t["token_embd.weight"]
+    return Weights(config, embed, layers, t["output_norm.weight"], t.get("output.weight", embed))
+
+
+def load_hf(directory: Path) -> Weights:
+    """Read an HF directory written by model_factory (config.json + safetensors, single or sharded)."""
+    from model_factory import read_hf_tensors
+
+    directory = Path(directory)
+    c = json.loads((directory / "config.json").read_text())
+    t = read_hf_tensors(directory)
+    config = Config(
+        arch=c["model_type"], n_layers=c["num_hidden_layers"], dim=c["hidden_size"],
+        n_heads=c["num_attention_heads"], n_kv_heads=c["num_key_value_heads"],
+        head_dim=c.get("head_dim", c["hidden_size"] // c["num_attention_heads"]),
+        rope_theta=c["rope_theta"], rms_eps=c["rms_norm_eps"], vocab_size=c["vocab_size"],
+        n_experts=c.get("num_local_experts", 0), n_experts_used=c.get("num_experts_per_tok", 0),
+        rope_interleaved=False,
+    )
+    layers = []
+    for i in range(config.n_layers):
+        p = f"model.layers.{i}."
+        if config.n_experts:
+            e = [f"{p}block_sparse_moe.experts.{k}." for k in range(config.n_experts)]
+            gate = np.stack([t[x + "w1.weight"] for x in e])
+            up = np.stack([t[x + "w3.weight"] for x in e])
+            down = np.stack([t[x + "w2.weight"] for x in e])
+            router = t[p + "block_sparse_moe.gate.weight"]
+        else:
+            gate, up, down = (t[p + f"mlp.{n}_proj.weight"] for n in ("gate", "up", "down"))
+            router = None
+        layers.append(Layer(
+            attn_norm=t[p + "input_layernorm.weight"],
+            wq=t[p + "self_attn.q_proj.weight"], wk=t[p + "self_attn.k_proj.weight"],
+            wv=t[p + "self_attn.v_proj.weight"], wo=t[p + "self_attn.o_proj.weight"],
+            bq=t.get(p + "self_attn.q_proj.bias"), bk=t.get(p + "self_attn.k_proj.bias"),
+            bv=t.get(p + "self_attn.v_proj.bias"),
+            ffn_norm=t[p + "post_attention_layernorm.weight"],
+            w_gate=gate, w_up=up, w_down=down, router=router,
+        ))
+    embed = t["model.embed_tokens.weight"]
+    output = embed if c.get("tie_word_embeddings", False) else t["lm_head.weight"]
+    return Weights(config, embed, layers, t["model.norm.weight"], output)
+
+
+def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
+    """x / sqrt(mean(x^2) + eps) * weight, per row."""
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * weight
+
+
+def rope(x: np.ndarray, positions: np.ndarray, theta: float, interleaved: bool) -> np.ndarray:
+    """Rotary embedding of x (n_tokens, n_heads, head_dim) at `positions` (n_tokens,).
+    Frequency i (0 <= i < head_dim/2) is theta^(-2i/head_dim); it rotates dims (2i, 2i+1) when interleaved,
+    else (i, i + head_dim/2)."""
+    hd = x.shape[-1]
+    freq = theta ** (-np.arange(0, hd, 2, dtype=np.float64) / hd)  # (hd/2,)
+    angle = positions[:, None].astype(np.float64) * freq[None, :]  # (n_tokens, hd/2)
+    cos = np.cos(angle)[:, None, :].astype(np.float32)
+    sin = np.sin(angle)[:, None, :].astype(np.float32)
+    if interleaved:
+        a, b = x[..., 0::2], x[..., 1::2]
+        out = np.empty_like(x)
+        out[..., 0::2] = a * cos - b * sin
+        out[..., 1::2] = a * sin + b * cos
+        return out
+    a, b = x[..., : hd // 2], x[..., hd // 2:]
+    return np.concatenate([a * cos - b * sin, a * sin + b * cos], axis=-1)
+
+
+def silu(x: np.ndarray) -> np.ndarray:
+    return x / (1.0 + np.exp(-x))
+
+
+class KVCache:
+    """Per-layer keys and values of one sequence: lists of (n_tokens, n_kv_heads, head_dim) arrays.
+    Arrays are never modified in place, so `copy()` (new lists, shared arrays) is a cheap branch point."""
+
+    def __init__(self, n_layers: int):
+        self.keys: list[np.ndarray | None] = [None] * n_layers
+        self.values: list[np.ndarray | None] = [None] * n_layers
+        self.length = 0
+
+    def copy(self) -> "KVCache":
+        other = KVCache(0)
+        other.keys, other.values, other.length = list(self.keys), list(self.values), self.length
+        return other
+
+    def append(self, layer: int, k: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.keys[layer] is None:
+            self.keys[layer], self.values[layer] = k, v
+        else:
+            self.keys[layer] = np.concatenate([self.keys[layer], k])
+            self.values[layer] = np.concatenate([self.values[layer], v])
+        return self.keys[layer], self.values[layer]
+
+
+def _attention(layer: Layer, c: Config, x: np.ndarray, positions: np.ndarray, cache: KVCache, il: int):
+    n = x.shape[0]
+    q = x @ layer.wq.T
+    k = x @ layer.wk.T
+    v = x @ layer.wv.T
+    if layer.bq is not None:
+        q, k, v = q + layer.bq, k + layer.bk, v + layer.bv
+    q = rope(q.reshape(n, c.n_heads, c.head_dim), positions, c.rope_theta, c.rope_interleaved)
+    k = rope(k.reshape(n, c.n_kv_heads, c.head_dim), positions, c.rope_theta, c.rope_interleaved)
+    keys, values = cache.append(il, k, v.reshape(n, c.n_kv_heads, c.head_dim))  # (kv_len, n_kv_heads, hd)
+    group = c.n_heads // c.n_kv_heads
+    keys = np.repeat(keys, group, axis=1)  # query head h reads KV head h // group
+    values = np.repeat(values, group, axis=1)
+    scores = np.einsum("qhd,khd->hqk", q, keys) / np.sqrt(c.head_dim)  # (n_heads, n, kv_len)
+    kv_pos = np.arange(keys.shape[0])
+    scores = np.where(kv_pos[None, None, :] <= positions[None, :, None], scores, -np.inf)
+    scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    probs = scores / scores.sum(axis=-1, keepdims=True)
+    out = np.einsum("hqk,khd->qhd", probs, values).reshape(n, c.n_heads * c.head_dim)
+    return out @ layer.wo.T
+
+
+def _ffn(layer: Layer, c: Config, x: np.ndarray, router_margins: list | None) -> np.ndarray:
+    if layer.router is None:
+        return (silu(x @ layer.w_gate.T) * (x @ layer.w_up.T)) @ layer.w_down.T
+    # Mixtral: softmax over all experts, keep the top n_experts_used, renormalize their weights to sum to 1.
+    logits = x @ layer.router.T  # (n, n_experts)
+    if router_margins is not None:
+        ranked = -np.sort(-logits, axis=-1)
+        router_margins.append(ranked[:, c.n_experts_used - 1] - ranked[:, c.n_experts_used])  # (n,)
+    probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    probs /= probs.sum(axis=-1, keepdims=True)
+    out = np.zeros_like(x)
+    for row in range(x.shape[0]):
+        chosen = np.argsort(-probs[row], kind="stable")[: c.n_experts_used]
+        weights = probs[row, chosen] / probs[row, chosen].sum()
+        for e, w in zip(chosen, weights):
+            h = silu(layer.w_gate[e] @ x[row]) * (layer.w_up[e] @ x[row])
+            out[row] += w * (layer.w_down[e] @ h)
+    return out
+
+
+def forward(weights: Weights, tokens, cache: KVCache | None = None, router_margins: list | None = None) -> np.ndarray:
+    """Logits (n_tokens, vocab) for `tokens` appended to `cache` (a new, empty cache when None).
+
+    For MoE models, `router_margins` (when given) receives one (n_tokens,) array per layer: the router logit of
+    the last chosen expert minus that of the best expert left out. A small margin means the expert choice is a
+    near tie that rounding noise in any implementation may flip."""
+    c = weights.config
+    cache = cache or KVCache(c.n_layers)
+    tokens = np.asarray(tokens, dtype=np.int64)
+    positions = np.arange(cache.length, cache.length + len(tokens))
+    x = weights.embed[tokens].astype(np.float32)
+    for il, layer in enumerate(weights.layers):
+        x = x + _attention(layer, c, rms_norm(x, layer.attn_norm, c.rms_eps), positions, cache, il)
+        x = x + _ffn(layer, c, rms_norm(x, layer.ffn_norm, c.rms_eps), router_margins)
+    cache.length += len(tokens)
+    return rms_norm(x, weights.out_norm, c.rms_eps) @ weights.output.T
+
+
+def logits(weights: Weights, tokens, prefill: int | None = None) -> np.ndarray:
+    """Logits after every token: the first `prefill` tokens in one step, then one token per step (all at once
+    when `prefill` is None). Mathematically the split changes nothing; it is here to mirror the engine's feeding."""
+    cache = KVCache(weights.config.n_layers)
+    prefill = len(tokens) if prefill is None else prefill
+    parts = [forward(weights, tokens[:prefill], cache)]
+    parts += [forward(weights, [t], cache) for t in tokens[prefill:]]
+    return np.concatenate(parts)
+
+
+def greedy(weights: Weights, prompt_tokens, n: int) -> list[int]:
+    """Greedy continuation of exactly n tokens (EOS does not stop it)."""
+    cache = KVCache(weights.config.n_layers)
+    last = forward(weights, prompt_tokens, cache)[-1]
+    out = [int(np.argmax(last))]
+    while len(out) < n:
+        out.append(int(np.argmax(forward(weights, [out[-1]], cache)[-1])))
+    return out[:n]
