@@ -75,12 +75,10 @@ Result<std::string> render_mistral(const ChatTemplate& chat, std::span<const Cha
   for (size_t i = 0; i < turns.size(); ++i) {
     const ChatMessage& message = turns[i];
     if (message.role != "user" && message.role != "assistant") {
-      if (version == MistralVersion::kLegacy && (message.role == "user") != (i % 2 == 0)) {
-        return roles_must_alternate("Mistral", i, message.role);
-      }
       return unknown_role("Mistral", message.role,
-                          version == MistralVersion::kLegacy ? "user or assistant (this template has no system role)"
-                                                             : "user or assistant after an optional first system");
+                          version == MistralVersion::kLegacy
+                              ? "user or assistant (this template has no system role; --chat-template mistral-v1 has)"
+                              : "user or assistant after an optional first system message");
     }
     if ((message.role == "user") != (i % 2 == 0)) return roles_must_alternate("Mistral", i, message.role);
   }

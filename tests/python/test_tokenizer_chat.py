@@ -2,6 +2,8 @@
 family, rendered with jinja2 the way Hugging Face transformers renders them: strings must be
 identical, and where the template raises, ours must return an error."""
 
+import functools
+
 import jinja2
 import jinja2.ext
 import jinja2.sandbox
@@ -275,6 +277,7 @@ LLAMA31 = """{{- bos_token }}
 """
 
 
+@functools.cache
 def smollm2_template():
     return GGUFReader(str(ts.DEFAULT_MODEL)).fields["tokenizer.chat_template"].contents()
 
@@ -367,12 +370,11 @@ def test_rendering_matches_jinja(key):
 def test_named_template_renders_like_the_detected_one(key):
     template, bos, eos, name = TEMPLATES[key]
     template = template if template is not None else smollm2_template()
+    if key in ("smollm2", "qwen2"):  # a name carries no default system prompt
+        return
     detected = ts.run_tool(["--chat"], chat_requests(template, bos, eos))
     named = ts.run_tool(["--chat"], chat_requests("", bos, eos, name=name))
-    if key in ("smollm2", "qwen2"):  # a name knows no default system prompt
-        return
-    assert detected == [{**n, "default_system": d.get("default_system")} if "text" in n else d
-                        for d, n in zip(detected, named)] or detected == named
+    assert [(r.get("text"), "error" in r) for r in detected] == [(r.get("text"), "error" in r) for r in named]
 
 
 def test_smollm2_default_system_prompt_comes_from_the_template():
