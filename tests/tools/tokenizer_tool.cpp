@@ -4,13 +4,14 @@
 //   tokenizer_tool --hf-dir DIR                 tokenizer.json (+ config files) in DIR
 //   tokenizer_tool --tokenizer-json FILE [--tokenizer-config FILE]
 //       stdin  {"text": "...", "bos": false, "special": true}   (bos/special optional)
-//       stdout {"ids": [...], "decoded": "...", "pieces": ["...", ...]}
+//       stdout {"ids": [...], "decoded": "...", "pieces": ["...", ...], "encode_seconds": 0.001}
 //   tokenizer_tool --info ...                   one line: bos/eos ids, add_bos, n_vocab, end-of-generation ids
 //   tokenizer_tool --chat
 //       stdin  {"template": "...", "name": "", "messages": [{"role", "content"}], "add_generation_prompt": true,
 //               "bos_token": "<s>", "eos_token": "</s>", "date_string": "26 Jul 2024"}   (the last three optional)
 //       stdout {"text": "..."} or {"error": "..."}
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -109,11 +110,17 @@ int main(int argc, char** argv) {
   while (std::getline(std::cin, line)) {
     const json request = json::parse(line);
     const std::string text = request.at("text").get<std::string>();
+    const auto start = std::chrono::steady_clock::now();
     const std::vector<int32_t> ids =
         (*tokenizer)->encode(text, request.value("bos", bos), request.value("special", !no_special));
+    const double encode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     json pieces = json::array();
     for (int32_t id : ids) pieces.push_back((*tokenizer)->token_to_piece(id));
-    std::cout << dump_line({{"ids", ids}, {"decoded", (*tokenizer)->decode(ids)}, {"pieces", pieces}}) << "\n";
+    std::cout << dump_line({{"ids", ids},
+                            {"decoded", (*tokenizer)->decode(ids)},
+                            {"pieces", pieces},
+                            {"encode_seconds", encode_seconds}})
+              << "\n";
     std::cout.flush();
   }
   return 0;
