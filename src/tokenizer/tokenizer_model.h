@@ -85,7 +85,7 @@ class BpeTokenizer : public Tokenizer {
 
   TokenizerSpec spec_;
   TokenTextMap token_ids_;                          // stored text -> id
-  std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merge_ranks_;  // (left << 32 | right) -> (rank, merged)
+  BpePairTable merge_ranks_;                        // (left, right) -> (rank, merged)
   std::vector<std::string> token_bytes_;            // (n_vocab) bytes each token decodes to
   std::vector<uint8_t> token_is_added_;             // (n_vocab) 1 for added/special tokens
   std::vector<uint8_t> end_of_generation_;          // (n_vocab)
