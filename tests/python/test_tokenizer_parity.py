@@ -2,6 +2,7 @@
 and llama.cpp, on the same vocabularies, over ~2,800 varied strings; and decode(encode(x)) == x."""
 
 import functools
+import json
 
 import llama_cpp
 import pytest
@@ -185,3 +186,13 @@ def test_score_merging_and_rank_merging_differ_where_explained(tmp_path):
     assert ts.run_tool(["--tokenizer-json", str(tmp_path / "tokenizer.json")], requests(text))[0]["ids"] == hf_result
     assert ts.run_tool(["--gguf", str(tmp_path / "model.gguf")], requests(text))[0]["ids"] == [
         ids[refs.SPACE_MARKER + "abc"]]
+
+
+def test_encoding_a_megabyte_of_english_takes_well_under_a_second():
+    with open(ts.SHARED_DATA / "sotu.jsonl", encoding="utf-8") as f:
+        speeches = [json.loads(line)["text"] for line in f]
+    text = "\n".join(speeches)[: 1 << 20]
+    reply = ts.run_tool(["--gguf", str(ts.DEFAULT_MODEL)], requests([text]))[0]
+    assert reply["decoded"] == text
+    # About 0.2 s on a busy 2-core machine; the bound leaves room for slower ones.
+    assert reply["encode_seconds"] < 1.0, reply["encode_seconds"]
