@@ -196,3 +196,16 @@ def test_encoding_a_megabyte_of_english_takes_well_under_a_second():
     assert reply["decoded"] == text
     # About 0.2 s on a busy 2-core machine; the bound leaves room for slower ones.
     assert reply["encode_seconds"] < 1.0, reply["encode_seconds"]
+
+
+def test_hugging_face_directory_reads_tokenizer_config(sentencepiece_files):
+    hf, _, texts = sentencepiece()
+    (sentencepiece_files / "tokenizer_config.json").write_text(json.dumps(
+        {"bos_token": "<s>", "eos_token": "</s>", "add_bos_token": False, "chat_template": "{{ '[INST]' }}"}))
+    info = ts.tool_info(["--hf-dir", str(sentencepiece_files)])
+    assert (info["bos"], info["eos"], info["add_bos"], info["kind"]) == (1, 2, False, "sentencepiece")
+    assert info["chat_template"] == "{{ '[INST]' }}"
+    sample = texts[:300]
+    ours = ts.run_tool(["--hf-dir", str(sentencepiece_files), "--bos"], requests(sample))
+    # add_bos_token false in tokenizer_config.json overrides the post-processor's "<s> $A".
+    compare(sample, ours, refs.hf_ids(hf, sample), "HF directory with add_bos_token=false")

@@ -48,8 +48,14 @@ json render_chat_line(const json& request) {
 so::Result<std::unique_ptr<so::Tokenizer>> load_tokenizer(const std::string& gguf, const std::string& hf_dir,
                                                           const std::string& tokenizer_json,
                                                           const std::string& tokenizer_config) {
-  if (!gguf.empty() || !hf_dir.empty()) {
-    SO_ASSIGN_OR_RETURN(so::ModelFile model, so::open_model_file(gguf.empty() ? hf_dir : gguf));
+  if (!gguf.empty()) {
+    SO_ASSIGN_OR_RETURN(so::ModelFile model, so::open_model_file(gguf));
+    return so::Tokenizer::from_model_file(model);
+  }
+  if (!hf_dir.empty()) {  // the tokenizer files alone, no weights needed
+    so::ModelFile model;
+    model.format = so::ModelFormat::kSafetensors;
+    model.path = hf_dir;
     return so::Tokenizer::from_model_file(model);
   }
   SO_ASSIGN_OR_RETURN(std::string json_text, so::read_text_file(tokenizer_json));
