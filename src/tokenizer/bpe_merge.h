@@ -18,7 +18,7 @@ struct BpeSymbol {
   int32_t token = -1;  // -1: not (yet) a token, e.g. a character outside the vocabulary
   uint32_t begin = 0;  // byte range in the piece
   uint32_t end = 0;
-  int32_t prev = -1;   // neighbours in the live chain; a merged-away symbol has end == begin
+  int32_t prev = -1;  // neighbours in the live chain; a merged-away symbol has end == begin
   int32_t next = -1;
 };
 
@@ -136,7 +136,8 @@ class BpePairTable {
     reserve(std::max<size_t>(size_ + 1, old.size()));
     size_ = 0;
     for (const Entry& entry : old) {
-      if (entry.key != kEmpty) insert(static_cast<int32_t>(entry.key >> 32), static_cast<int32_t>(entry.key), entry.rank, entry.merged);
+      if (entry.key != kEmpty)
+        insert(static_cast<int32_t>(entry.key >> 32), static_cast<int32_t>(entry.key), entry.rank, entry.merged);
     }
   }
 

@@ -24,8 +24,7 @@ int byte_token_value(std::string_view text) {
 
 bool is_end_of_turn_text(std::string_view text) {
   static constexpr std::array<std::string_view, 8> kEndOfTurnTexts = {
-      "<|im_end|>", "<|eot_id|>",  "<|eom_id|>", "<|endoftext|>",
-      "<|end_of_text|>", "<end_of_turn>", "<|end|>", "<EOT>",
+      "<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|endoftext|>", "<|end_of_text|>", "<end_of_turn>", "<|end|>", "<EOT>",
   };
   for (std::string_view known : kEndOfTurnTexts) {
     if (text == known) return true;
@@ -154,7 +153,7 @@ std::vector<int32_t> BpeTokenizer::encode(std::string_view text, bool add_bos, b
   std::vector<int32_t> out;
   // note: words repeat in natural text; remembering short pieces for the length of this
   // call makes a megabyte of English several times faster and needs no locking.
-  TokenTextMap cached_ranges;  // piece -> index into cached_spans
+  TokenTextMap cached_ranges;                               // piece -> index into cached_spans
   std::vector<std::pair<uint32_t, uint32_t>> cached_spans;  // [begin, end) in cached_ids
   std::vector<int32_t> cached_ids;
   constexpr size_t kMaxCachedPiece = 48;

@@ -84,7 +84,8 @@ TEST(ByteLevelBpe, MergesByRankAndRoundTrips) {
   EXPECT_EQ(tokenizer->encode("hello world", false, true), (Ids{vocab.id("hello"), vocab.id("Ġworld")}));
   // smollm splits digits one by one, so the merge "1 2" never applies.
   EXPECT_EQ(tokenizer->encode("12", false, true), (Ids{vocab.byte('1'), vocab.byte('2')}));
-  for (const std::string& text : std::vector<std::string>{"hello world", "  héllo\n\tworld 123 😀", "", std::string("\xFF\x00 x", 4)}) {
+  for (const std::string& text :
+       std::vector<std::string>{"hello world", "  héllo\n\tworld 123 😀", "", std::string("\xFF\x00 x", 4)}) {
     EXPECT_EQ(tokenizer->decode(tokenizer->encode(text, false, true)), text);
   }
   EXPECT_EQ(tokenizer->token_to_piece(vocab.id("Ġworld")), " world");
@@ -122,9 +123,9 @@ TEST(ByteLevelBpe, EndOfGenerationCoversEosEotAndKnownTurnEnds) {
   metadata.set("tokenizer.ggml.eot_token_id", u32(3));
   auto tokenizer = must(Tokenizer::from_gguf_metadata(metadata));
   EXPECT_EQ(tokenizer->eos_id(), 0);
-  EXPECT_TRUE(tokenizer->is_end_of_generation(0));   // EOS
-  EXPECT_TRUE(tokenizer->is_end_of_generation(2));   // <|im_end|> by its text
-  EXPECT_TRUE(tokenizer->is_end_of_generation(3));   // EOT
+  EXPECT_TRUE(tokenizer->is_end_of_generation(0));  // EOS
+  EXPECT_TRUE(tokenizer->is_end_of_generation(2));  // <|im_end|> by its text
+  EXPECT_TRUE(tokenizer->is_end_of_generation(3));  // EOT
   EXPECT_FALSE(tokenizer->is_end_of_generation(1));
   EXPECT_FALSE(tokenizer->is_end_of_generation(-1));
   EXPECT_FALSE(tokenizer->is_end_of_generation(1 << 20));
@@ -222,7 +223,8 @@ TEST(SentencePieceBpe, UnknownCharactersFallBackToBytesAndDecodeBack) {
   const Ids ids = tokenizer->encode("a\xC3\xA9", false, true);  // "aé"
   EXPECT_EQ(ids, (Ids{vocab.id(kMarker + "a"), vocab.id("<0xC3>"), vocab.id("<0xA9>")}));
   EXPECT_EQ(tokenizer->token_to_piece(vocab.id("<0xC3>")), "\xC3");
-  for (std::string text : std::vector<std::string>{"a\xC3\xA9", " a b  c ", "", "x<s>y", "<s>", "\n\t\xF0\x9F\x98\x80"}) {
+  for (std::string text :
+       std::vector<std::string>{"a\xC3\xA9", " a b  c ", "", "x<s>y", "<s>", "\n\t\xF0\x9F\x98\x80"}) {
     EXPECT_EQ(tokenizer->decode(tokenizer->encode(text, false, true)), text) << text;
   }
   // The leading space the encoder added is dropped once; a BOS in front does not change that.
@@ -264,7 +266,8 @@ TEST(TokenizerJson, SentencePieceMergesByRankLikeHuggingFace) {
   // No rule (a, bc): Hugging Face stops at ▁a|bc where llama.cpp's score rule makes "▁abc".
   EXPECT_EQ(tokenizer->encode("abc", false, true), (Ids{vocab.id(kMarker + "a"), vocab.id("bc")}));
   EXPECT_EQ(tokenizer->decode(tokenizer->encode(" x<s> y", false, true)), " x<s> y");
-  EXPECT_EQ(tokenizer->encode("\xC3\xA9", false, true), (Ids{vocab.id(kMarker), vocab.id("<0xC3>"), vocab.id("<0xA9>")}));
+  EXPECT_EQ(tokenizer->encode("\xC3\xA9", false, true),
+            (Ids{vocab.id(kMarker), vocab.id("<0xC3>"), vocab.id("<0xA9>")}));
 }
 
 TEST(TokenizerJson, MetaspaceFirstPrependsOnlyAtTheStart) {
@@ -320,12 +323,14 @@ TEST(TokenizerJsonErrors, SayWhatWasExpectedAndFound) {
                  "normalizer type \"Lowercase\" is not supported");
   expect_message(json_error(sentencepiece_json(vocab, R"("pre_tokenizer": {"type": "BertPreTokenizer"})")),
                  "pre_tokenizer type \"BertPreTokenizer\" is not supported; supported: Sequence, Split");
-  expect_message(json_error(sentencepiece_json(
-                     vocab, R"("pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(x"}, "behavior": "Isolated"})")),
-                 "does not compile");
-  expect_message(json_error(sentencepiece_json(
-                     vocab, R"("pre_tokenizer": {"type": "Split", "pattern": {"Regex": "x"}, "behavior": "Sideways"})")),
-                 "split behavior \"Sideways\" is not known");
+  expect_message(
+      json_error(sentencepiece_json(
+          vocab, R"("pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(x"}, "behavior": "Isolated"})")),
+      "does not compile");
+  expect_message(
+      json_error(sentencepiece_json(
+          vocab, R"("pre_tokenizer": {"type": "Split", "pattern": {"Regex": "x"}, "behavior": "Sideways"})")),
+      "split behavior \"Sideways\" is not known");
   expect_message(json_error(R"({"model": {"vocab": {"a": "zero"}}})"), "unexpected shape");
   expect_message(json_error(R"({"model": {"vocab": {"a": 0, "b": 1}, "merges": ["a b c"]}})"),
                  "model.merges entry 0 is \"a b c\"");

@@ -41,14 +41,15 @@ TEST(ChatTemplate, ChatMLWithTheDefaultSystemPromptFromTheTemplate) {
 }
 
 TEST(ChatTemplate, Llama2PutsTheSystemIntoTheFirstTurn) {
-  const ChatTemplate chat =
-      detect("{% if messages[0]['role'] == 'system' %}...<<SYS>>...{{ bos_token + '[INST] ' + content.strip() + "
-             "' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}");
+  const ChatTemplate chat = detect(
+      "{% if messages[0]['role'] == 'system' %}...<<SYS>>...{{ bos_token + '[INST] ' + content.strip() + "
+      "' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}");
   EXPECT_EQ(chat.family, ChatFamily::kLlama2);
   EXPECT_TRUE(chat.llama2_strip);
   EXPECT_TRUE(chat.llama2_bos_each_turn);
   EXPECT_EQ(render(chat, {{"system", "Sys"}, {"user", " Hi "}, {"assistant", " Hello "}, {"user", "Bye"}}),
-            "<s>[INST] <<SYS>>\nSys\n<</SYS>>\n\n Hi [/INST] Hello </s><s>[INST] Bye [/INST]");  // strip() sees the whole turn
+            "<s>[INST] <<SYS>>\nSys\n<</SYS>>\n\n Hi [/INST] Hello </s><s>[INST] Bye [/INST]");  // strip() sees the
+                                                                                                 // whole turn
 }
 
 TEST(ChatTemplate, MistralVersionsDifferInSpacesAndSystemPlacement) {
@@ -74,8 +75,9 @@ TEST(ChatTemplate, Llama3HeadersAndTheLlama31DateHeader) {
   EXPECT_EQ(render(llama3, {{"user", " Hi "}}),
             "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
             "<|start_header_id|>assistant<|end_header_id|>\n\n");
-  const ChatTemplate llama31 = detect("<|start_header_id|> {%- set date_string = \"26 Jul 2024\" %} "
-                                      "{{- \"Cutting Knowledge Date: December 2023\\n\" }}");
+  const ChatTemplate llama31 = detect(
+      "<|start_header_id|> {%- set date_string = \"26 Jul 2024\" %} "
+      "{{- \"Cutting Knowledge Date: December 2023\\n\" }}");
   EXPECT_EQ(llama31.llama3_date, "26 Jul 2024");
   EXPECT_EQ(render(llama31, {{"system", "S "}, {"user", "Hi"}}, false),
             "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\n"

@@ -61,7 +61,10 @@ TEST(PreTokenizer, Gpt2RegexSplitsWordsNumbersPunctuationAndSpaces) {
 }
 
 TEST(PreTokenizer, InvalidUtf8BytesBecomeTheirOwnPieces) {
-  EXPECT_EQ(gpt2_pre_tokenizer().run("ab\xFF" "cd", true), (Pieces{"ab", "\xFF", "cd"}));
+  EXPECT_EQ(gpt2_pre_tokenizer().run("ab\xFF"
+                                     "cd",
+                                     true),
+            (Pieces{"ab", "\xFF", "cd"}));
 }
 
 TEST(PreTokenizer, SmollmPresetSplitsDigitsOneByOne) {
@@ -106,9 +109,13 @@ TEST(PreTokenizer, PrependFirstOnlyTouchesTheStartOfTheText) {
   PreTokenizer pre;
   pre.add_replace(" ", "\xE2\x96\x81");
   pre.add_prepend("\xE2\x96\x81", PrependScheme::kFirst, /*only_if_missing=*/true);
-  EXPECT_EQ(pre.run("a b", true), (Pieces{"\xE2\x96\x81" "a\xE2\x96\x81" "b"}));
-  EXPECT_EQ(pre.run("a b", false), (Pieces{"a\xE2\x96\x81" "b"}));
-  EXPECT_EQ(pre.run(" a", true), (Pieces{"\xE2\x96\x81" "a"}));  // already starts with it
+  EXPECT_EQ(pre.run("a b", true), (Pieces{"\xE2\x96\x81"
+                                          "a\xE2\x96\x81"
+                                          "b"}));
+  EXPECT_EQ(pre.run("a b", false), (Pieces{"a\xE2\x96\x81"
+                                           "b"}));
+  EXPECT_EQ(pre.run(" a", true), (Pieces{"\xE2\x96\x81"
+                                         "a"}));  // already starts with it
   EXPECT_EQ(pre.run("", true), (Pieces{}));
 }
 
