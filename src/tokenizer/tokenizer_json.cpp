@@ -160,6 +160,16 @@ void read_generation_config(const json& config, TokenizerSpec& spec) {
   }
 }
 
+// A ByteLevel decoder, alone or inside a Sequence.
+bool is_byte_level_decoder(const json& decoder) {
+  if (!decoder.is_object()) return false;
+  if (decoder.value("type", std::string()) == "ByteLevel") return true;
+  if (auto it = decoder.find("decoders"); it != decoder.end() && it->is_array()) {
+    return std::any_of(it->begin(), it->end(), [](const json& step) { return is_byte_level_decoder(step); });
+  }
+  return false;
+}
+
 Result<json> parse_json(std::string_view text, std::string_view name) {
   json parsed = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (parsed.is_discarded()) return format_error(name, " is not valid JSON; expected the file Hugging Face writes");
@@ -185,8 +195,7 @@ Result<std::unique_ptr<Tokenizer>> read_hf_files(const HfTokenizerFiles& files) 
   HfPipeline pipeline;
   SO_TRY(hf_read_normalizer(root.value("normalizer", json()), pipeline));
   SO_TRY(hf_read_pre_tokenizer(root.value("pre_tokenizer", json()), pipeline));
-  const json decoder = root.value("decoder", json());
-  const bool byte_level_decoder = decoder.is_object() && decoder.dump().find("\"ByteLevel\"") != std::string::npos;
+  const bool byte_level_decoder = is_byte_level_decoder(root.value("decoder", json()));
   spec.kind =
       pipeline.byte_level || byte_level_decoder ? TokenizerKind::kByteLevelBpe : TokenizerKind::kSentencePieceBpe;
   spec.pre_tokenizer = std::move(pipeline.pre_tokenizer);
