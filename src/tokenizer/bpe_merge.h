@@ -5,6 +5,8 @@
 // as both references do. A heap over candidate pairs keeps this O(n log n) per piece.
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <queue>
@@ -16,7 +18,7 @@ struct BpeSymbol {
   int32_t token = -1;  // -1: not (yet) a token, e.g. a character outside the vocabulary
   uint32_t begin = 0;  // byte range in the piece
   uint32_t end = 0;
-  int32_t prev = -1;   // neighbours in the live chain; a merged-away symbol has end == begin
+  int32_t prev = -1;  // neighbours in the live chain; a merged-away symbol has end == begin
   int32_t next = -1;
 };
 
@@ -79,5 +81,69 @@ inline void bpe_link_symbols(std::vector<BpeSymbol>& symbols) {
     symbols[i].next = i + 1 < n ? i + 1 : -1;
   }
 }
+
+}  // namespace so
+
+namespace so {
+
+// (left token, right token) -> (merge rank, merged token): open addressing with linear
+// probing, because std::unordered_map's node chasing dominated encode time.
+class BpePairTable {
+ public:
+  struct Entry {
+    uint64_t key = kEmpty;
+    int32_t rank = 0;
+    int32_t merged = 0;
+  };
+
+  void reserve(size_t n_pairs) {
+    size_t capacity = 16;
+    while (capacity < n_pairs * 2) capacity *= 2;
+    entries_.assign(capacity, Entry{});
+    mask_ = capacity - 1;
+  }
+  // Keeps the first insertion of a pair (the lowest rank).
+  void insert(int32_t left, int32_t right, int32_t rank, int32_t merged) {
+    if (entries_.empty() || (size_ + 1) * 2 > entries_.size()) grow();
+    const uint64_t key = pack(left, right);
+    for (size_t slot = hash(key) & mask_;; slot = (slot + 1) & mask_) {
+      if (entries_[slot].key == key) return;
+      if (entries_[slot].key == kEmpty) {
+        entries_[slot] = {key, rank, merged};
+        ++size_;
+        return;
+      }
+    }
+  }
+  const Entry* find(int32_t left, int32_t right) const {
+    if (entries_.empty()) return nullptr;
+    const uint64_t key = pack(left, right);
+    for (size_t slot = hash(key) & mask_;; slot = (slot + 1) & mask_) {
+      if (entries_[slot].key == key) return &entries_[slot];
+      if (entries_[slot].key == kEmpty) return nullptr;
+    }
+  }
+  size_t size() const { return size_; }
+
+ private:
+  static constexpr uint64_t kEmpty = ~uint64_t{0};
+  static uint64_t pack(int32_t left, int32_t right) {
+    return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
+  }
+  static size_t hash(uint64_t key) { return static_cast<size_t>((key * 0x9E3779B97F4A7C15ull) >> 20); }
+  void grow() {
+    std::vector<Entry> old = std::move(entries_);
+    reserve(std::max<size_t>(size_ + 1, old.size()));
+    size_ = 0;
+    for (const Entry& entry : old) {
+      if (entry.key != kEmpty)
+        insert(static_cast<int32_t>(entry.key >> 32), static_cast<int32_t>(entry.key), entry.rank, entry.merged);
+    }
+  }
+
+  std::vector<Entry> entries_;
+  size_t mask_ = 0;
+  size_t size_ = 0;
+};
 
 }  // namespace so

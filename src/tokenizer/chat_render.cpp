@@ -11,8 +11,10 @@ namespace {
 std::string strip(std::string_view text) { return std::string(unicode_strip_python(text)); }
 
 Status roles_must_alternate(std::string_view family, size_t index, std::string_view role) {
-  return invalid_argument(family, " chat template: after the optional first system message, roles must alternate "
-                          "user/assistant/user/...; message ", index, " has role ", quote_for_message(role));
+  return invalid_argument(family,
+                          " chat template: after the optional first system message, roles must alternate "
+                          "user/assistant/user/...; message ",
+                          index, " has role ", quote_for_message(role));
 }
 
 Status unknown_role(std::string_view family, std::string_view role, std::string_view supported) {
@@ -75,12 +77,10 @@ Result<std::string> render_mistral(const ChatTemplate& chat, std::span<const Cha
   for (size_t i = 0; i < turns.size(); ++i) {
     const ChatMessage& message = turns[i];
     if (message.role != "user" && message.role != "assistant") {
-      if (version == MistralVersion::kLegacy && (message.role == "user") != (i % 2 == 0)) {
-        return roles_must_alternate("Mistral", i, message.role);
-      }
       return unknown_role("Mistral", message.role,
-                          version == MistralVersion::kLegacy ? "user or assistant (this template has no system role)"
-                                                             : "user or assistant after an optional first system");
+                          version == MistralVersion::kLegacy
+                              ? "user or assistant (this template has no system role; --chat-template mistral-v1 has)"
+                              : "user or assistant after an optional first system message");
     }
     if ((message.role == "user") != (i % 2 == 0)) return roles_must_alternate("Mistral", i, message.role);
   }
@@ -91,16 +91,30 @@ Result<std::string> render_mistral(const ChatTemplate& chat, std::span<const Cha
       const bool with_system = has_system && (version == MistralVersion::kV1 ? i == 0 : i + 1 == turns.size());
       const std::string content = with_system ? messages[0].content + "\n\n" + message.content : message.content;
       switch (version) {
-        case MistralVersion::kLegacy: out += "[INST] " + content + " [/INST]"; break;
-        case MistralVersion::kV1: out += " [INST] " + content + " [/INST]"; break;
-        case MistralVersion::kV3: out += "[INST] " + content + "[/INST]"; break;
-        default: out += "[INST]" + content + "[/INST]"; break;
+        case MistralVersion::kLegacy:
+          out += "[INST] " + content + " [/INST]";
+          break;
+        case MistralVersion::kV1:
+          out += " [INST] " + content + " [/INST]";
+          break;
+        case MistralVersion::kV3:
+          out += "[INST] " + content + "[/INST]";
+          break;
+        default:
+          out += "[INST]" + content + "[/INST]";
+          break;
       }
     } else {
       switch (version) {
-        case MistralVersion::kV1: out += " " + message.content + chat.eos_text; break;
-        case MistralVersion::kV3: out += " " + strip(message.content) + chat.eos_text; break;
-        default: out += message.content + chat.eos_text; break;
+        case MistralVersion::kV1:
+          out += " " + message.content + chat.eos_text;
+          break;
+        case MistralVersion::kV3:
+          out += " " + strip(message.content) + chat.eos_text;
+          break;
+        default:
+          out += message.content + chat.eos_text;
+          break;
       }
     }
   }
@@ -122,8 +136,8 @@ std::string render_llama3(const ChatTemplate& chat, std::span<const ChatMessage>
     const bool has_system = !messages.empty() && messages[0].role == "system";
     const std::string system = has_system ? strip(messages[0].content) : std::string();
     out += chat.bos_text;
-    out += llama3_turn("system", "Cutting Knowledge Date: December 2023\nToday Date: " + chat.llama3_date + "\n\n" +
-                                     system);
+    out += llama3_turn("system",
+                       "Cutting Knowledge Date: December 2023\nToday Date: " + chat.llama3_date + "\n\n" + system);
     for (const ChatMessage& message : messages.subspan(has_system ? 1 : 0)) {
       if (message.role == "tool" || message.role == "ipython") {
         out += llama3_turn("ipython", message.content);
@@ -141,10 +155,14 @@ std::string render_llama3(const ChatTemplate& chat, std::span<const ChatMessage>
 Result<std::string> render_chat(const ChatTemplate& chat, const std::vector<ChatMessage>& messages,
                                 bool add_generation_prompt) {
   switch (chat.family) {
-    case ChatFamily::kChatML: return render_chatml(chat, messages, add_generation_prompt);
-    case ChatFamily::kLlama2: return render_llama2(chat, messages);
-    case ChatFamily::kMistral: return render_mistral(chat, messages);
-    case ChatFamily::kLlama3: return render_llama3(chat, messages, add_generation_prompt);
+    case ChatFamily::kChatML:
+      return render_chatml(chat, messages, add_generation_prompt);
+    case ChatFamily::kLlama2:
+      return render_llama2(chat, messages);
+    case ChatFamily::kMistral:
+      return render_mistral(chat, messages);
+    case ChatFamily::kLlama3:
+      return render_llama3(chat, messages, add_generation_prompt);
   }
   return invalid_argument("unknown chat family");
 }

@@ -20,10 +20,18 @@ std::string unescape_jinja_literal(std::string_view text) {
     }
     const char next = text[++i];
     switch (next) {
-      case 'n': out += '\n'; break;
-      case 't': out += '\t'; break;
-      case 'r': out += '\r'; break;
-      default: out += next; break;  // \\ \' \"
+      case 'n':
+        out += '\n';
+        break;
+      case 't':
+        out += '\t';
+        break;
+      case 'r':
+        out += '\r';
+        break;
+      default:
+        out += next;
+        break;  // \\ \' \"
     }
   }
   return out;
@@ -119,7 +127,8 @@ const std::array<NamedTemplate, 9>& named_templates() {
       {"mistral-v3-tekken", [] { return make_mistral(MistralVersion::kV3Tekken); }},
       {"mistral-v7", [] { return make_mistral(MistralVersion::kV7); }},
       {"llama3", [] { return make_template(ChatFamily::kLlama3); }},
-      {"llama3.1", [] {
+      {"llama3.1",
+       [] {
          ChatTemplate chat = make_template(ChatFamily::kLlama3);
          chat.llama3_date = "26 Jul 2024";
          return chat;
@@ -129,7 +138,8 @@ const std::array<NamedTemplate, 9>& named_templates() {
 }
 
 Status unrecognized(std::string_view why) {
-  return unsupported(why, "; supported families: ChatML (<|im_start|>), Llama-2 ([INST] with <<SYS>>), Mistral "
+  return unsupported(why,
+                     "; supported families: ChatML (<|im_start|>), Llama-2 ([INST] with <<SYS>>), Mistral "
                      "([INST]), Llama-3 (<|start_header_id|>). Pass --chat-template NAME with NAME one of ",
                      chat_template_names());
 }
@@ -184,8 +194,10 @@ Result<ChatTemplate> detect_chat_template(const std::string& jinja, const std::s
                             " is not a known template; expected one of ", chat_template_names());
   }
   if (jinja.empty()) {
-    return invalid_argument("the model has no chat template (tokenizer.chat_template is missing); pass "
-                            "--chat-template NAME with NAME one of ", chat_template_names());
+    return invalid_argument(
+        "the model has no chat template (tokenizer.chat_template is missing); pass "
+        "--chat-template NAME with NAME one of ",
+        chat_template_names());
   }
   if (std::optional<ChatTemplate> chat = detect_from_markers(jinja)) return *chat;
   return unrecognized(str_cat("the model's chat template is not one this engine renders (it begins ",

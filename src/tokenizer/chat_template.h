@@ -14,11 +14,11 @@ enum class ChatFamily { kChatML, kLlama2, kMistral, kLlama3 };
 
 // Mistral's published template generations (mistralai cookbook naming).
 enum class MistralVersion {
-  kLegacy,     // Mistral-7B-Instruct v0.1/v0.2, Mixtral: "[INST] x [/INST]", no system role
-  kV1,         // " [INST] x [/INST]", system before the first user message
-  kV3,         // "[INST] x[/INST]", system before the last user message
-  kV3Tekken,   // "[INST]x[/INST]", system before the last user message
-  kV7,         // "[SYSTEM_PROMPT] s[/SYSTEM_PROMPT][INST] x[/INST]"
+  kLegacy,    // Mistral-7B-Instruct v0.1/v0.2, Mixtral: "[INST] x [/INST]", no system role
+  kV1,        // " [INST] x [/INST]", system before the first user message
+  kV3,        // "[INST] x[/INST]", system before the last user message
+  kV3Tekken,  // "[INST]x[/INST]", system before the last user message
+  kV7,        // "[SYSTEM_PROMPT] s[/SYSTEM_PROMPT][INST] x[/INST]"
 };
 
 struct ChatMessage {

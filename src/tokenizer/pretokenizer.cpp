@@ -52,7 +52,8 @@ std::vector<Segment> combine_segments(std::vector<Segment> segments, SplitBehavi
   std::vector<Segment> out;
   bool previous_match = false;
   switch (behavior) {
-    case SplitBehavior::kIsolated: return segments;
+    case SplitBehavior::kIsolated:
+      return segments;
     case SplitBehavior::kRemoved:
       for (Segment& segment : segments) segment.removed = segment.is_match;
       return segments;
@@ -170,8 +171,8 @@ std::vector<std::string> PreTokenizer::run(std::string_view fragment, bool fragm
       case PreTokenizerStep::Kind::kSplit:
         next.clear();
         for (PreTokenizerPiece& piece : pieces) {
-          const auto segments = combine_segments(find_segments(*step.split_regex, piece.text), step.split_behavior,
-                                                 step.split_invert);
+          const auto segments =
+              combine_segments(find_segments(*step.split_regex, piece.text), step.split_behavior, step.split_invert);
           for (const Segment& segment : segments) {
             if (segment.removed || segment.end == segment.begin) continue;
             next.push_back({piece.text.substr(segment.begin, segment.end - segment.begin),

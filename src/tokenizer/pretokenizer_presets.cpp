@@ -86,13 +86,19 @@ PreTokenizer preset_pre_tokenizer(PresetRegexes regexes) {
       pre.add_split_pattern(R"(\p{N}+)");
       pre.add_split_pattern(R"([0-9][0-9][0-9])");
       break;
-    case PresetRegexes::kGpt2: pre.add_split_pattern(kGpt2SplitPattern); break;
+    case PresetRegexes::kGpt2:
+      pre.add_split_pattern(kGpt2SplitPattern);
+      break;
     case PresetRegexes::kDigitsThenGpt2:
       pre.add_split_pattern(R"(\p{N})");
       pre.add_split_pattern(kGpt2SplitPattern);
       break;
-    case PresetRegexes::kLlama3: pre.add_split_pattern(kLlama3Pattern); break;
-    case PresetRegexes::kQwen2: pre.add_split_pattern(kQwen2Pattern); break;
+    case PresetRegexes::kLlama3:
+      pre.add_split_pattern(kLlama3Pattern);
+      break;
+    case PresetRegexes::kQwen2:
+      pre.add_split_pattern(kQwen2Pattern);
+      break;
     case PresetRegexes::kDeepseekLlm:
       pre.add_split_pattern(R"([\r\n])");
       // note: DeepSeek lists the cased-letter ranges one by one; \p{L&} is the same set
@@ -121,7 +127,9 @@ PreTokenizer preset_pre_tokenizer(PresetRegexes regexes) {
       pre.add_split_pattern(kGpt2CorePattern);
       pre.add_split_pattern(R"([0-9][0-9][0-9])");
       break;
-    case PresetRegexes::kBloom: pre.add_split_pattern(kBloomPattern); break;
+    case PresetRegexes::kBloom:
+      pre.add_split_pattern(kBloomPattern);
+      break;
     case PresetRegexes::kViking:
       pre.add_split_pattern(kBloomPattern);
       pre.add_split_pattern(R"(\p{N})");

@@ -34,13 +34,13 @@ RegexScratch& regex_scratch() {
 Result<std::shared_ptr<const TokenizerRegex>> TokenizerRegex::compile(std::string_view pattern) {
   int error_code = 0;
   PCRE2_SIZE error_offset = 0;
-  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                                   PCRE2_UTF | PCRE2_UCP, &error_code, &error_offset, nullptr);
+  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), PCRE2_UTF | PCRE2_UCP,
+                                   &error_code, &error_offset, nullptr);
   if (!code) {
     PCRE2_UCHAR message[256];
     pcre2_get_error_message(error_code, message, sizeof message);
-    return invalid_argument("pre-tokenizer regex ", quote_for_message(pattern, 200), " does not compile: ",
-                            reinterpret_cast<const char*>(message), " at offset ", error_offset,
+    return invalid_argument("pre-tokenizer regex ", quote_for_message(pattern, 200),
+                            " does not compile: ", reinterpret_cast<const char*>(message), " at offset ", error_offset,
                             "; expected a PCRE2/Oniguruma-compatible pattern");
   }
   // note: JIT failure is not an error; the interpreter gives the same matches, slower.
@@ -59,8 +59,8 @@ std::vector<RegexMatch> TokenizerRegex::find_all(std::string_view text) const {
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   size_t offset = 0;
   while (offset < text.size()) {
-    const int rc = pcre2_match(static_cast<const pcre2_code*>(code_), subject, text.size(), offset,
-                               PCRE2_NO_UTF_CHECK, scratch.match_data, scratch.match_context);
+    const int rc = pcre2_match(static_cast<const pcre2_code*>(code_), subject, text.size(), offset, PCRE2_NO_UTF_CHECK,
+                               scratch.match_data, scratch.match_context);
     if (rc == PCRE2_ERROR_NOMATCH) break;
     // A match error (e.g. a resource limit) on valid input is a bug in our setup.
     SO_CHECK(rc >= 0, "PCRE2 match failed with code ", rc, " for pattern ", quote_for_message(pattern_, 80));

@@ -57,8 +57,8 @@ class SentencePieceBpeTokenizer final : public BpeTokenizer {
       const size_t valid = utf8_valid_length_at(piece, pos);
       const uint32_t length = valid == 0 ? 1 : static_cast<uint32_t>(valid);
       const int32_t token = find_token(piece.substr(pos, length));
-      const bool unknown = token < 0 && !spec_.merge_by_score &&
-                           !(spec_.byte_fallback && all_bytes_known(piece.substr(pos, length)));
+      const bool unknown =
+          token < 0 && !spec_.merge_by_score && !(spec_.byte_fallback && all_bytes_known(piece.substr(pos, length)));
       if (token >= 0 || spec_.merge_by_score) {
         // llama.cpp keeps an unknown character as one symbol: it may still merge by text,
         // and falls back to bytes only if it stays alone.

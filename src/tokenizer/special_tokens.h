@@ -41,8 +41,8 @@ class AddedTokenMatcher {
   // The longest token (of those allowed) that matches at `pos`, or nullptr.
   const AddedToken* match_at(std::string_view text, size_t pos, bool parse_special) const;
 
-  std::vector<AddedToken> tokens_;                             // longest first
-  std::array<std::vector<uint32_t>, 256> by_first_byte_;       // indices into tokens_
+  std::vector<AddedToken> tokens_;                        // longest first
+  std::array<std::vector<uint32_t>, 256> by_first_byte_;  // indices into tokens_
 };
 
 }  // namespace so

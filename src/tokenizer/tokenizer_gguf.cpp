@@ -69,7 +69,8 @@ Status read_gguf_byte_level(const Metadata& metadata, TokenizerSpec& spec) {
   SO_ASSIGN_OR_RETURN(spec.merges, read_gguf_merges(metadata));
   SO_ASSIGN_OR_RETURN(std::string pre, metadata.get_string_or("tokenizer.ggml.pre", ""));
   if (pre.empty()) {
-    SO_LOG(Warn, "tokenizer.ggml.pre is missing; using llama.cpp's 'default' pre-tokenizer, "
+    SO_LOG(Warn,
+           "tokenizer.ggml.pre is missing; using llama.cpp's 'default' pre-tokenizer, "
            "which may split text differently from the model's training");
     pre = "default";
   }
@@ -110,8 +111,9 @@ Status read_gguf_sentencepiece(const Metadata& metadata, TokenizerSpec& spec) {
 
 Result<std::unique_ptr<Tokenizer>> tokenizer_from_gguf(const Metadata& metadata) {
   if (!metadata.contains("tokenizer.ggml.model")) {
-    return not_found("the model file has no tokenizer (metadata key 'tokenizer.ggml.model' is missing); "
-                     "expected a GGUF converted with its vocabulary");
+    return not_found(
+        "the model file has no tokenizer (metadata key 'tokenizer.ggml.model' is missing); "
+        "expected a GGUF converted with its vocabulary");
   }
   SO_ASSIGN_OR_RETURN(std::string model, metadata.get_string("tokenizer.ggml.model"));
   TokenizerSpec spec;

@@ -1,10 +1,11 @@
 // Tokenizer from a Hugging Face tokenizer.json (+ tokenizer_config.json,
 // generation_config.json, chat_template.jinja). Model type BPE only: byte-level when the
 // pipeline has a ByteLevel step, SentencePiece-style (byte_fallback, "▁") otherwise.
+#include "tokenizer/tokenizer_json.h"
+
 #include <algorithm>
 
 #include "base/log.h"
-#include "tokenizer/tokenizer_json.h"
 
 namespace so {
 namespace {
@@ -60,8 +61,8 @@ Status check_model(const json& model) {
 // Vocabulary and added tokens -> texts and types indexed by id.
 Status read_vocabulary(const json& root, TokenizerSpec& spec) {
   const json& vocab = root.at("model").at("vocab");
-  const json& added = root.contains("added_tokens") && !root.at("added_tokens").is_null() ? root.at("added_tokens")
-                                                                                           : json::array();
+  const json& added =
+      root.contains("added_tokens") && !root.at("added_tokens").is_null() ? root.at("added_tokens") : json::array();
   int64_t max_id = -1;
   for (const auto& [text, id] : vocab.items()) max_id = std::max<int64_t>(max_id, id.get<int64_t>());
   for (const json& token : added) max_id = std::max<int64_t>(max_id, token.at("id").get<int64_t>());
@@ -116,7 +117,8 @@ void read_post_processor(const json& processor, TokenizerSpec& spec) {
   const std::string name = single[0].at("SpecialToken").at("id").get<std::string>();
   int32_t id = find_text(spec, name);
   const json& specials = processor.value("special_tokens", json::object());
-  if (specials.contains(name) && !specials.at(name).at("ids").empty()) id = specials.at(name).at("ids")[0].get<int32_t>();
+  if (specials.contains(name) && !specials.at(name).at("ids").empty())
+    id = specials.at(name).at("ids")[0].get<int32_t>();
   if (id >= 0) {
     spec.bos_id = id;
     spec.add_bos = true;
@@ -158,6 +160,16 @@ void read_generation_config(const json& config, TokenizerSpec& spec) {
   }
 }
 
+// A ByteLevel decoder, alone or inside a Sequence.
+bool is_byte_level_decoder(const json& decoder) {
+  if (!decoder.is_object()) return false;
+  if (decoder.value("type", std::string()) == "ByteLevel") return true;
+  if (auto it = decoder.find("decoders"); it != decoder.end() && it->is_array()) {
+    return std::any_of(it->begin(), it->end(), [](const json& step) { return is_byte_level_decoder(step); });
+  }
+  return false;
+}
+
 Result<json> parse_json(std::string_view text, std::string_view name) {
   json parsed = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (parsed.is_discarded()) return format_error(name, " is not valid JSON; expected the file Hugging Face writes");
@@ -183,10 +195,9 @@ Result<std::unique_ptr<Tokenizer>> read_hf_files(const HfTokenizerFiles& files) 
   HfPipeline pipeline;
   SO_TRY(hf_read_normalizer(root.value("normalizer", json()), pipeline));
   SO_TRY(hf_read_pre_tokenizer(root.value("pre_tokenizer", json()), pipeline));
-  const json decoder = root.value("decoder", json());
-  const bool byte_level_decoder = decoder.is_object() && decoder.dump().find("\"ByteLevel\"") != std::string::npos;
-  spec.kind = pipeline.byte_level || byte_level_decoder ? TokenizerKind::kByteLevelBpe
-                                                        : TokenizerKind::kSentencePieceBpe;
+  const bool byte_level_decoder = is_byte_level_decoder(root.value("decoder", json()));
+  spec.kind =
+      pipeline.byte_level || byte_level_decoder ? TokenizerKind::kByteLevelBpe : TokenizerKind::kSentencePieceBpe;
   spec.pre_tokenizer = std::move(pipeline.pre_tokenizer);
   spec.space_prefix = spec.kind == TokenizerKind::kSentencePieceBpe ? pipeline.space_prefix : SpacePrefix::kNone;
   if (spec.kind == TokenizerKind::kByteLevelBpe) {
@@ -221,7 +232,7 @@ Result<std::unique_ptr<Tokenizer>> tokenizer_from_hf_files(const HfTokenizerFile
 }
 
 Result<std::unique_ptr<Tokenizer>> Tokenizer::from_hf_json(std::string_view tokenizer_json,
-                                                          std::string_view tokenizer_config_json) {
+                                                           std::string_view tokenizer_config_json) {
   return tokenizer_from_hf_files({tokenizer_json, tokenizer_config_json, {}, {}});
 }
 

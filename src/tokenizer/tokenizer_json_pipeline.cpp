@@ -45,14 +45,15 @@ Status read_metaspace(const json& step, HfPipeline& pipeline) {
     const PrependScheme prepend = scheme == "always" ? PrependScheme::kAlways : PrependScheme::kFirst;
     pipeline.pre_tokenizer.add_prepend(replacement, prepend, /*only_if_missing=*/true);
     if (replacement == kSpaceMarker) {
-      pipeline.space_prefix = prepend == PrependScheme::kAlways ? SpacePrefix::kEveryFragment
-                                                                : SpacePrefix::kFirstFragment;
+      pipeline.space_prefix =
+          prepend == PrependScheme::kAlways ? SpacePrefix::kEveryFragment : SpacePrefix::kFirstFragment;
     }
   } else if (scheme != "never") {
     return unsupported("tokenizer.json Metaspace prepend_scheme is ", quote_for_message(scheme),
                        "; expected \"always\", \"first\" or \"never\"");
   }
-  if (step.value("split", true)) SO_TRY(add_split(pipeline, regex_quote(replacement), SplitBehavior::kMergedWithNext, false));
+  if (step.value("split", true))
+    SO_TRY(add_split(pipeline, regex_quote(replacement), SplitBehavior::kMergedWithNext, false));
   return Status::Ok();
 }
 

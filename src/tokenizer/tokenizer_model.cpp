@@ -24,8 +24,7 @@ int byte_token_value(std::string_view text) {
 
 bool is_end_of_turn_text(std::string_view text) {
   static constexpr std::array<std::string_view, 8> kEndOfTurnTexts = {
-      "<|im_end|>", "<|eot_id|>",  "<|eom_id|>", "<|endoftext|>",
-      "<|end_of_text|>", "<end_of_turn>", "<|end|>", "<EOT>",
+      "<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|endoftext|>", "<|end_of_text|>", "<end_of_turn>", "<|end|>", "<EOT>",
   };
   for (std::string_view known : kEndOfTurnTexts) {
     if (text == known) return true;
@@ -74,8 +73,7 @@ Status BpeTokenizer::prepare() {
         ++n_skipped;
         continue;
       }
-      const uint64_t key = (static_cast<uint64_t>(left_id) << 32) | static_cast<uint32_t>(right_id);
-      merge_ranks_.emplace(key, std::make_pair(static_cast<int32_t>(rank), merged_id));
+      merge_ranks_.insert(left_id, right_id, static_cast<int32_t>(rank), merged_id);
     }
     if (n_skipped > 0) {
       SO_LOG(Warn, "tokenizer: ", n_skipped, " of ", spec_.merges.size(),
@@ -136,10 +134,9 @@ void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& ou
   } else {
     bpe_merge_symbols(symbols, [&](const BpeSymbol& left, const BpeSymbol& right) -> std::optional<BpeMergeCandidate> {
       if (left.token < 0 || right.token < 0) return std::nullopt;
-      const uint64_t key = (static_cast<uint64_t>(left.token) << 32) | static_cast<uint32_t>(right.token);
-      auto it = merge_ranks_.find(key);
-      if (it == merge_ranks_.end()) return std::nullopt;
-      return BpeMergeCandidate{static_cast<double>(it->second.first), it->second.second};
+      const BpePairTable::Entry* merge = merge_ranks_.find(left.token, right.token);
+      if (!merge) return std::nullopt;
+      return BpeMergeCandidate{static_cast<double>(merge->rank), merge->merged};
     });
   }
   for (int32_t i = 0; i >= 0; i = symbols[i].next) {
@@ -154,13 +151,32 @@ void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& ou
 
 std::vector<int32_t> BpeTokenizer::encode(std::string_view text, bool add_bos, bool parse_special) const {
   std::vector<int32_t> out;
+  // note: words repeat in natural text; remembering short pieces for the length of this
+  // call makes a megabyte of English several times faster and needs no locking.
+  TokenTextMap cached_ranges;                               // piece -> index into cached_spans
+  std::vector<std::pair<uint32_t, uint32_t>> cached_spans;  // [begin, end) in cached_ids
+  std::vector<int32_t> cached_ids;
+  constexpr size_t kMaxCachedPiece = 48;
   for (const TextFragment& fragment : added_tokens_.split(text, parse_special)) {
     if (fragment.token >= 0) {
       out.push_back(fragment.token);
       continue;
     }
-    for (const std::string& piece : spec_.pre_tokenizer.run(fragment.text, fragment.offset == 0)) {
+    for (std::string& piece : spec_.pre_tokenizer.run(fragment.text, fragment.offset == 0)) {
+      if (piece.size() > kMaxCachedPiece) {
+        encode_piece(piece, out);
+        continue;
+      }
+      if (auto it = cached_ranges.find(piece); it != cached_ranges.end()) {
+        const auto [begin, end] = cached_spans[it->second];
+        out.insert(out.end(), cached_ids.begin() + begin, cached_ids.begin() + end);
+        continue;
+      }
+      const size_t first = out.size();
       encode_piece(piece, out);
+      cached_spans.emplace_back(cached_ids.size(), cached_ids.size() + (out.size() - first));
+      cached_ids.insert(cached_ids.end(), out.begin() + first, out.end());
+      cached_ranges.emplace(std::move(piece), static_cast<int32_t>(cached_spans.size() - 1));
     }
   }
   const bool wants_bos = add_bos && spec_.add_bos && spec_.bos_id >= 0;

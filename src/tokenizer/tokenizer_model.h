@@ -26,9 +26,9 @@ enum class SpacePrefix { kNone, kFirstFragment, kEveryFragment };
 
 struct TokenizerSpec {
   TokenizerKind kind = TokenizerKind::kByteLevelBpe;
-  std::vector<std::string> token_texts;  // (n_vocab) as stored: GPT-2-mapped, or with "▁"
-  std::vector<TokenType> token_types;    // (n_vocab)
-  std::vector<float> token_scores;       // (n_vocab) or empty; read when merge_by_score
+  std::vector<std::string> token_texts;                     // (n_vocab) as stored: GPT-2-mapped, or with "▁"
+  std::vector<TokenType> token_types;                       // (n_vocab)
+  std::vector<float> token_scores;                          // (n_vocab) or empty; read when merge_by_score
   std::vector<std::pair<std::string, std::string>> merges;  // in rank order, as stored
   // llama.cpp's SentencePiece rule: any neighbouring pair whose concatenation is a token
   // merges, highest token score first. Otherwise: listed merges, lowest rank first.
@@ -84,11 +84,11 @@ class BpeTokenizer : public Tokenizer {
   void encode_piece(std::string_view piece, std::vector<int32_t>& out) const;
 
   TokenizerSpec spec_;
-  TokenTextMap token_ids_;                          // stored text -> id
-  std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merge_ranks_;  // (left << 32 | right) -> (rank, merged)
-  std::vector<std::string> token_bytes_;            // (n_vocab) bytes each token decodes to
-  std::vector<uint8_t> token_is_added_;             // (n_vocab) 1 for added/special tokens
-  std::vector<uint8_t> end_of_generation_;          // (n_vocab)
+  TokenTextMap token_ids_;                  // stored text -> id
+  BpePairTable merge_ranks_;                // (left, right) -> (rank, merged)
+  std::vector<std::string> token_bytes_;    // (n_vocab) bytes each token decodes to
+  std::vector<uint8_t> token_is_added_;     // (n_vocab) 1 for added/special tokens
+  std::vector<uint8_t> end_of_generation_;  // (n_vocab)
   AddedTokenMatcher added_tokens_;
 };
 

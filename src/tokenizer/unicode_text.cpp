@@ -38,9 +38,12 @@ size_t utf8_valid_length_at(std::string_view text, size_t pos) {
 uint32_t utf8_decode_at(std::string_view text, size_t pos, size_t length) {
   const auto byte = [&](size_t i) { return static_cast<uint32_t>(static_cast<uint8_t>(text[pos + i])); };
   switch (length) {
-    case 1: return byte(0);
-    case 2: return ((byte(0) & 0x1F) << 6) | (byte(1) & 0x3F);
-    case 3: return ((byte(0) & 0x0F) << 12) | ((byte(1) & 0x3F) << 6) | (byte(2) & 0x3F);
+    case 1:
+      return byte(0);
+    case 2:
+      return ((byte(0) & 0x1F) << 6) | (byte(1) & 0x3F);
+    case 3:
+      return ((byte(0) & 0x0F) << 12) | ((byte(1) & 0x3F) << 6) | (byte(2) & 0x3F);
     default:
       return ((byte(0) & 0x07) << 18) | ((byte(1) & 0x3F) << 12) | ((byte(2) & 0x3F) << 6) | (byte(3) & 0x3F);
   }
@@ -68,9 +71,17 @@ bool unicode_is_python_space(uint32_t code_point) {
   if (code_point >= 0x09 && code_point <= 0x0D) return true;
   if (code_point >= 0x1C && code_point <= 0x20) return true;  // note: Python counts \x1c-\x1f as space
   switch (code_point) {
-    case 0x85: case 0xA0: case 0x1680: case 0x2028: case 0x2029: case 0x202F: case 0x205F: case 0x3000:
+    case 0x85:
+    case 0xA0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202F:
+    case 0x205F:
+    case 0x3000:
       return true;
-    default: return code_point >= 0x2000 && code_point <= 0x200A;
+    default:
+      return code_point >= 0x2000 && code_point <= 0x200A;
   }
 }
 

@@ -4,13 +4,14 @@
 //   tokenizer_tool --hf-dir DIR                 tokenizer.json (+ config files) in DIR
 //   tokenizer_tool --tokenizer-json FILE [--tokenizer-config FILE]
 //       stdin  {"text": "...", "bos": false, "special": true}   (bos/special optional)
-//       stdout {"ids": [...], "decoded": "...", "pieces": ["...", ...]}
+//       stdout {"ids": [...], "decoded": "...", "pieces": ["...", ...], "encode_seconds": 0.001}
 //   tokenizer_tool --info ...                   one line: bos/eos ids, add_bos, n_vocab, end-of-generation ids
 //   tokenizer_tool --chat
 //       stdin  {"template": "...", "name": "", "messages": [{"role", "content"}], "add_generation_prompt": true,
 //               "bos_token": "<s>", "eos_token": "</s>", "date_string": "26 Jul 2024"}   (the last three optional)
 //       stdout {"text": "..."} or {"error": "..."}
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -47,8 +48,14 @@ json render_chat_line(const json& request) {
 so::Result<std::unique_ptr<so::Tokenizer>> load_tokenizer(const std::string& gguf, const std::string& hf_dir,
                                                           const std::string& tokenizer_json,
                                                           const std::string& tokenizer_config) {
-  if (!gguf.empty() || !hf_dir.empty()) {
-    SO_ASSIGN_OR_RETURN(so::ModelFile model, so::open_model_file(gguf.empty() ? hf_dir : gguf));
+  if (!gguf.empty()) {
+    SO_ASSIGN_OR_RETURN(so::ModelFile model, so::open_model_file(gguf));
+    return so::Tokenizer::from_model_file(model);
+  }
+  if (!hf_dir.empty()) {  // the tokenizer files alone, no weights needed
+    so::ModelFile model;
+    model.format = so::ModelFormat::kSafetensors;
+    model.path = hf_dir;
     return so::Tokenizer::from_model_file(model);
   }
   SO_ASSIGN_OR_RETURN(std::string json_text, so::read_text_file(tokenizer_json));
@@ -109,11 +116,17 @@ int main(int argc, char** argv) {
   while (std::getline(std::cin, line)) {
     const json request = json::parse(line);
     const std::string text = request.at("text").get<std::string>();
+    const auto start = std::chrono::steady_clock::now();
     const std::vector<int32_t> ids =
         (*tokenizer)->encode(text, request.value("bos", bos), request.value("special", !no_special));
+    const double encode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     json pieces = json::array();
     for (int32_t id : ids) pieces.push_back((*tokenizer)->token_to_piece(id));
-    std::cout << dump_line({{"ids", ids}, {"decoded", (*tokenizer)->decode(ids)}, {"pieces", pieces}}) << "\n";
+    std::cout << dump_line({{"ids", ids},
+                            {"decoded", (*tokenizer)->decode(ids)},
+                            {"pieces", pieces},
+                            {"encode_seconds", encode_seconds}})
+              << "\n";
     std::cout.flush();
   }
   return 0;
