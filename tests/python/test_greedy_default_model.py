@@ -13,7 +13,11 @@ one token per step, as in greedy decoding) must rank every engine token within G
 best; and such non-argmax picks must stay rare (MAX_OFF_ARGMAX_FRACTION of all generated tokens). Where no
 token is off llama.cpp's argmax, the two continuations are equal token for token.
 
-Calibration (dev/calibrate_greedy.py, an exact f32 NumPy forward pass standing in for the engine): CALIBRATION
+Calibration (dev/calibrate_greedy.py, an exact f32 NumPy forward pass standing in for the engine): its free-running
+continuation differs from llama.cpp's on 21 of these 25 prompts, at first-divergence gaps of 0.002-0.51; teacher-
+forced, 39 of its 1600 tokens (2.4%) are not llama.cpp's argmax, llama.cpp preferring its own by 0.002-0.51
+(95% under 0.21). Exact equality would hold only for an engine that reproduces ggml's activation quantization.
+A real bug (wrong rope base, eps, a misread scale) makes many picks that llama.cpp ranks whole logits lower.
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ import llama_reference
 import parity
 
 N_TOKENS = 64
-GREEDY_TIE_GAP = 0.25  # logits: llama.cpp may prefer its own token over the engine's by at most this
-MAX_OFF_ARGMAX_FRACTION = 0.05  # of all generated tokens, the share that may be near-tie picks
+GREEDY_TIE_GAP = 0.75  # logits: llama.cpp may prefer its own token over the engine's by at most this (seen: 0.51)
+MAX_OFF_ARGMAX_FRACTION = 0.05  # of all generated tokens, the share that may be near-tie picks (seen: 2.4%)
 
 CHAT = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
 
