@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import gguf
@@ -215,7 +216,7 @@ def _attention(layer: Layer, c: Config, x: np.ndarray, positions: np.ndarray, ca
     group = c.n_heads // c.n_kv_heads
     keys = np.repeat(keys, group, axis=1)  # query head h reads KV head h // group
     values = np.repeat(values, group, axis=1)
-    scores = np.einsum("qhd,khd->hqk", q, keys) / np.sqrt(c.head_dim)  # (n_heads, n, kv_len)
+    scores = np.einsum("qhd,khd->hqk", q, keys) / math.sqrt(c.head_dim)  # (n_heads, n, kv_len)
     kv_pos = np.arange(keys.shape[0])
     scores = np.where(kv_pos[None, None, :] <= positions[None, :, None], scores, -np.inf)
     scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
@@ -247,6 +248,9 @@ def _ffn(layer: Layer, c: Config, x: np.ndarray, router_margins: list | None) ->
 def forward(weights: Weights, tokens, cache: KVCache | None = None, router_margins: list | None = None) -> np.ndarray:
     """Logits (n_tokens, vocab) for `tokens` appended to `cache` (a new, empty cache when None).
 
+    note: float32 throughout; a float64 NumPy scalar anywhere (np.sqrt of an int, say) would silently promote
+    every later array to float64 under NumPy 2's rules, so scalars here are Python floats.
+
     For MoE models, `router_margins` (when given) receives one (n_tokens,) array per layer: the router logit of
     the last chosen expert minus that of the best expert left out. A small margin means the expert choice is a
     near tie that rounding noise in any implementation may flip."""
@@ -259,7 +263,9 @@ def forward(weights: Weights, tokens, cache: KVCache | None = None, router_margi
         x = x + _attention(layer, c, rms_norm(x, layer.attn_norm, c.rms_eps), positions, cache, il)
         x = x + _ffn(layer, c, rms_norm(x, layer.ffn_norm, c.rms_eps), router_margins)
     cache.length += len(tokens)
-    return rms_norm(x, weights.out_norm, c.rms_eps) @ weights.output.T
+    logits = rms_norm(x, weights.out_norm, c.rms_eps) @ weights.output.T
+    assert logits.dtype == np.float32, logits.dtype
+    return logits
 
 
 def logits(weights: Weights, tokens, prefill: int | None = None) -> np.ndarray:

@@ -5,7 +5,7 @@ steps, once as a single sequence and once in a ragged batch of four. Every posit
 per-dtype normalized error of llama.cpp's (llama_reference: f32 KV cache, no flash attention).
 
 Where the bounds come from (tests/python/test_model_factory.py measures the same quantities between llama.cpp
-and an exact f32 NumPy pass; numbers are the worst over 32 models x 15 sequences):
+and an exact f32 NumPy pass; numbers are the worst over 32 models x 20 sequences, printed by dev/parity_report.py --seeds 4):
 - F32: llama.cpp is exact to ~4e-6. The bound allows the engine an f16 KV cache (llama.cpp with an f16 cache is
   off by up to 2.8e-3).
 - F16 / BF16: llama.cpp rounds activations to f16 / bf16 before those matmuls: up to 2.7e-3 / 2.4e-2

@@ -6,8 +6,8 @@
 - the safetensors twins hold the same model as their GGUF twins, and load with the safetensors library;
 - quantized blocks have the intended statistics; generation is deterministic.
 
-Bounds for NumPy vs llama.cpp (f32 KV cache, plain CPU kernels) are the worst measured over 32 models x 15
-sequences (dev/parity_report.py prints the table) plus margin. F32 is tight: llama.cpp is exact there, so even a
+Bounds for NumPy vs llama.cpp (f32 KV cache, plain CPU kernels) are the worst measured over 32 models x 20
+sequences (dev/parity_report.py --seeds 4 prints the table) plus margin. F32 is tight: llama.cpp is exact there, so even a
 small misread such as a wrong rms epsilon shows. The other dtypes are bounded by llama.cpp's own rounding of
 activations (f16/bf16 before F16/BF16 matmuls, Q8 quantization before quantized ones).
 """

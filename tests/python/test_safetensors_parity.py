@@ -6,8 +6,11 @@ order, one file or two shards plus an index. So the logits must agree to within 
 A loader that permutes Q/K the wrong way, ignores tie_word_embeddings, mixes up w1/w2/w3, drops Qwen2 biases or
 misreads the shard index is off by 0.1-1.
 
-Bound: the NumPy pass gives 4e-7 between the twins. The engine may round differently on the two paths (for
-example when it reorders rope dimensions at load time and keeps an f16 KV cache), so 1e-4.
+Bound: the NumPy pass gives 4e-7 between the twins. One difference is real, though: norms and the MoE router are
+F32 in GGUF but stored in the checkpoint's dtype in HF (as real checkpoints do), with identical values. An engine
+that runs the F16 router through its F16 kernel (rounding activations to f16) and the F32 one through its F32
+kernel gets slightly different expert weights: measured 1.8e-4 on mixtral F16 (0 elsewhere). So 1e-3, still two
+orders of magnitude below what a layout bug gives.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import engine
 import model_factory
 import parity
 
-TWIN_MAX_ERROR = 1e-4
+TWIN_MAX_ERROR = 1e-3
 SHAPES = [(18, 12), (9, 1), (25, 20)]  # (length, prefill) per sequence of the ragged batch
 
 SPECS = model_factory.parity_specs(model_factory.FLOAT_DTYPES)
@@ -37,4 +40,4 @@ def test_hf_directory_matches_gguf_twin(spec, n_shards):
     assert comparison.errors.max() <= TWIN_MAX_ERROR, comparison.describe()
     # With errors this small, argmax may differ only where the twin's top two logits are practically tied.
     disagree = comparison.argmax_ours != comparison.argmax_ref
-    assert (comparison.ref_gaps[disagree] <= 1e-3).all(), comparison.describe()
+    assert (comparison.ref_gaps[disagree] <= 1e-2).all(), comparison.describe()
