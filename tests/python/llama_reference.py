@@ -14,6 +14,8 @@ What the tests must know about this reference:
 
 from __future__ import annotations
 
+import atexit
+
 import contextlib
 import dataclasses
 import os
@@ -50,6 +52,14 @@ def _plain_cpu_kernels():
         yield
     finally:
         low_level.llama_model_default_params = original
+
+
+@atexit.register
+def _close_models() -> None:
+    """Free the cached models before interpreter teardown; llama-cpp-python's own destructors run too late then
+    (its module globals are gone) and print TypeErrors."""
+    while _models:
+        _models.popitem()[1].close()
 
 
 def load(model_path: Path, n_ctx: int = 512, f16_kv: bool = False):

@@ -72,6 +72,10 @@ class ModelSpec:
     rope_theta: float = 50000.0
     rms_eps: float = 1e-5
     context_length: int = 1024
+    # RoPE scaling as the families use it: "" (none), "linear", "yarn", "llama3" (rope_freqs.weight in GGUF).
+    rope_scaling: str = ""
+    rope_factor: float = 1.0
+    rope_orig_context: int = 0  # training context before scaling (YaRN, llama3)
 
     def __post_init__(self):
         assert self.arch in ARCHS, self.arch
@@ -79,6 +83,7 @@ class ModelSpec:
         assert self.dim % self.n_heads == 0 and self.n_heads % self.n_kv_heads == 0
         assert self.dim % K_QUANT_BLOCK == 0 and self.ffn_dim % K_QUANT_BLOCK == 0
         assert (self.n_experts > 0) == (self.arch == "mixtral")
+        assert self.rope_scaling in ("", "linear", "yarn", "llama3"), self.rope_scaling
 
     @property
     def head_dim(self) -> int:
@@ -92,7 +97,20 @@ class ModelSpec:
     @property
     def name(self) -> str:
         tie = "tied" if self.tied else "untied"
-        return f"{self.arch}-{tie}-{self.dtype}-s{self.seed}"
+        scaling = f"-rope-{self.rope_scaling}{self.rope_factor:g}" if self.rope_scaling else ""
+        return f"{self.arch}-{tie}-{self.dtype}{scaling}-s{self.seed}"
+
+    def llama3_freq_factors(self) -> np.ndarray:
+        """Llama 3.1's per-frequency divisors (what its converter stores in rope_freqs.weight): wavelengths above
+        orig/low_freq_factor are slowed by the factor, below orig/high_freq_factor kept, smooth in between."""
+        low, high = 1.0, 4.0
+        freqs = self.rope_theta ** (-np.arange(0, self.head_dim, 2, dtype=np.float64) / self.head_dim)
+        wavelength = 2 * np.pi / freqs
+        smooth = (self.rope_orig_context / wavelength - low) / (high - low)
+        divisor = 1.0 / ((1 - smooth) / self.rope_factor + smooth)
+        divisor = np.where(wavelength < self.rope_orig_context / high, 1.0, divisor)
+        divisor = np.where(wavelength > self.rope_orig_context / low, self.rope_factor, divisor)
+        return divisor.astype(np.float32)
 
     @property
     def has_hf_twin(self) -> bool:
@@ -453,6 +471,10 @@ def write_gguf(spec: ModelSpec, path: Path) -> Path:
     writer.add_rope_freq_base(spec.rope_theta)
     writer.add_layer_norm_rms_eps(spec.rms_eps)
     writer.add_vocab_size(spec.vocab_size)
+    if spec.rope_scaling in ("linear", "yarn"):
+        writer.add_rope_scaling_type(gguf.RopeScalingType(spec.rope_scaling))
+        writer.add_rope_scaling_factor(spec.rope_factor)
+        writer.add_rope_scaling_orig_ctx_len(spec.rope_orig_context or spec.context_length)
     if spec.n_experts:
         writer.add_expert_count(spec.n_experts)
         writer.add_expert_used_count(spec.n_experts_used)
@@ -471,6 +493,8 @@ def write_gguf(spec: ModelSpec, path: Path) -> Path:
     for name, tensor in build_gguf_tensors(spec).items():
         raw = None if tensor.qtype in (Q.F32, Q.F16) else tensor.qtype
         writer.add_tensor(name, tensor.data, raw_dtype=raw)
+    if spec.rope_scaling == "llama3":
+        writer.add_tensor("rope_freqs.weight", spec.llama3_freq_factors())
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
@@ -509,6 +533,12 @@ def _hf_config(spec: ModelSpec) -> dict:
     if spec.arch == "mixtral":
         config["num_local_experts"] = spec.n_experts
         config["num_experts_per_tok"] = spec.n_experts_used
+    if spec.rope_scaling:
+        config["rope_scaling"] = {"rope_type": spec.rope_scaling, "factor": spec.rope_factor}
+        if spec.rope_scaling in ("yarn", "llama3"):
+            config["rope_scaling"]["original_max_position_embeddings"] = spec.rope_orig_context
+        if spec.rope_scaling == "llama3":
+            config["rope_scaling"].update({"low_freq_factor": 1.0, "high_freq_factor": 4.0})
     return config
 
 
