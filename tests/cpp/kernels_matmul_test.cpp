@@ -3,7 +3,8 @@
 // with any thread count, through matmul and matmul_many.
 #include <gtest/gtest.h>
 
-#include <map>
+#include <cstdio>
+#include <string>
 #include <vector>
 
 #include "kernels_test_util.h"
@@ -15,18 +16,22 @@ using testing::make_weight;
 using testing::random_floats;
 using testing::runnable_isas;
 
-// Bounds on max|y - y_ref| / max|y_ref|. The quantized dtypes share the activation
-// quantization and the exact integer block sums with the reference, so only the order of
-// the float accumulation differs; the float dtypes accumulate in f32 lanes where the
-// reference sums in double.
+// Bounds on max|y - y_ref| / max|y_ref| (about 4x above the worst seen over the grid).
+// The quantized dtypes share the activation quantization and the exact integer block sums
+// with the reference, so only the order of the float accumulation differs: per 32-block
+// terms for Q4_0/Q4_1/Q8_0, per 256-block terms for the K-quants (fewer, so tighter). The
+// float dtypes accumulate in f32 lanes where the reference sums in double.
 double error_bound(DType dtype) {
   switch (dtype) {
     case DType::kF32:
     case DType::kF16:
     case DType::kBF16:
+      return 2e-5;
+    case DType::kQ4_K:
+    case DType::kQ6_K:
       return 2e-6;
     default:
-      return 2e-6;
+      return 1e-5;
   }
 }
 
@@ -40,6 +45,7 @@ std::vector<float> run_matmul(Kernels& kernels, const TensorView& weight, const 
 TEST(Matmul, MatchesReferenceOverShapes) {
   const int64_t n_rows_grid[] = {1, 2, 3, 4, 5, 7, 8, 16, 33, 64};
   for (DType dtype : testing::weight_dtypes()) {
+    double worst = 0.0;
     const int64_t block = testing::block_of(dtype);
     for (int64_t n_in : {block, 2 * block, 3 * block}) {
       for (int64_t n_out : {1, 3, 17, 64, 581}) {
@@ -53,6 +59,7 @@ TEST(Matmul, MatchesReferenceOverShapes) {
             Kernels kernels(pool, isa);
             const std::vector<float> y = run_matmul(kernels, weight.view, x, n_rows);
             const double error = testing::normalized_error(y.data(), expected.data(), y.size());
+            worst = std::max(worst, error);
             EXPECT_LE(error, error_bound(dtype)) << dtype_name(dtype) << " " << isa_name(isa) << " n_in " << n_in
                                                  << " n_out " << n_out << " n_rows " << n_rows;
             if (isa == Isa::kScalar) {
@@ -63,6 +70,8 @@ TEST(Matmul, MatchesReferenceOverShapes) {
         }
       }
     }
+    RecordProperty(std::string("worst_error_") + std::string(dtype_name(dtype)), std::to_string(worst));
+    std::printf("%s worst normalized error %.3g\n", std::string(dtype_name(dtype)).c_str(), worst);
   }
 }
 
@@ -96,7 +105,8 @@ TEST(Matmul, BatchInvariantBitForBit) {
         ThreadPool pool(n_threads);
         Kernels kernels(pool, isa);
         const std::vector<float> alone = run_matmul(kernels, weight.view, probe, 1);
-        for (int64_t batch = 2; batch <= 70; ++batch) {
+        // The scalar kernels compute each output on its own, so a few sizes cover them.
+        for (int64_t batch = 2; batch <= 70; batch += isa == Isa::kScalar ? 17 : 1) {
           std::vector<float> x = random_floats(batch * n_in, static_cast<uint32_t>(100 + batch));
           for (int64_t position : {int64_t{0}, batch / 2, batch - 1}) {
             std::vector<float> xb = x;
