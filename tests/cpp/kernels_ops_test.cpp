@@ -181,6 +181,24 @@ TEST_P(OpsAgainstReference, SwigluAddSoftmaxArgmax) {
   }
 }
 
+TEST_P(OpsAgainstReference, ArgmaxWithNaNsAndInfinities) {
+  ThreadPool pool(1);
+  Kernels kernels(pool, GetParam());
+  const std::vector<std::vector<float>> rows = {{NAN, 1, 2, 3, 4, 5, 6, 7, 8, 9},
+                                                {1, NAN, 9, 2, 9, NAN, 0, 0, 0, 0},
+                                                {-INFINITY, -INFINITY, -INFINITY, -1},
+                                                {-INFINITY, -INFINITY},
+                                                {0.0f, -0.0f, 0.0f, -1.0f},
+                                                {-0.0f, 0.0f, 0.0f, -1.0f, 0, 0, 0, 0, 0, 0, 0},
+                                                {1, 2, 3, 4, 5, 6, 7, 8, 9, INFINITY}};
+  for (const std::vector<float>& row : rows) {
+    int32_t expected, index;
+    reference::argmax(row.data(), 1, static_cast<int64_t>(row.size()), &expected);
+    kernels.argmax(row.data(), 1, static_cast<int64_t>(row.size()), &index);
+    EXPECT_EQ(index, expected) << row.size();
+  }
+}
+
 TEST_P(OpsAgainstReference, AddBias) {
   ThreadPool pool(2);
   const int64_t n_rows = 5, dim = 77;
