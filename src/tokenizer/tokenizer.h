@@ -48,6 +48,8 @@ class Tokenizer {
   // parse_special: text like "<|im_start|>" becomes the special token instead of its bytes.
   virtual std::vector<int32_t> encode(std::string_view text, bool add_bos, bool parse_special) const = 0;
   // Concatenated bytes of the tokens; may be invalid UTF-8 at a cut inside a character.
+  // Special tokens appear as their text. SentencePiece: the space the encoder put in front
+  // of a text fragment is dropped again, so decode(encode(x)) == x.
   virtual std::string decode(std::span<const int32_t> tokens) const = 0;
   // Bytes of one token as decode would produce them in the middle of a text (streaming).
   virtual std::string token_to_piece(int32_t token) const = 0;
@@ -62,6 +64,9 @@ class Tokenizer {
   virtual bool add_bos_by_default() const = 0;
   // EOS, EOT (<|im_end|>, <|eot_id|>, ...) and other end-of-generation tokens.
   virtual bool is_end_of_generation(int32_t token) const = 0;
+  // The model's Jinja chat template (GGUF tokenizer.chat_template, or tokenizer_config.json /
+  // chat_template.jinja beside tokenizer.json); empty when the model has none.
+  virtual const std::string& chat_template() const = 0;
 };
 
 }  // namespace so

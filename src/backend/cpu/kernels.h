@@ -17,6 +17,7 @@
 
 #include "base/aligned_buffer.h"
 #include "base/thread_pool.h"
+#include "backend/ops.h"
 #include "tensor/tensor.h"
 
 namespace so::cpu {
@@ -27,24 +28,9 @@ enum class Isa { kScalar, kAvx2 };
 Isa detect_isa();
 std::string_view isa_name(Isa isa);
 
-enum class RopeStyle {
-  kNormal,  // rotates adjacent pairs (x[2i], x[2i+1]): GGUF llama layout
-  kNeox,    // rotates (x[i], x[i + n_rot/2]): qwen2, and HF llama weights
-};
-
-// Mirrors llama.cpp's rope with YaRN and per-frequency factors.
-struct RopeParams {
-  RopeStyle style = RopeStyle::kNormal;
-  int n_rot = 0;              // rotated dims per head (<= head_dim); the rest pass through
-  float theta_base = 10000.0f;
-  float freq_scale = 1.0f;    // 1/factor for linear and YaRN scaling
-  float ext_factor = 0.0f;    // YaRN extrapolation mix; 0 disables YaRN
-  float attn_factor = 1.0f;   // YaRN magnitude scale
-  float beta_fast = 32.0f;
-  float beta_slow = 1.0f;
-  int n_ctx_orig = 0;         // YaRN original training context
-  const float* freq_factors = nullptr;  // (n_rot/2) divisors of theta (llama3 scaling), or null
-};
+// Rope parameters are backend-level plain data (backend/ops.h).
+using so::RopeParams;
+using so::RopeStyle;
 
 // Scratch for quantized activations; one per thread of control that calls matmul.
 struct MatmulWorkspace {

@@ -1,0 +1,162 @@
+// specoffload generate: text for one prompt or a file of prompts (one batch).
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "options.h"
+#include "tokenizer/chat_template.h"
+
+namespace so::cli {
+namespace {
+
+struct GenerateOptions {
+  ModelOptions model;
+  BatchOptions batch;
+  SamplingOptions sampling;
+  std::string prompt;
+  std::string prompt_file;
+  int max_tokens = 128;
+  bool chat = false;
+  std::string chat_template;
+  std::string system;
+  bool json = false;
+  bool ignore_eos = false;
+};
+
+Result<std::vector<std::string>> read_prompts(const GenerateOptions& options) {
+  if (!options.prompt_file.empty()) {
+    std::ifstream in(options.prompt_file);
+    if (!in) return io_error("cannot open prompt file '", options.prompt_file, "'");
+    std::vector<std::string> prompts;
+    std::string line;
+    while (std::getline(in, line)) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (!line.empty()) prompts.push_back(line);
+    }
+    if (prompts.empty()) return invalid_argument("prompt file '", options.prompt_file, "' has no non-empty lines");
+    return prompts;
+  }
+  return std::vector<std::string>{options.prompt};
+}
+
+Result<std::string> apply_chat(const Engine& engine, const GenerateOptions& options, const std::string& prompt) {
+  std::string jinja;
+  if (const MetadataValue* value = engine.model().file.metadata.find("tokenizer.chat_template");
+      value && value->is_string()) {
+    jinja = value->as_string();
+  }
+  SO_ASSIGN_OR_RETURN(ChatTemplate chat, detect_chat_template(jinja, options.chat_template));
+  std::vector<ChatMessage> messages;
+  if (!options.system.empty()) messages.push_back({"system", options.system});
+  messages.push_back({"user", prompt});
+  return render_chat(chat, messages, /*add_generation_prompt=*/true);
+}
+
+int run_generate(const GenerateOptions& options) {
+  auto engine_config = engine_options(options.model, options.batch);
+  if (!engine_config.ok()) return report_error(engine_config.status());
+  auto engine_or = Engine::create(*engine_config);
+  if (!engine_or.ok()) return report_error(engine_or.status());
+  Engine& engine = **engine_or;
+
+  auto prompts = read_prompts(options);
+  if (!prompts.ok()) return report_error(prompts.status());
+  const SamplingParams sampling = sampling_params(options.sampling);
+  if (Status valid = sampling.validate(); !valid.ok()) return report_error(valid);
+
+  std::vector<GenerationRequest> requests;
+  std::vector<std::string> texts;
+  for (size_t i = 0; i < prompts->size(); ++i) {
+    std::string text = (*prompts)[i];
+    if (options.chat) {
+      auto rendered = apply_chat(engine, options, text);
+      if (!rendered.ok()) return report_error(rendered.status());
+      text = *rendered;
+    }
+    GenerationRequest request;
+    request.prompt_tokens =
+        engine.tokenizer().encode(text, engine.tokenizer().add_bos_by_default(), /*parse_special=*/true);
+    request.max_tokens = options.max_tokens;
+    request.sampling = sampling;
+    request.ignore_eos = options.ignore_eos;
+    request.stream_id = i;
+    requests.push_back(std::move(request));
+    texts.push_back(std::move(text));
+  }
+
+  // A single prompt streams its text as it is generated.
+  const bool stream = requests.size() == 1 && !options.json;
+  if (stream) {
+    std::fwrite(texts[0].data(), 1, texts[0].size(), stdout);
+    std::fflush(stdout);
+  }
+  TokenCallback on_token;
+  if (stream) {
+    on_token = [&](size_t, int32_t token) {
+      const std::string piece = engine.tokenizer().token_to_piece(token);
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+    };
+  }
+  const std::vector<GenerationResult> results = engine.generate(requests, on_token);
+
+  int exit_code = 0;
+  for (size_t i = 0; i < results.size(); ++i) {
+    const GenerationResult& result = results[i];
+    const std::string completion = engine.tokenizer().decode(result.tokens);
+    if (result.finish == FinishReason::kError) {
+      std::fprintf(stderr, "error: prompt %zu: %s\n", i + 1, result.error.to_string().c_str());
+      exit_code = 1;
+    }
+    if (options.json) {
+      nlohmann::json record = {{"index", i},
+                               {"prompt_tokens", requests[i].prompt_tokens},
+                               {"tokens", result.tokens},
+                               {"text", completion},
+                               {"finish_reason", finish_reason_name(result.finish)},
+                               {"seed", sampling.seed}};
+      if (result.finish == FinishReason::kError) record["error"] = result.error.message();
+      std::cout << record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    } else if (stream) {
+      std::cout << "\n";
+    } else {
+      std::cout << texts[i] << completion << "\n\n";
+    }
+  }
+  std::cout.flush();
+  std::fprintf(stderr, "%s | %s | seed %llu\n", engine.stats().summary_line().c_str(), engine.backend_name().c_str(),
+               static_cast<unsigned long long>(sampling.seed));
+  return exit_code;
+}
+
+}  // namespace
+
+Command register_generate(CLI::App& app) {
+  auto options = std::make_shared<GenerateOptions>();
+  CLI::App* command = app.add_subcommand("generate", "generate text for a prompt or a file of prompts (one batch)");
+  add_model_options(*command, options->model);
+  add_batch_options(*command, options->batch);
+  add_sampling_options(*command, options->sampling);
+  auto* prompt = command->add_option("-p,--prompt", options->prompt, "prompt text");
+  auto* file = command->add_option("-f,--file", options->prompt_file, "file with one prompt per line, run as one batch");
+  prompt->excludes(file);
+  command->add_option("-n,--max-tokens", options->max_tokens, "tokens to generate per prompt")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 24));
+  command->add_flag("--chat", options->chat, "wrap each prompt as a user message in the model's chat template");
+  command->add_option("--chat-template", options->chat_template, "force a template: chatml, llama2, mistral, llama3");
+  command->add_option("--system", options->system, "system message for --chat");
+  command->add_flag("--json", options->json, "one JSON object per prompt: prompt_tokens, tokens, text, finish_reason");
+  command->add_flag("--ignore-eos", options->ignore_eos, "keep generating past end-of-generation tokens");
+  return {command, [options] {
+            if (options->prompt.empty() && options->prompt_file.empty()) {
+              return report_error(invalid_argument("give a prompt with -p TEXT or a prompt file with -f FILE"));
+            }
+            return run_generate(*options);
+          }};
+}
+
+}  // namespace so::cli

@@ -1,0 +1,20 @@
+// specoffload: command-line entry point.
+#include <CLI/CLI.hpp>
+#include <vector>
+
+#include "commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"specoffload: high-throughput LLM inference with speculative decoding and weight offloading"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "specoffload 0.1.0");
+  std::vector<so::cli::Command> commands;
+  for (auto register_command : {so::cli::register_generate, so::cli::register_tokenize, so::cli::register_logits}) {
+    commands.push_back(register_command(app));
+  }
+  CLI11_PARSE(app, argc, argv);
+  for (auto& command : commands) {
+    if (command.app->parsed()) return command.run();
+  }
+  return 1;
+}

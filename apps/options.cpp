@@ -1,0 +1,81 @@
+#include "options.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+
+namespace so::cli {
+
+void add_model_options(CLI::App& command, ModelOptions& options) {
+  command.add_option("-m,--model", options.model,
+                     "GGUF file, Hugging Face model directory, or 'default' (the model scripts/setup.sh fetched)")
+      ->required();
+  command.add_option("-t,--threads", options.n_threads, "compute threads (default: one per physical core)")
+      ->check(CLI::Range(0, 1024));
+}
+
+void add_batch_options(CLI::App& command, BatchOptions& options) {
+  command.add_option("--max-rows", options.max_rows, "sequences generating at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
+  command.add_option("--step-tokens", options.max_step_tokens, "tokens per forward step (prefill chunk budget)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  command.add_option("--kv-mem", options.kv_budget, "KV cache budget, e.g. 4G (default: no cap)");
+}
+
+void add_sampling_options(CLI::App& command, SamplingOptions& options) {
+  command.add_option("--temp", options.temperature, "temperature; 0 is greedy")->capture_default_str();
+  command.add_option("--top-k", options.top_k, "keep the k most likely tokens; 0 is off")->capture_default_str();
+  command.add_option("--top-p", options.top_p, "nucleus mass; 1 is off")->capture_default_str();
+  command.add_option("--min-p", options.min_p, "drop tokens below min-p times the top one; 0 is off")
+      ->capture_default_str();
+  command.add_option("--seed", options.seed, "sampling seed (default: random, printed)");
+}
+
+std::string resolve_model_path(const std::string& model) {
+  if (model != "default") return model;
+  if (const char* path = std::getenv("SPECOFFLOAD_DEFAULT_MODEL"); path && *path) return path;
+  std::string cache;
+  if (const char* dir = std::getenv("SPECOFFLOAD_CACHE"); dir && *dir) {
+    cache = dir;
+  } else {
+    const char* home = std::getenv("HOME");
+    cache = std::string(home ? home : ".") + "/.cache/specoffload";
+  }
+  return cache + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+}
+
+Result<EngineOptions> engine_options(const ModelOptions& model, const BatchOptions& batch) {
+  EngineOptions options;
+  options.model_path = resolve_model_path(model.model);
+  options.n_threads = model.n_threads;
+  options.max_rows = batch.max_rows;
+  options.max_step_tokens = batch.max_step_tokens;
+  if (!batch.kv_budget.empty()) {
+    auto bytes = parse_byte_size(batch.kv_budget);
+    if (!bytes) {
+      return invalid_argument("--kv-mem ", quote_for_message(batch.kv_budget),
+                              " is not a size; expected bytes with an optional K/M/G/T suffix, e.g. 4G");
+    }
+    options.kv_budget_bytes = static_cast<int64_t>(*bytes);
+  }
+  return options;
+}
+
+SamplingParams sampling_params(const SamplingOptions& options) {
+  SamplingParams params;
+  params.temperature = options.temperature;
+  params.top_k = options.top_k;
+  params.top_p = options.top_p;
+  params.min_p = options.min_p;
+  params.seed = options.seed >= 0 ? static_cast<uint64_t>(options.seed) : std::random_device{}();
+  return params;
+}
+
+int report_error(const Status& status) {
+  std::fprintf(stderr, "error: %s\n", status.to_string().c_str());
+  return 1;
+}
+
+}  // namespace so::cli

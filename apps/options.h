@@ -1,0 +1,43 @@
+// Option groups shared by subcommands, declared once (CLI11 is the option table).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <string>
+
+#include "runtime/engine.h"
+
+namespace so::cli {
+
+struct ModelOptions {
+  std::string model;  // GGUF file, HF directory, or "default"
+  int n_threads = 0;
+};
+
+struct BatchOptions {
+  int max_rows = 32;
+  int max_step_tokens = 512;
+  std::string kv_budget;  // "4G"; empty: no cap
+};
+
+struct SamplingOptions {
+  float temperature = 0.8f;
+  int top_k = 40;
+  float top_p = 0.95f;
+  float min_p = 0.05f;
+  int64_t seed = -1;  // -1: random, printed so the run can be repeated
+};
+
+void add_model_options(CLI::App& command, ModelOptions& options);
+void add_batch_options(CLI::App& command, BatchOptions& options);
+void add_sampling_options(CLI::App& command, SamplingOptions& options);
+
+// "default" -> the model scripts/setup.sh fetched ($SPECOFFLOAD_DEFAULT_MODEL, else the cache).
+std::string resolve_model_path(const std::string& model);
+Result<EngineOptions> engine_options(const ModelOptions& model, const BatchOptions& batch);
+SamplingParams sampling_params(const SamplingOptions& options);
+
+// Prints "error: ..." to stderr; returns the exit code for it.
+int report_error(const Status& status);
+
+}  // namespace so::cli

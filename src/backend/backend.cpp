@@ -1,0 +1,23 @@
+#include "backend/backend.h"
+
+namespace so {
+
+Buffer& Buffer::operator=(Buffer&& other) noexcept {
+  if (this != &other) {
+    release();
+    owner_ = std::exchange(other.owner_, nullptr);
+    data_ = std::exchange(other.data_, nullptr);
+    bytes_ = std::exchange(other.bytes_, 0);
+    kind_ = other.kind_;
+  }
+  return *this;
+}
+
+void Buffer::release() {
+  if (owner_ != nullptr && data_ != nullptr) owner_->free(data_, bytes_, kind_);
+  owner_ = nullptr;
+  data_ = nullptr;
+  bytes_ = 0;
+}
+
+}  // namespace so

@@ -1,0 +1,91 @@
+// The attention loop, written once and instantiated per ISA with a Vec policy providing:
+//   float dot(const float* q, const uint16_t* k_f16, int n)   q already rounded to f16 values
+//   void axpy(float* out, float p, const uint16_t* v_f16, int n)  out += p * v
+// Included only by attention.cpp and attention_avx2.cpp.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "backend/cpu/attention.h"
+#include "tensor/fp16.h"
+
+namespace so::cpu::detail {
+
+// note: numerics follow llama.cpp's default (non-flash) path: q and the softmax
+// probabilities are rounded to f16 (K and V are f16 already), products accumulate in
+// f32, the softmax sum in double. Every query vector sees the same operation sequence
+// however the step is batched, which keeps attention batch-invariant.
+template <typename Vec>
+void run_attention_task(const AttentionTask& task, AlignedBuffer& scratch) {
+  const KvGeometry& geometry = *task.geometry;
+  const AttentionParams& params = *task.params;
+  const AttentionRow& row = *task.row;
+  const int head_dim = params.head_dim;
+  const int group = params.n_heads / params.n_kv_heads;  // query heads per kv head
+  const int n_vectors = task.n_queries * group;
+  const int n_keys = row.kv_start + task.first_query + task.n_queries;  // keys the last query sees
+  const int page_tokens = geometry.page_tokens;
+
+  // scratch: q_rounded (n_vectors, head_dim) | scores (n_vectors, n_keys) | acc (n_vectors, head_dim)
+  const size_t floats = size_t(n_vectors) * (2 * head_dim + n_keys);
+  scratch.resize(floats * sizeof(float));
+  float* q_rounded = scratch.as<float>();
+  float* scores = q_rounded + size_t(n_vectors) * head_dim;
+  float* acc = scores + size_t(n_vectors) * n_keys;
+
+  auto vector_token = [&](int vec) { return row.first_token + task.first_query + vec / group; };
+  auto vector_head = [&](int vec) { return task.kv_head * group + vec % group; };
+  auto vector_last_key = [&](int vec) { return row.kv_start + task.first_query + vec / group; };
+
+  for (int vec = 0; vec < n_vectors; ++vec) {
+    const float* source = task.q + (int64_t(vector_token(vec)) * params.n_heads + vector_head(vec)) * head_dim;
+    for (int d = 0; d < head_dim; ++d) q_rounded[vec * head_dim + d] = fp16_to_fp32(fp32_to_fp16(source[d]));
+  }
+
+  // Scores: one pass over the keys, each key shared by every query vector that sees it.
+  const int64_t k_offset = geometry.offset(task.layer, false, task.kv_head);
+  for (int t = 0; t < n_keys; ++t) {
+    const auto* page = static_cast<const uint8_t*>(row.pages[t / page_tokens]);
+    const auto* key = reinterpret_cast<const uint16_t*>(page + k_offset) + int64_t(t % page_tokens) * head_dim;
+    for (int vec = 0; vec < n_vectors; ++vec) {
+      if (t <= vector_last_key(vec)) scores[size_t(vec) * n_keys + t] = Vec::dot(q_rounded + vec * head_dim, key, head_dim);
+    }
+  }
+
+  // Softmax per query vector over its visible keys; probabilities rounded to f16.
+  for (int vec = 0; vec < n_vectors; ++vec) {
+    float* s = scores + size_t(vec) * n_keys;
+    const int visible = vector_last_key(vec) + 1;
+    float max_score = -INFINITY;
+    for (int t = 0; t < visible; ++t) {
+      s[t] *= params.scale;
+      max_score = std::max(max_score, s[t]);
+    }
+    double sum = 0.0;
+    for (int t = 0; t < visible; ++t) {
+      s[t] = std::exp(s[t] - max_score);
+      sum += s[t];
+    }
+    const float inverse = static_cast<float>(1.0 / sum);
+    for (int t = 0; t < visible; ++t) s[t] = fp16_to_fp32(fp32_to_fp16(s[t] * inverse));
+  }
+
+  // Weighted sum of values, again one pass over the positions.
+  std::fill(acc, acc + size_t(n_vectors) * head_dim, 0.0f);
+  const int64_t v_offset = geometry.offset(task.layer, true, task.kv_head);
+  for (int t = 0; t < n_keys; ++t) {
+    const auto* page = static_cast<const uint8_t*>(row.pages[t / page_tokens]);
+    const auto* value = reinterpret_cast<const uint16_t*>(page + v_offset) + int64_t(t % page_tokens) * head_dim;
+    for (int vec = 0; vec < n_vectors; ++vec) {
+      if (t <= vector_last_key(vec)) Vec::axpy(acc + vec * head_dim, scores[size_t(vec) * n_keys + t], value, head_dim);
+    }
+  }
+  for (int vec = 0; vec < n_vectors; ++vec) {
+    float* destination = task.out + (int64_t(vector_token(vec)) * params.n_heads + vector_head(vec)) * head_dim;
+    std::copy(acc + vec * head_dim, acc + (vec + 1) * head_dim, destination);
+  }
+}
+
+}  // namespace so::cpu::detail

@@ -1,0 +1,100 @@
+#include "backend/cpu/cpu_backend.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "base/cpu_features.h"
+
+namespace so {
+
+CpuBackend::CpuBackend(const CpuBackendOptions& options)
+    : pool_(std::make_unique<ThreadPool>(options.n_threads > 0 ? options.n_threads : cpu_features().n_physical_cores)),
+      kernels_(*pool_, cpu::detect_isa()),
+      device_budget_bytes_(options.device_budget_bytes) {}
+
+CpuBackend::~CpuBackend() = default;
+
+std::string CpuBackend::name() const {
+  return str_cat("cpu (", cpu::isa_name(kernels_.isa()), ", ", pool_->n_threads(), " threads)");
+}
+
+Result<Buffer> CpuBackend::allocate(size_t bytes, MemoryKind kind) {
+  if (kind == MemoryKind::kDevice && device_budget_bytes_ > 0 &&
+      device_bytes_.load() + static_cast<int64_t>(bytes) > device_budget_bytes_) {
+    return resource_exhausted("device memory budget of ", format_bytes(double(device_budget_bytes_)),
+                              " exceeded: ", format_bytes(double(device_bytes_.load())), " in use, ",
+                              format_bytes(double(bytes)), " requested; raise --device-mem or lower the batch");
+  }
+  const size_t rounded = (bytes + 63) / 64 * 64;
+  void* data = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+  if (data == nullptr) return resource_exhausted("out of host memory allocating ", format_bytes(double(bytes)));
+  if (kind == MemoryKind::kDevice) device_bytes_ += static_cast<int64_t>(bytes);
+  return Buffer(this, data, bytes, kind);
+}
+
+void CpuBackend::free(void* data, size_t bytes, MemoryKind kind) {
+  if (kind == MemoryKind::kDevice) device_bytes_ -= static_cast<int64_t>(bytes);
+  std::free(data);
+}
+
+void CpuBackend::copy_to_device(void* destination, const void* source, size_t bytes) {
+  std::memcpy(destination, source, bytes);
+}
+
+void CpuBackend::copy_to_host(void* destination, const void* source, size_t bytes) {
+  std::memcpy(destination, source, bytes);
+}
+
+void CpuBackend::matmul(const TensorView& weight, const float* x, int64_t n_rows, float* y) {
+  kernels_.matmul(matmul_workspace_, weight, x, n_rows, y);
+}
+
+void CpuBackend::matmul_many(std::span<const TensorView> weights, const float* x, int64_t n_rows,
+                             std::span<float* const> ys) {
+  kernels_.matmul_many(matmul_workspace_, weights, x, n_rows, ys);
+}
+
+void CpuBackend::embedding(const TensorView& table, std::span<const int32_t> tokens, float* out) {
+  kernels_.embedding(table, tokens, out);
+}
+
+void CpuBackend::rmsnorm(const float* x, const float* weight, float eps, int64_t n_rows, int64_t dim, float* out) {
+  kernels_.rmsnorm(x, weight, eps, n_rows, dim, out);
+}
+
+void CpuBackend::rope(float* x, std::span<const int32_t> positions, int64_t n_heads, int64_t head_dim,
+                      const RopeParams& params) {
+  kernels_.rope(x, positions, n_heads, head_dim, params);
+}
+
+void CpuBackend::add_bias(float* x, const float* bias, int64_t n_rows, int64_t dim) {
+  kernels_.add_bias(x, bias, n_rows, dim);
+}
+
+void CpuBackend::add(const float* a, const float* b, float* out, int64_t n) { kernels_.add(a, b, out, n); }
+
+void CpuBackend::swiglu(const float* gate, const float* up, float* out, int64_t n) {
+  kernels_.swiglu(gate, up, out, n);
+}
+
+void CpuBackend::gather_rows(const float* x, std::span<const int32_t> indices, int64_t dim, float* out) {
+  for (size_t i = 0; i < indices.size(); ++i) {
+    std::memcpy(out + int64_t(i) * dim, x + int64_t(indices[i]) * dim, dim * sizeof(float));
+  }
+}
+
+void CpuBackend::kv_store(const KvGeometry& geometry, int layer, std::span<const AttentionRow> rows, const float* k,
+                          const float* v) {
+  cpu::kv_store(geometry, layer, rows, k, v, *pool_);
+}
+
+void CpuBackend::attention(const KvGeometry& geometry, int layer, std::span<const AttentionRow> rows,
+                           const AttentionParams& params, const float* q, float* out) {
+  cpu::attention(kernels_.isa(), *pool_, attention_scratch_, geometry, layer, rows, params, q, out);
+}
+
+void CpuBackend::argmax(const float* x, int64_t n_rows, int64_t n, int32_t* out) {
+  kernels_.argmax(x, n_rows, n, out);
+}
+
+}  // namespace so

@@ -1,0 +1,78 @@
+// The CPU backend: "device memory" is host memory under a byte budget; ops run on the
+// calling thread with the thread pool.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/cpu/attention.h"
+#include "backend/cpu/kernels.h"
+#include "base/thread_pool.h"
+
+namespace so {
+
+struct CpuBackendOptions {
+  int n_threads = 0;             // 0: one per physical core
+  int64_t device_budget_bytes = 0;  // 0: no cap on kDevice allocations
+};
+
+// Reused buffers of moe_ffn.
+struct MoeScratch {
+  AlignedBuffer router_logits;   // (n_tokens, n_experts)
+  AlignedBuffer expert_outputs;  // (n_tokens, n_used, dim): output of the token's k-th expert
+  AlignedBuffer gathered;        // (n_group, dim)
+  AlignedBuffer gate;            // (n_group, ffn_dim)
+  AlignedBuffer up;              // (n_group, ffn_dim)
+  AlignedBuffer down;            // (n_group, dim)
+  std::vector<int32_t> selected;  // (n_tokens, n_used) expert ids
+  std::vector<float> weights;     // (n_tokens, n_used)
+};
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(const CpuBackendOptions& options);
+  ~CpuBackend() override;
+
+  std::string name() const override;
+  int n_threads() const { return pool_->n_threads(); }
+  cpu::Isa isa() const { return kernels_.isa(); }
+  ThreadPool& pool() { return *pool_; }
+  int64_t device_bytes_in_use() const { return device_bytes_.load(); }
+
+  Result<Buffer> allocate(size_t bytes, MemoryKind kind) override;
+  void free(void* data, size_t bytes, MemoryKind kind) override;
+  void copy_to_device(void* destination, const void* source, size_t bytes) override;
+  void copy_to_host(void* destination, const void* source, size_t bytes) override;
+
+  void matmul(const TensorView& weight, const float* x, int64_t n_rows, float* y) override;
+  void matmul_many(std::span<const TensorView> weights, const float* x, int64_t n_rows,
+                   std::span<float* const> ys) override;
+  void embedding(const TensorView& table, std::span<const int32_t> tokens, float* out) override;
+  void rmsnorm(const float* x, const float* weight, float eps, int64_t n_rows, int64_t dim, float* out) override;
+  void rope(float* x, std::span<const int32_t> positions, int64_t n_heads, int64_t head_dim,
+            const RopeParams& params) override;
+  void add_bias(float* x, const float* bias, int64_t n_rows, int64_t dim) override;
+  void add(const float* a, const float* b, float* out, int64_t n) override;
+  void swiglu(const float* gate, const float* up, float* out, int64_t n) override;
+  void gather_rows(const float* x, std::span<const int32_t> indices, int64_t dim, float* out) override;
+  void kv_store(const KvGeometry& geometry, int layer, std::span<const AttentionRow> rows, const float* k,
+                const float* v) override;
+  void attention(const KvGeometry& geometry, int layer, std::span<const AttentionRow> rows,
+                 const AttentionParams& params, const float* q, float* out) override;
+  void moe_ffn(const MoeWeights& weights, const float* x, int64_t n_tokens, int64_t dim, int64_t ffn_dim,
+               float* out) override;
+  void argmax(const float* x, int64_t n_rows, int64_t n, int32_t* out) override;
+
+ private:
+  std::unique_ptr<ThreadPool> pool_;
+  cpu::Kernels kernels_;
+  cpu::MatmulWorkspace matmul_workspace_;
+  cpu::AttentionScratch attention_scratch_;
+  MoeScratch moe_scratch_;
+  int64_t device_budget_bytes_;
+  std::atomic<int64_t> device_bytes_{0};
+};
+
+}  // namespace so

@@ -1,0 +1,92 @@
+// The MoE FFN on the CPU: route every token, group tokens by expert, run each expert's
+// FFN once over its group, and combine the outputs in each token's top-k order.
+#include <algorithm>
+#include <numeric>
+#include <vector>
+
+#include "backend/cpu/cpu_backend.h"
+
+namespace so {
+
+
+
+void CpuBackend::moe_ffn(const MoeWeights& weights, const float* x, int64_t n_tokens, int64_t dim, int64_t ffn_dim,
+                         float* out) {
+  MoeScratch& s = moe_scratch_;
+  const int n_experts = static_cast<int>(weights.gate.size());
+  const int n_used = weights.n_experts_used;
+
+  // Route: softmax over experts, top-k by probability (ties to the lower id), optional
+  // renormalization of the chosen probabilities.
+  s.router_logits.resize(size_t(n_tokens) * n_experts * sizeof(float));
+  float* probabilities = s.router_logits.as<float>();
+  kernels_.matmul(matmul_workspace_, weights.router, x, n_tokens, probabilities);
+  kernels_.softmax(probabilities, n_tokens, n_experts);
+  s.selected.resize(size_t(n_tokens) * n_used);
+  s.weights.resize(size_t(n_tokens) * n_used);
+  std::vector<int32_t> order(n_experts);
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const float* p = probabilities + t * n_experts;
+    std::iota(order.begin(), order.end(), 0);
+    std::partial_sort(order.begin(), order.begin() + n_used, order.end(),
+                      [p](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
+    double sum = 0.0;
+    for (int k = 0; k < n_used; ++k) {
+      s.selected[t * n_used + k] = order[k];
+      s.weights[t * n_used + k] = p[order[k]];
+      sum += p[order[k]];
+    }
+    if (weights.normalize_weights) {
+      for (int k = 0; k < n_used; ++k) s.weights[t * n_used + k] /= static_cast<float>(sum);
+    }
+  }
+
+  // Run each expert over the tokens routed to it.
+  s.expert_outputs.resize(size_t(n_tokens) * n_used * dim * sizeof(float));
+  float* expert_outputs = s.expert_outputs.as<float>();
+  std::vector<int32_t> group_tokens, group_slots;
+  for (int e = 0; e < n_experts; ++e) {
+    group_tokens.clear();
+    group_slots.clear();
+    for (int64_t i = 0; i < n_tokens * n_used; ++i) {
+      if (s.selected[i] == e) {
+        group_tokens.push_back(static_cast<int32_t>(i / n_used));
+        group_slots.push_back(static_cast<int32_t>(i));
+      }
+    }
+    if (group_tokens.empty()) continue;
+    const int64_t n_group = static_cast<int64_t>(group_tokens.size());
+    s.gathered.resize(size_t(n_group) * dim * sizeof(float));
+    s.gate.resize(size_t(n_group) * ffn_dim * sizeof(float));
+    s.up.resize(size_t(n_group) * ffn_dim * sizeof(float));
+    s.down.resize(size_t(n_group) * dim * sizeof(float));
+    gather_rows(x, group_tokens, dim, s.gathered.as<float>());
+    const TensorView gate_up[] = {weights.gate[e], weights.up[e]};
+    float* const gate_up_out[] = {s.gate.as<float>(), s.up.as<float>()};
+    kernels_.matmul_many(matmul_workspace_, gate_up, s.gathered.as<float>(), n_group, gate_up_out);
+    kernels_.swiglu(s.gate.as<float>(), s.up.as<float>(), s.gate.as<float>(), n_group * ffn_dim);
+    kernels_.matmul(matmul_workspace_, weights.down[e], s.gate.as<float>(), n_group, s.down.as<float>());
+    for (int64_t i = 0; i < n_group; ++i) {
+      std::copy_n(s.down.as<float>() + i * dim, dim, expert_outputs + int64_t(group_slots[i]) * dim);
+    }
+  }
+
+  // Combine: out = sum_k w_k * y_k, in top-k order, each product rounded before the add.
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    float* destination = out + t * dim;
+    for (int k = 0; k < n_used; ++k) {
+      const float w = s.weights[t * n_used + k];
+      const float* y = expert_outputs + (t * n_used + k) * dim;
+      if (k == 0) {
+        for (int64_t d = 0; d < dim; ++d) destination[d] = y[d] * w;
+      } else {
+        for (int64_t d = 0; d < dim; ++d) {
+          const float product = y[d] * w;
+          destination[d] = destination[d] + product;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace so

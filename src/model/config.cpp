@@ -1,0 +1,252 @@
+#include "model/config.h"
+
+#include <cmath>
+
+namespace so {
+
+std::string_view architecture_name(Architecture arch) {
+  switch (arch) {
+    case Architecture::kLlama: return "llama";
+    case Architecture::kQwen2: return "qwen2";
+    case Architecture::kMixtral: return "mixtral";
+  }
+  return "?";
+}
+
+std::string ModelConfig::summary() const {
+  return str_cat(architecture_name(arch), " '", name, "': ", n_layers, " layers, dim ", dim, ", ", n_heads, " heads (",
+                 n_kv_heads, " kv) x ", head_dim, ", ffn ", ffn_dim, is_moe() ? str_cat(" x ", n_experts, " experts (top ", n_experts_used, ")") : "",
+                 ", vocab ", n_vocab, ", ctx ", n_ctx_train);
+}
+
+namespace {
+
+Status check_positive(const char* what, int64_t value, const std::string& key) {
+  if (value <= 0 || value > (1 << 24)) {
+    return format_error("model metadata '", key, "' (", what, ") is ", value,
+                        "; expected a positive size; the file is damaged or not a language model");
+  }
+  return Status::Ok();
+}
+
+Status validate(const ModelConfig& c) {
+  if (c.n_heads <= 0 || c.n_kv_heads <= 0 || c.n_heads % c.n_kv_heads != 0) {
+    return format_error("attention heads (", c.n_heads, ") must be a positive multiple of key/value heads (",
+                        c.n_kv_heads, ")");
+  }
+  if (c.rope.n_rot <= 0 || c.rope.n_rot > c.head_dim || c.rope.n_rot % 2 != 0) {
+    return format_error("rope dimension count ", c.rope.n_rot, " must be even and at most the head size ",
+                        c.head_dim);
+  }
+  if (c.is_moe() && (c.n_experts_used <= 0 || c.n_experts_used > c.n_experts)) {
+    return format_error("experts used per token (", c.n_experts_used, ") must be between 1 and the expert count (",
+                        c.n_experts, ")");
+  }
+  if (!(c.rms_eps > 0.0f) || c.rms_eps > 1.0f) return format_error("rms norm epsilon ", c.rms_eps, " is not in (0, 1]");
+  if (!(c.rope.theta_base > 0.0f)) return format_error("rope base ", c.rope.theta_base, " must be positive");
+  return Status::Ok();
+}
+
+Result<ModelConfig> from_gguf(const ModelFile& file) {
+  const Metadata& m = file.metadata;
+  SO_ASSIGN_OR_RETURN(std::string arch_name, m.get_string("general.architecture"));
+  ModelConfig c;
+  const std::string p = arch_name + ".";
+  SO_ASSIGN_OR_RETURN(int64_t n_experts, m.get_int_or(p + "expert_count", 0));
+  if (arch_name == "llama" || arch_name == "mistral") {
+    c.arch = n_experts > 0 ? Architecture::kMixtral : Architecture::kLlama;
+  } else if (arch_name == "qwen2") {
+    c.arch = Architecture::kQwen2;
+    c.qkv_bias = true;
+  } else {
+    return unsupported("architecture '", arch_name, "' is not supported; supported: llama (Llama, Mistral, SmolLM2, ",
+                       "TinyLlama, Mixtral) and qwen2");
+  }
+  SO_ASSIGN_OR_RETURN(c.name, m.get_string_or("general.name", arch_name));
+  SO_ASSIGN_OR_RETURN(int64_t n_layers, m.get_int(p + "block_count"));
+  SO_ASSIGN_OR_RETURN(int64_t dim, m.get_int(p + "embedding_length"));
+  SO_ASSIGN_OR_RETURN(int64_t ffn_dim, m.get_int(p + "feed_forward_length"));
+  SO_ASSIGN_OR_RETURN(int64_t n_heads, m.get_int(p + "attention.head_count"));
+  SO_ASSIGN_OR_RETURN(int64_t n_kv_heads, m.get_int_or(p + "attention.head_count_kv", n_heads));
+  SO_TRY(check_positive("layers", n_layers, p + "block_count"));
+  SO_TRY(check_positive("width", dim, p + "embedding_length"));
+  SO_TRY(check_positive("FFN width", ffn_dim, p + "feed_forward_length"));
+  SO_TRY(check_positive("heads", n_heads, p + "attention.head_count"));
+  SO_TRY(check_positive("kv heads", n_kv_heads, p + "attention.head_count_kv"));
+  SO_ASSIGN_OR_RETURN(int64_t head_dim, m.get_int_or(p + "attention.key_length", dim / n_heads));
+  SO_ASSIGN_OR_RETURN(int64_t n_rot, m.get_int_or(p + "rope.dimension_count", head_dim));
+  SO_ASSIGN_OR_RETURN(int64_t n_ctx, m.get_int_or(p + "context_length", 4096));
+  SO_ASSIGN_OR_RETURN(double eps, m.get_float_or(p + "attention.layer_norm_rms_epsilon", 1e-5));
+  SO_ASSIGN_OR_RETURN(double theta, m.get_float_or(p + "rope.freq_base", 10000.0));
+  c.n_layers = int(n_layers);
+  c.dim = int(dim);
+  c.ffn_dim = int(ffn_dim);
+  c.n_heads = int(n_heads);
+  c.n_kv_heads = int(n_kv_heads);
+  c.head_dim = int(head_dim);
+  c.n_ctx_train = int(n_ctx);
+  c.rms_eps = float(eps);
+  c.rope.n_rot = int(n_rot);
+  c.rope.theta_base = float(theta);
+  // note: GGUF llama weights have Q/K rows permuted by the converter for adjacent-pair
+  // rope; qwen2 keeps HF's layout and rotates halves.
+  c.rope.style = c.arch == Architecture::kQwen2 ? RopeStyle::kNeox : RopeStyle::kNormal;
+  c.n_experts = int(n_experts);
+  if (c.is_moe()) {
+    SO_ASSIGN_OR_RETURN(int64_t used, m.get_int(p + "expert_used_count"));
+    c.n_experts_used = int(used);
+  }
+
+  SO_ASSIGN_OR_RETURN(std::string scaling, m.get_string_or(p + "rope.scaling.type", "none"));
+  SO_ASSIGN_OR_RETURN(double factor, m.get_float_or(p + "rope.scaling.factor", 0.0));
+  if (factor == 0.0) {  // older files: rope.scale_linear
+    SO_ASSIGN_OR_RETURN(double linear, m.get_float_or(p + "rope.scale_linear", 0.0));
+    if (linear > 0.0 && scaling == "none") scaling = "linear";
+    factor = linear;
+  }
+  SO_ASSIGN_OR_RETURN(int64_t n_ctx_orig, m.get_int_or(p + "rope.scaling.original_context_length", n_ctx));
+  c.rope.n_ctx_orig = int(n_ctx_orig);
+  if (scaling == "linear" && factor > 0.0 && factor != 1.0) {
+    c.rope.scaling = RopeScaling::kLinear;
+    c.rope.factor = float(factor);
+  } else if (scaling == "yarn") {
+    c.rope.scaling = RopeScaling::kYarn;
+    c.rope.factor = factor > 0.0 ? float(factor) : 1.0f;
+    SO_ASSIGN_OR_RETURN(double beta_fast, m.get_float_or(p + "rope.scaling.yarn_beta_fast", 32.0));
+    SO_ASSIGN_OR_RETURN(double beta_slow, m.get_float_or(p + "rope.scaling.yarn_beta_slow", 1.0));
+    c.rope.yarn_beta_fast = float(beta_fast);
+    c.rope.yarn_beta_slow = float(beta_slow);
+  } else if (scaling != "none" && scaling != "linear") {
+    return unsupported("rope scaling '", scaling, "' is not supported; supported: none, linear, yarn, and llama3 ",
+                       "(through rope_freqs.weight)");
+  }
+  // Llama 3.1 style scaling arrives as a rope_freqs.weight tensor; the weights loader reads it.
+
+  // Vocabulary: explicit key, else the embedding's row count (checked again with the weights).
+  if (auto vocab = m.get_int(p + "vocab_size"); vocab.ok()) {
+    c.n_vocab = int(*vocab);
+  } else if (const TensorInfo* embedding = file.tensors.find("token_embd.weight")) {
+    c.n_vocab = int(embedding->shape[0]);
+  }
+  c.tied_embeddings = file.tensors.find("output.weight") == nullptr;
+  SO_TRY(check_positive("vocabulary", c.n_vocab, p + "vocab_size"));
+  SO_TRY(validate(c));
+  return c;
+}
+
+Result<ModelConfig> from_hf_config(const ModelFile& file) {
+  const Metadata& m = file.metadata;
+  SO_ASSIGN_OR_RETURN(std::string model_type, m.get_string_or("model_type", ""));
+  ModelConfig c;
+  if (model_type == "llama" || model_type == "mistral") {
+    c.arch = Architecture::kLlama;
+  } else if (model_type == "qwen2") {
+    c.arch = Architecture::kQwen2;
+    c.qkv_bias = true;
+  } else if (model_type == "mixtral") {
+    c.arch = Architecture::kMixtral;
+  } else {
+    return unsupported("config.json model_type '", model_type, "' is not supported; supported: llama, mistral, ",
+                       "qwen2, mixtral");
+  }
+  c.name = model_type;
+  SO_ASSIGN_OR_RETURN(int64_t n_layers, m.get_int("num_hidden_layers"));
+  SO_ASSIGN_OR_RETURN(int64_t dim, m.get_int("hidden_size"));
+  SO_ASSIGN_OR_RETURN(int64_t ffn_dim, m.get_int("intermediate_size"));
+  SO_ASSIGN_OR_RETURN(int64_t n_heads, m.get_int("num_attention_heads"));
+  SO_ASSIGN_OR_RETURN(int64_t n_kv_heads, m.get_int_or("num_key_value_heads", n_heads));
+  SO_ASSIGN_OR_RETURN(int64_t n_vocab, m.get_int("vocab_size"));
+  SO_TRY(check_positive("layers", n_layers, "num_hidden_layers"));
+  SO_TRY(check_positive("width", dim, "hidden_size"));
+  SO_TRY(check_positive("FFN width", ffn_dim, "intermediate_size"));
+  SO_TRY(check_positive("heads", n_heads, "num_attention_heads"));
+  SO_TRY(check_positive("kv heads", n_kv_heads, "num_key_value_heads"));
+  SO_TRY(check_positive("vocabulary", n_vocab, "vocab_size"));
+  SO_ASSIGN_OR_RETURN(int64_t head_dim, m.get_int_or("head_dim", dim / n_heads));
+  SO_ASSIGN_OR_RETURN(int64_t n_ctx, m.get_int_or("max_position_embeddings", 4096));
+  SO_ASSIGN_OR_RETURN(double eps, m.get_float_or("rms_norm_eps", 1e-6));
+  SO_ASSIGN_OR_RETURN(double theta, m.get_float_or("rope_theta", 10000.0));
+  SO_ASSIGN_OR_RETURN(bool tied, m.get_bool_or("tie_word_embeddings", false));
+  c.n_layers = int(n_layers);
+  c.dim = int(dim);
+  c.ffn_dim = int(ffn_dim);
+  c.n_heads = int(n_heads);
+  c.n_kv_heads = int(n_kv_heads);
+  c.head_dim = int(head_dim);
+  c.n_vocab = int(n_vocab);
+  c.n_ctx_train = int(n_ctx);
+  c.rms_eps = float(eps);
+  c.rope.n_rot = int(head_dim);
+  c.rope.theta_base = float(theta);
+  // note: HF checkpoints keep q_proj/k_proj unpermuted and rotate halves (rotate_half),
+  // which is NeoX-style rope for every family.
+  c.rope.style = RopeStyle::kNeox;
+  c.tied_embeddings = tied || file.tensors.find("lm_head.weight") == nullptr;
+  if (c.arch == Architecture::kMixtral) {
+    SO_ASSIGN_OR_RETURN(int64_t n_experts, m.get_int("num_local_experts"));
+    SO_ASSIGN_OR_RETURN(int64_t used, m.get_int("num_experts_per_tok"));
+    c.n_experts = int(n_experts);
+    c.n_experts_used = int(used);
+  }
+  // rope_scaling: {"type"|"rope_type": linear|yarn|llama3|default, factor, ...}
+  std::string scaling = "none";
+  if (auto t = m.get_string("rope_scaling.rope_type"); t.ok()) scaling = *t;
+  else if (auto t2 = m.get_string("rope_scaling.type"); t2.ok()) scaling = *t2;
+  SO_ASSIGN_OR_RETURN(double factor, m.get_float_or("rope_scaling.factor", 1.0));
+  SO_ASSIGN_OR_RETURN(int64_t n_ctx_orig, m.get_int_or("rope_scaling.original_max_position_embeddings", n_ctx));
+  c.rope.n_ctx_orig = int(n_ctx_orig);
+  c.rope.factor = float(factor);
+  if (scaling == "linear") {
+    c.rope.scaling = RopeScaling::kLinear;
+  } else if (scaling == "yarn") {
+    c.rope.scaling = RopeScaling::kYarn;
+    SO_ASSIGN_OR_RETURN(double beta_fast, m.get_float_or("rope_scaling.beta_fast", 32.0));
+    SO_ASSIGN_OR_RETURN(double beta_slow, m.get_float_or("rope_scaling.beta_slow", 1.0));
+    c.rope.yarn_beta_fast = float(beta_fast);
+    c.rope.yarn_beta_slow = float(beta_slow);
+  } else if (scaling == "llama3") {
+    c.rope.scaling = RopeScaling::kLlama3;
+    SO_ASSIGN_OR_RETURN(double low, m.get_float_or("rope_scaling.low_freq_factor", 1.0));
+    SO_ASSIGN_OR_RETURN(double high, m.get_float_or("rope_scaling.high_freq_factor", 4.0));
+    c.rope.llama3_low_freq_factor = float(low);
+    c.rope.llama3_high_freq_factor = float(high);
+  } else if (scaling != "none" && scaling != "default") {
+    return unsupported("rope_scaling type '", scaling, "' is not supported; supported: linear, yarn, llama3");
+  } else {
+    c.rope.factor = 1.0f;
+  }
+  SO_TRY(validate(c));
+  return c;
+}
+
+}  // namespace
+
+Result<ModelConfig> model_config_from_file(const ModelFile& file) {
+  auto config = file.format == ModelFormat::kGguf ? from_gguf(file) : from_hf_config(file);
+  if (!config.ok()) return config.status().with_context(str_cat("reading the model configuration of '", file.path, "'"));
+  return config;
+}
+
+std::vector<float> llama3_rope_freq_factors(const RopeConfig& rope) {
+  // Wavelengths longer than n_ctx_orig/low_freq_factor are slowed by `factor`, shorter than
+  // n_ctx_orig/high_freq_factor kept, and the band between interpolated smoothly.
+  std::vector<float> factors(rope.n_rot / 2);
+  const double low_wavelength = rope.n_ctx_orig / rope.llama3_low_freq_factor;
+  const double high_wavelength = rope.n_ctx_orig / rope.llama3_high_freq_factor;
+  for (int i = 0; i < rope.n_rot / 2; ++i) {
+    const double frequency = 1.0 / std::pow(double(rope.theta_base), 2.0 * i / rope.n_rot);
+    const double wavelength = 2.0 * M_PI / frequency;
+    if (wavelength < high_wavelength) {
+      factors[i] = 1.0f;
+    } else if (wavelength > low_wavelength) {
+      factors[i] = rope.factor;
+    } else {
+      const double smooth = (rope.n_ctx_orig / wavelength - rope.llama3_low_freq_factor) /
+                            (rope.llama3_high_freq_factor - rope.llama3_low_freq_factor);
+      factors[i] = float(1.0 / ((1.0 - smooth) / rope.factor + smooth));
+    }
+  }
+  return factors;
+}
+
+}  // namespace so

@@ -1,0 +1,69 @@
+// The canonical description of a model, whatever file it came from.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "backend/ops.h"
+#include "base/status.h"
+#include "format/metadata.h"
+#include "format/model_file.h"
+
+namespace so {
+
+enum class Architecture {
+  kLlama,    // Llama 2/3, Mistral, SmolLM2, TinyLlama
+  kQwen2,    // llama + QKV biases, NeoX rope
+  kMixtral,  // llama attention + top-k MoE FFN
+};
+std::string_view architecture_name(Architecture arch);
+
+enum class RopeScaling { kNone, kLinear, kYarn, kLlama3 };
+
+struct RopeConfig {
+  RopeStyle style = RopeStyle::kNormal;
+  int n_rot = 0;  // rotated dims per head
+  float theta_base = 10000.0f;
+  RopeScaling scaling = RopeScaling::kNone;
+  float factor = 1.0f;            // linear / yarn / llama3
+  int n_ctx_orig = 0;             // training context before scaling
+  float yarn_beta_fast = 32.0f;
+  float yarn_beta_slow = 1.0f;
+  float yarn_attn_factor = 1.0f;
+  float llama3_low_freq_factor = 1.0f;
+  float llama3_high_freq_factor = 4.0f;
+};
+
+struct ModelConfig {
+  Architecture arch = Architecture::kLlama;
+  std::string name;
+  int n_layers = 0;
+  int dim = 0;             // residual width (n_embd)
+  int n_heads = 0;
+  int n_kv_heads = 0;
+  int head_dim = 0;
+  int ffn_dim = 0;         // dense FFN width, or each expert's width
+  int n_vocab = 0;
+  int n_ctx_train = 0;
+  float rms_eps = 1e-5f;
+  RopeConfig rope;
+  bool tied_embeddings = false;  // output projection = token embedding
+  bool qkv_bias = false;
+  int n_experts = 0;       // 0: dense FFN
+  int n_experts_used = 0;
+
+  int q_dim() const { return n_heads * head_dim; }
+  int kv_dim() const { return n_kv_heads * head_dim; }
+  bool is_moe() const { return n_experts > 0; }
+  std::string summary() const;  // one line for logs
+};
+
+// From GGUF metadata ("llama.block_count", ...) or from a flattened HF config.json.
+Result<ModelConfig> model_config_from_file(const ModelFile& file);
+
+// Per-frequency divisors for llama3 rope scaling (n_rot/2 values), as Llama 3.1's
+// converter writes them into rope_freqs.weight.
+std::vector<float> llama3_rope_freq_factors(const RopeConfig& rope);
+
+}  // namespace so

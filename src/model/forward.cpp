@@ -1,0 +1,194 @@
+#include "model/forward.h"
+
+#include <cmath>
+#include <utility>
+
+namespace so {
+
+namespace {
+
+// Workspace slots, each sized for the step's tokens.
+enum Slot : int {
+  kResidual = 0,  // x    (n_tokens, dim)
+  kNormed,        // h    (n_tokens, dim)
+  kQuery,         // q    (n_tokens, q_dim)
+  kKey,           // k    (n_tokens, kv_dim)
+  kValue,         // v    (n_tokens, kv_dim)
+  kAttention,     // attn (n_tokens, q_dim)
+  kProjected,     // proj (n_tokens, dim)
+  kGate,          // gate (n_tokens, ffn_dim)
+  kUp,            // up   (n_tokens, ffn_dim)
+  kGathered,      // rows kept for the last layer (n_tokens, max(dim, q_dim))
+  kGatheredAttention,
+  kSlotCount
+};
+
+RopeParams rope_params_for(const ModelConfig& c, const ModelWeights& w) {
+  RopeParams rope;
+  rope.style = c.rope.style;
+  rope.n_rot = c.rope.n_rot;
+  rope.theta_base = c.rope.theta_base;
+  rope.n_ctx_orig = c.rope.n_ctx_orig;
+  if (c.rope.scaling == RopeScaling::kLinear || c.rope.scaling == RopeScaling::kYarn) {
+    rope.freq_scale = 1.0f / c.rope.factor;
+  }
+  if (c.rope.scaling == RopeScaling::kYarn) {
+    rope.ext_factor = 1.0f;
+    rope.attn_factor = c.rope.yarn_attn_factor;
+    rope.beta_fast = c.rope.yarn_beta_fast;
+    rope.beta_slow = c.rope.yarn_beta_slow;
+  }
+  rope.freq_factors = w.rope_freq_factors.empty() ? nullptr : w.rope_freq_factors.data();
+  return rope;
+}
+
+}  // namespace
+
+int64_t StepInput::n_logit_rows() const {
+  int64_t n = 0;
+  for (const StepRow& row : rows) {
+    n += row.logits == LogitsWanted::kAll ? row.kv.n_tokens : row.logits == LogitsWanted::kLast ? 1 : 0;
+  }
+  return n;
+}
+
+KvGeometry kv_geometry_for(const ModelConfig& config, int page_tokens) {
+  KvGeometry geometry;
+  geometry.n_layers = config.n_layers;
+  geometry.n_kv_heads = config.n_kv_heads;
+  geometry.head_dim = config.head_dim;
+  geometry.page_tokens = page_tokens;
+  geometry.dtype = DType::kF16;
+  return geometry;
+}
+
+ModelRunner::ModelRunner(const Model& model, Backend& backend) : model_(model), backend_(backend) {
+  const ModelConfig& c = model.config;
+  rope_ = rope_params_for(c, model.weights);
+  attention_params_.n_heads = c.n_heads;
+  attention_params_.n_kv_heads = c.n_kv_heads;
+  attention_params_.head_dim = c.head_dim;
+  attention_params_.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+}
+
+void ModelRunner::ensure_workspace(int64_t n_tokens) {
+  if (n_tokens <= workspace_tokens_) return;
+  const ModelConfig& c = model_.config;
+  const int64_t width = std::max<int64_t>(c.dim, c.q_dim());
+  const int64_t widths[kSlotCount] = {c.dim, c.dim, c.q_dim(), c.kv_dim(), c.kv_dim(), c.q_dim(), c.dim,
+                                      c.ffn_dim, c.ffn_dim, width, width};
+  workspace_.clear();
+  for (int slot = 0; slot < kSlotCount; ++slot) {
+    auto buffer = backend_.allocate(size_t(n_tokens) * widths[slot] * sizeof(float), MemoryKind::kDevice);
+    SO_CHECK_OK(buffer);
+    workspace_.push_back(std::move(buffer).value());
+  }
+  workspace_tokens_ = n_tokens;
+}
+
+Status ModelRunner::forward(const StepInput& step, const KvGeometry& geometry, float* logits) {
+  const ModelConfig& c = model_.config;
+  const ModelWeights& w = model_.weights;
+  const int64_t n_tokens = static_cast<int64_t>(step.tokens.size());
+  if (n_tokens == 0) return Status::Ok();
+  for (int32_t token : step.tokens) {
+    if (token < 0 || token >= c.n_vocab) {
+      return invalid_argument("token id ", token, " is outside the vocabulary [0, ", c.n_vocab, ")");
+    }
+  }
+
+  attention_rows_.clear();
+  positions_.clear();
+  logit_tokens_.clear();
+  int32_t first_token = 0;
+  for (const StepRow& row : step.rows) {
+    const AttentionRow& kv = row.kv;
+    SO_CHECK_EQ(kv.first_token, first_token, "rows must cover the step's tokens in order");
+    SO_CHECK_LE(int64_t(kv.kv_start) + kv.n_tokens, int64_t(kv.pages.size()) * geometry.page_tokens);
+    if (int64_t(kv.kv_start) + kv.n_tokens > c.n_ctx_train) {
+      return out_of_range("a row would reach position ", kv.kv_start + kv.n_tokens, " but the model's context is ",
+                          c.n_ctx_train, " tokens; shorten the prompt or lower the token limit");
+    }
+    attention_rows_.push_back(kv);
+    for (int32_t i = 0; i < kv.n_tokens; ++i) positions_.push_back(kv.kv_start + i);
+    const int32_t first_logit = row.logits == LogitsWanted::kAll    ? 0
+                                : row.logits == LogitsWanted::kLast ? kv.n_tokens - 1
+                                                                    : kv.n_tokens;
+    for (int32_t i = first_logit; i < kv.n_tokens; ++i) logit_tokens_.push_back(first_token + i);
+    first_token += kv.n_tokens;
+  }
+  SO_CHECK_EQ(int64_t(first_token), n_tokens, "rows must cover the step's tokens");
+
+  ensure_workspace(n_tokens);
+  backend_.embedding(w.token_embedding, step.tokens, buffer(kResidual));
+  for (int layer = 0; layer < c.n_layers; ++layer) {
+    const bool last = layer + 1 == c.n_layers;
+    forward_layer(layer, w.layers[layer], n_tokens, geometry, last, logit_tokens_);
+  }
+  const int64_t n_out = static_cast<int64_t>(logit_tokens_.size());
+  if (n_out > 0) {
+    backend_.rmsnorm(buffer(kResidual), w.output_norm, c.rms_eps, n_out, c.dim, buffer(kNormed));
+    backend_.matmul(w.output, buffer(kNormed), n_out, logits);
+  }
+  ++steps_;
+  return Status::Ok();
+}
+
+void ModelRunner::forward_layer(int layer, const LayerWeights& w, int64_t n_tokens, const KvGeometry& geometry,
+                                bool last_layer, std::span<const int32_t> keep_rows) {
+  const ModelConfig& c = model_.config;
+  float* x = buffer(kResidual);
+  float* h = buffer(kNormed);
+  float* q = buffer(kQuery);
+  float* k = buffer(kKey);
+  float* v = buffer(kValue);
+  float* attn = buffer(kAttention);
+  float* proj = buffer(kProjected);
+
+  // Attention block.
+  backend_.rmsnorm(x, w.attn_norm, c.rms_eps, n_tokens, c.dim, h);
+  const TensorView qkv[] = {w.wq, w.wk, w.wv};
+  float* const qkv_out[] = {q, k, v};
+  backend_.matmul_many(qkv, h, n_tokens, qkv_out);
+  if (w.bq) {
+    backend_.add_bias(q, w.bq, n_tokens, c.q_dim());
+    backend_.add_bias(k, w.bk, n_tokens, c.kv_dim());
+    backend_.add_bias(v, w.bv, n_tokens, c.kv_dim());
+  }
+  backend_.rope(q, positions_, c.n_heads, c.head_dim, rope_);
+  backend_.rope(k, positions_, c.n_kv_heads, c.head_dim, rope_);
+  backend_.kv_store(geometry, layer, attention_rows_, k, v);
+  if (last_layer && keep_rows.empty()) return;  // the cache is written; nothing reads the rest
+  backend_.attention(geometry, layer, attention_rows_, attention_params_, q, attn);
+
+  // The last layer only carries on with the rows whose logits are wanted.
+  if (last_layer && static_cast<int64_t>(keep_rows.size()) < n_tokens) {
+    backend_.gather_rows(attn, keep_rows, c.q_dim(), buffer(kGatheredAttention));
+    backend_.gather_rows(x, keep_rows, c.dim, buffer(kGathered));
+    std::swap(workspace_[kAttention], workspace_[kGatheredAttention]);
+    std::swap(workspace_[kResidual], workspace_[kGathered]);
+    x = buffer(kResidual);
+    attn = buffer(kAttention);
+    n_tokens = static_cast<int64_t>(keep_rows.size());
+  }
+  backend_.matmul(w.wo, attn, n_tokens, proj);
+  backend_.add(x, proj, x, n_tokens * c.dim);
+
+  // FFN block.
+  backend_.rmsnorm(x, w.ffn_norm, c.rms_eps, n_tokens, c.dim, h);
+  if (c.is_moe()) {
+    MoeWeights moe{w.router, w.expert_gate, w.expert_up, w.expert_down, c.n_experts_used, true};
+    backend_.moe_ffn(moe, h, n_tokens, c.dim, c.ffn_dim, proj);
+  } else {
+    float* gate = buffer(kGate);
+    float* up = buffer(kUp);
+    const TensorView gate_up[] = {w.w_gate, w.w_up};
+    float* const gate_up_out[] = {gate, up};
+    backend_.matmul_many(gate_up, h, n_tokens, gate_up_out);
+    backend_.swiglu(gate, up, gate, n_tokens * c.ffn_dim);
+    backend_.matmul(w.w_down, gate, n_tokens, proj);
+  }
+  backend_.add(x, proj, x, n_tokens * c.dim);
+}
+
+}  // namespace so

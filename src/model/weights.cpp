@@ -1,0 +1,201 @@
+#include "model/weights.h"
+
+#include <cstring>
+#include <optional>
+
+#include "tensor/quants.h"
+
+namespace so {
+namespace {
+
+// Canonical roles and their names in each format. {L}: layer, {E}: expert.
+struct WeightName {
+  const char* gguf;
+  const char* hf;
+};
+constexpr WeightName kTokenEmbedding{"token_embd.weight", "model.embed_tokens.weight"};
+constexpr WeightName kOutputNorm{"output_norm.weight", "model.norm.weight"};
+constexpr WeightName kOutput{"output.weight", "lm_head.weight"};
+constexpr WeightName kRopeFreqs{"rope_freqs.weight", nullptr};
+constexpr WeightName kAttnNorm{"blk.{L}.attn_norm.weight", "model.layers.{L}.input_layernorm.weight"};
+constexpr WeightName kAttnQ{"blk.{L}.attn_q.weight", "model.layers.{L}.self_attn.q_proj.weight"};
+constexpr WeightName kAttnK{"blk.{L}.attn_k.weight", "model.layers.{L}.self_attn.k_proj.weight"};
+constexpr WeightName kAttnV{"blk.{L}.attn_v.weight", "model.layers.{L}.self_attn.v_proj.weight"};
+constexpr WeightName kAttnOutput{"blk.{L}.attn_output.weight", "model.layers.{L}.self_attn.o_proj.weight"};
+constexpr WeightName kAttnQBias{"blk.{L}.attn_q.bias", "model.layers.{L}.self_attn.q_proj.bias"};
+constexpr WeightName kAttnKBias{"blk.{L}.attn_k.bias", "model.layers.{L}.self_attn.k_proj.bias"};
+constexpr WeightName kAttnVBias{"blk.{L}.attn_v.bias", "model.layers.{L}.self_attn.v_proj.bias"};
+constexpr WeightName kFfnNorm{"blk.{L}.ffn_norm.weight", "model.layers.{L}.post_attention_layernorm.weight"};
+constexpr WeightName kFfnGate{"blk.{L}.ffn_gate.weight", "model.layers.{L}.mlp.gate_proj.weight"};
+constexpr WeightName kFfnUp{"blk.{L}.ffn_up.weight", "model.layers.{L}.mlp.up_proj.weight"};
+constexpr WeightName kFfnDown{"blk.{L}.ffn_down.weight", "model.layers.{L}.mlp.down_proj.weight"};
+constexpr WeightName kRouter{"blk.{L}.ffn_gate_inp.weight", "model.layers.{L}.block_sparse_moe.gate.weight"};
+// GGUF merges experts into one 3-D tensor; HF keeps one tensor per expert.
+constexpr WeightName kExpertGate{"blk.{L}.ffn_gate_exps.weight", "model.layers.{L}.block_sparse_moe.experts.{E}.w1.weight"};
+constexpr WeightName kExpertDown{"blk.{L}.ffn_down_exps.weight", "model.layers.{L}.block_sparse_moe.experts.{E}.w2.weight"};
+constexpr WeightName kExpertUp{"blk.{L}.ffn_up_exps.weight", "model.layers.{L}.block_sparse_moe.experts.{E}.w3.weight"};
+
+std::string expand(const char* pattern, int layer, int expert) {
+  std::string name = pattern;
+  for (auto [key, value] : {std::pair{"{L}", layer}, std::pair{"{E}", expert}}) {
+    if (auto at = name.find(key); at != std::string::npos) name.replace(at, 3, std::to_string(value));
+  }
+  return name;
+}
+
+class WeightMapper {
+ public:
+  WeightMapper(const ModelFile& file, ModelWeights& weights)
+      : file_(file), weights_(weights), gguf_(file.format == ModelFormat::kGguf) {}
+
+  const TensorInfo* find(const WeightName& name, int layer = 0, int expert = 0) const {
+    const char* pattern = gguf_ ? name.gguf : name.hf;
+    return pattern ? file_.tensors.find(expand(pattern, layer, expert)) : nullptr;
+  }
+
+  std::string name_of(const WeightName& name, int layer = 0, int expert = 0) const {
+    const char* pattern = gguf_ ? name.gguf : name.hf;
+    return pattern ? expand(pattern, layer, expert) : "";
+  }
+
+  // A matmul weight of the given shape (outer to inner).
+  Result<TensorView> matrix(const WeightName& name, Shape expected, int layer = 0, int expert = 0) const {
+    const TensorInfo* info = find(name, layer, expert);
+    if (!info) return missing(name_of(name, layer, expert));
+    SO_TRY(check_shape(*info, expected));
+    if (!dtype_info(info->dtype).weight_supported) {
+      return unsupported("tensor '", info->name, "' is ", dtype_name(info->dtype),
+                         ", which this engine cannot compute with; supported: ", supported_weight_dtypes(),
+                         ". Re-quantize the model to one of those");
+    }
+    return info->view();
+  }
+
+  // A norm or bias vector as f32.
+  Result<const float*> vector(const WeightName& name, int64_t length, int layer = 0) {
+    const TensorInfo* info = find(name, layer);
+    if (!info) return missing(name_of(name, layer));
+    SO_TRY(check_shape(*info, Shape{length}));
+    if (info->dtype == DType::kF32) return reinterpret_cast<const float*>(info->data);
+    if (info->dtype != DType::kF16 && info->dtype != DType::kBF16) {
+      return unsupported("vector tensor '", info->name, "' is ", dtype_name(info->dtype), "; expected F32, F16 or BF16");
+    }
+    AlignedBuffer copy(length * sizeof(float));
+    dequantize_row(info->dtype, info->data, copy.as<float>(), length);
+    const float* data = copy.as<float>();
+    weights_.owned_vectors.push_back(std::move(copy));
+    return data;
+  }
+
+  // Splits a merged GGUF expert tensor (n_experts, rows, cols) or collects HF per-expert ones.
+  Result<std::vector<TensorView>> experts(const WeightName& name, int layer, int n_experts, Shape expert_shape) const {
+    std::vector<TensorView> views;
+    if (gguf_) {
+      const TensorInfo* info = find(name, layer);
+      if (!info) {
+        return missing(name_of(name, layer), "older GGUF files store experts as separate tensors; re-convert "
+                                             "the model with a recent llama.cpp");
+      }
+      SO_ASSIGN_OR_RETURN(TensorView merged, matrix(name, Shape{n_experts, expert_shape[0], expert_shape[1]}, layer));
+      const int64_t expert_bytes = expert_shape[0] * dtype_row_bytes(merged.dtype, expert_shape[1]);
+      for (int e = 0; e < n_experts; ++e) {
+        views.push_back({merged.dtype, expert_shape, static_cast<const uint8_t*>(merged.data) + e * expert_bytes});
+      }
+      return views;
+    }
+    for (int e = 0; e < n_experts; ++e) {
+      SO_ASSIGN_OR_RETURN(TensorView view, matrix(name, expert_shape, layer, e));
+      views.push_back(view);
+    }
+    return views;
+  }
+
+ private:
+  Status missing(const std::string& tensor, const std::string& hint = "") const {
+    return format_error("tensor '", tensor, "' is missing from '", file_.path, "'; ",
+                        hint.empty() ? "the file does not match its own configuration" : hint);
+  }
+
+  static Status check_shape(const TensorInfo& info, const Shape& expected) {
+    if (info.shape == expected) return Status::Ok();
+    return format_error("tensor '", info.name, "' has shape ", info.shape.to_string(), ", expected ",
+                        expected.to_string(), " from the model's configuration; the file is inconsistent");
+  }
+
+  const ModelFile& file_;
+  ModelWeights& weights_;
+  bool gguf_;
+};
+
+Status map_layer(WeightMapper& mapper, const ModelConfig& c, int layer, LayerWeights& w) {
+  SO_ASSIGN_OR_RETURN(w.attn_norm, mapper.vector(kAttnNorm, c.dim, layer));
+  SO_ASSIGN_OR_RETURN(w.wq, mapper.matrix(kAttnQ, Shape{c.q_dim(), c.dim}, layer));
+  SO_ASSIGN_OR_RETURN(w.wk, mapper.matrix(kAttnK, Shape{c.kv_dim(), c.dim}, layer));
+  SO_ASSIGN_OR_RETURN(w.wv, mapper.matrix(kAttnV, Shape{c.kv_dim(), c.dim}, layer));
+  SO_ASSIGN_OR_RETURN(w.wo, mapper.matrix(kAttnOutput, Shape{c.dim, c.q_dim()}, layer));
+  if (c.qkv_bias) {
+    SO_ASSIGN_OR_RETURN(w.bq, mapper.vector(kAttnQBias, c.q_dim(), layer));
+    SO_ASSIGN_OR_RETURN(w.bk, mapper.vector(kAttnKBias, c.kv_dim(), layer));
+    SO_ASSIGN_OR_RETURN(w.bv, mapper.vector(kAttnVBias, c.kv_dim(), layer));
+  }
+  SO_ASSIGN_OR_RETURN(w.ffn_norm, mapper.vector(kFfnNorm, c.dim, layer));
+  if (c.is_moe()) {
+    SO_ASSIGN_OR_RETURN(w.router, mapper.matrix(kRouter, Shape{c.n_experts, c.dim}, layer));
+    SO_ASSIGN_OR_RETURN(w.expert_gate, mapper.experts(kExpertGate, layer, c.n_experts, Shape{c.ffn_dim, c.dim}));
+    SO_ASSIGN_OR_RETURN(w.expert_up, mapper.experts(kExpertUp, layer, c.n_experts, Shape{c.ffn_dim, c.dim}));
+    SO_ASSIGN_OR_RETURN(w.expert_down, mapper.experts(kExpertDown, layer, c.n_experts, Shape{c.dim, c.ffn_dim}));
+  } else {
+    SO_ASSIGN_OR_RETURN(w.w_gate, mapper.matrix(kFfnGate, Shape{c.ffn_dim, c.dim}, layer));
+    SO_ASSIGN_OR_RETURN(w.w_up, mapper.matrix(kFfnUp, Shape{c.ffn_dim, c.dim}, layer));
+    SO_ASSIGN_OR_RETURN(w.w_down, mapper.matrix(kFfnDown, Shape{c.dim, c.ffn_dim}, layer));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+int64_t LayerWeights::bytes() const {
+  int64_t total = wq.bytes() + wk.bytes() + wv.bytes() + wo.bytes();
+  for (const TensorView* view : {&w_gate, &w_up, &w_down, &router}) {
+    if (view->data) total += view->bytes();
+  }
+  for (const auto* list : {&expert_gate, &expert_up, &expert_down}) {
+    for (const TensorView& view : *list) total += view.bytes();
+  }
+  return total;
+}
+
+int64_t ModelWeights::bytes() const {
+  int64_t total = output.bytes();
+  for (const LayerWeights& layer : layers) total += layer.bytes();
+  return total;
+}
+
+Result<ModelWeights> map_model_weights(const ModelFile& file, const ModelConfig& c) {
+  ModelWeights weights;
+  WeightMapper mapper(file, weights);
+  SO_ASSIGN_OR_RETURN(weights.token_embedding, mapper.matrix(kTokenEmbedding, Shape{c.n_vocab, c.dim}));
+  SO_ASSIGN_OR_RETURN(weights.output_norm, mapper.vector(kOutputNorm, c.dim));
+  if (c.tied_embeddings) {
+    weights.output = weights.token_embedding;
+  } else {
+    SO_ASSIGN_OR_RETURN(weights.output, mapper.matrix(kOutput, Shape{c.n_vocab, c.dim}));
+  }
+  if (const TensorInfo* freqs = mapper.find(kRopeFreqs)) {
+    if (freqs->dtype != DType::kF32 || freqs->shape.elements() != c.rope.n_rot / 2) {
+      return format_error("tensor 'rope_freqs.weight' should be F32 with ", c.rope.n_rot / 2, " values, found ",
+                          dtype_name(freqs->dtype), " ", freqs->shape.to_string());
+    }
+    const auto* values = reinterpret_cast<const float*>(freqs->data);
+    weights.rope_freq_factors.assign(values, values + c.rope.n_rot / 2);
+  } else if (c.rope.scaling == RopeScaling::kLlama3) {
+    weights.rope_freq_factors = llama3_rope_freq_factors(c.rope);
+  }
+  weights.layers.resize(c.n_layers);
+  for (int layer = 0; layer < c.n_layers; ++layer) {
+    SO_TRY(map_layer(mapper, c, layer, weights.layers[layer]));
+  }
+  return weights;
+}
+
+}  // namespace so

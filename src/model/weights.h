@@ -1,0 +1,55 @@
+// A model's weights under canonical roles, as views into the mapped file(s).
+// Matmul weights stay in their file dtype (zero-copy); norm and bias vectors are f32
+// (converted at load when the file stores them otherwise).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "base/aligned_buffer.h"
+#include "base/status.h"
+#include "format/model_file.h"
+#include "model/config.h"
+#include "tensor/tensor.h"
+
+namespace so {
+
+struct LayerWeights {
+  const float* attn_norm = nullptr;  // (dim)
+  TensorView wq;                     // (q_dim, dim)
+  TensorView wk;                     // (kv_dim, dim)
+  TensorView wv;                     // (kv_dim, dim)
+  TensorView wo;                     // (dim, q_dim)
+  const float* bq = nullptr;         // (q_dim), qwen2 only
+  const float* bk = nullptr;         // (kv_dim)
+  const float* bv = nullptr;         // (kv_dim)
+  const float* ffn_norm = nullptr;   // (dim)
+  // dense FFN
+  TensorView w_gate;                 // (ffn_dim, dim)
+  TensorView w_up;                   // (ffn_dim, dim)
+  TensorView w_down;                 // (dim, ffn_dim)
+  // MoE FFN
+  TensorView router;                 // (n_experts, dim)
+  std::vector<TensorView> expert_gate;  // n_experts x (ffn_dim, dim)
+  std::vector<TensorView> expert_up;    // n_experts x (ffn_dim, dim)
+  std::vector<TensorView> expert_down;  // n_experts x (dim, ffn_dim)
+
+  // Bytes of this layer's tensors in their file dtypes (what streaming a layer moves).
+  int64_t bytes() const;
+};
+
+struct ModelWeights {
+  TensorView token_embedding;        // (n_vocab, dim)
+  const float* output_norm = nullptr;  // (dim)
+  TensorView output;                 // (n_vocab, dim); the embedding when tied
+  std::vector<float> rope_freq_factors;  // (n_rot / 2) for llama3 scaling, else empty
+  std::vector<LayerWeights> layers;
+  std::vector<AlignedBuffer> owned_vectors;  // f32 copies backing the vector pointers
+
+  int64_t bytes() const;  // everything a full forward pass reads
+};
+
+// Finds, checks (names, shapes, dtypes) and maps every weight the config calls for.
+Result<ModelWeights> map_model_weights(const ModelFile& file, const ModelConfig& config);
+
+}  // namespace so

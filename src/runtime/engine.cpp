@@ -1,0 +1,82 @@
+#include "runtime/engine.h"
+
+#include "backend/cpu/cpu_backend.h"
+#include "base/timer.h"
+
+namespace so {
+
+std::string_view finish_reason_name(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kStop: return "stop";
+    case FinishReason::kLength: return "length";
+    case FinishReason::kError: return "error";
+  }
+  return "?";
+}
+
+Engine::~Engine() = default;
+
+Result<std::unique_ptr<Tokenizer>> load_tokenizer(const std::string& model_path) {
+  SO_ASSIGN_OR_RETURN(ModelFile file, open_model_file(model_path));
+  auto tokenizer = Tokenizer::from_model_file(file);
+  if (!tokenizer.ok()) return tokenizer.status().with_context(str_cat("loading the tokenizer of '", model_path, "'"));
+  return tokenizer;
+}
+
+Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
+  if (options.max_rows < 1) return invalid_argument("max rows ", options.max_rows, " must be at least 1");
+  if (options.max_step_tokens < 1) {
+    return invalid_argument("max step tokens ", options.max_step_tokens, " must be at least 1");
+  }
+  std::unique_ptr<Engine> engine(new Engine());
+  engine->options_ = options;
+  SO_ASSIGN_OR_RETURN(engine->model_, load_model(options.model_path));
+  auto tokenizer = Tokenizer::from_model_file(engine->model_->file);
+  if (!tokenizer.ok()) return tokenizer.status().with_context(str_cat("loading the tokenizer of '", options.model_path, "'"));
+  engine->tokenizer_ = std::move(tokenizer).value();
+  if (engine->tokenizer_->n_vocab() > engine->model_->config.n_vocab) {
+    return format_error("the tokenizer has ", engine->tokenizer_->n_vocab(), " tokens but the model's embedding has ",
+                        engine->model_->config.n_vocab, " rows; the file is inconsistent");
+  }
+  CpuBackendOptions backend_options;
+  backend_options.n_threads = options.n_threads;
+  engine->backend_ = std::make_unique<CpuBackend>(backend_options);
+  engine->kv_ = std::make_unique<KvCache>(*engine->backend_, kv_geometry_for(engine->model_->config, options.kv_page_tokens),
+                                          options.kv_budget_bytes);
+  engine->runner_ = std::make_unique<ModelRunner>(*engine->model_, *engine->backend_);
+  return engine;
+}
+
+Status Engine::forward(StepBuilder& builder, std::vector<float>& logits, int64_t n_prompt_tokens) {
+  const StepInput& step = builder.input();
+  const int64_t n_vocab = config().n_vocab;
+  const size_t logit_bytes = size_t(step.n_logit_rows()) * n_vocab * sizeof(float);
+  if (logits_buffer_.bytes() < logit_bytes) {
+    SO_ASSIGN_OR_RETURN(logits_buffer_, backend_->allocate(logit_bytes, MemoryKind::kDevice));
+  }
+  Stopwatch watch;
+  SO_TRY(runner_->forward(step, kv_->geometry(), logits_buffer_.as<float>()));
+  builder.commit();
+  const double seconds = watch.elapsed_seconds();
+  logits.resize(size_t(step.n_logit_rows()) * n_vocab);
+  backend_->copy_to_host(logits.data(), logits_buffer_.data(), logit_bytes);
+
+  int64_t prefill = 0, decode = 0;
+  if (n_prompt_tokens >= 0) {
+    prefill = n_prompt_tokens;
+    decode = int64_t(step.tokens.size()) - n_prompt_tokens;
+  } else {
+    for (const StepRow& row : step.rows) (row.kv.n_tokens > 1 ? prefill : decode) += row.kv.n_tokens;
+  }
+  const double total = double(prefill + decode);
+  stats_.steps += 1;
+  stats_.prefill_tokens += prefill;
+  stats_.decode_tokens += decode;
+  stats_.prefill_seconds += seconds * (prefill / total);
+  stats_.decode_seconds += seconds * (decode / total);
+  stats_.weight_bytes_read += model_->weights.bytes();
+  stats_.kv_bytes_read += builder.kv_positions_read() * kv_->bytes_per_token();
+  return Status::Ok();
+}
+
+}  // namespace so

@@ -1,0 +1,95 @@
+// The engine's public API: load a model, generate for many requests at once.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "base/status.h"
+#include "kv/kv_cache.h"
+#include "model/forward.h"
+#include "model/model.h"
+#include "runtime/stats.h"
+#include "runtime/step_builder.h"
+#include "sampler/sampler.h"
+#include "tokenizer/tokenizer.h"
+
+namespace so {
+
+struct EngineOptions {
+  std::string model_path;
+  int n_threads = 0;            // 0: one per physical core
+  int max_rows = 32;            // rows generating at once (continuous batching)
+  int max_step_tokens = 512;    // tokens per forward step, prefill chunks included
+  int64_t kv_budget_bytes = 0;  // 0: no cap
+  int kv_page_tokens = 256;
+};
+
+enum class FinishReason { kStop, kLength, kError };
+std::string_view finish_reason_name(FinishReason reason);
+
+struct GenerationRequest {
+  std::vector<int32_t> prompt_tokens;
+  int max_tokens = 128;
+  SamplingParams sampling;
+  bool ignore_eos = false;   // keep going past end-of-generation tokens
+  uint64_t stream_id = 0;    // keys the sampling RNG together with the seed
+};
+
+struct GenerationResult {
+  std::vector<int32_t> tokens;  // generated, without the end-of-generation token
+  FinishReason finish = FinishReason::kLength;
+  Status error;                 // set when finish == kError
+};
+
+// Called after each generated token: (request index, token).
+using TokenCallback = std::function<void(size_t request, int32_t token)>;
+
+// The tokenizer of a model file alone (no weights mapped into compute).
+Result<std::unique_ptr<Tokenizer>> load_tokenizer(const std::string& model_path);
+
+class Engine {
+ public:
+  static Result<std::unique_ptr<Engine>> create(const EngineOptions& options);
+  ~Engine();
+
+  const Model& model() const { return *model_; }
+  const ModelConfig& config() const { return model_->config; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  const EngineOptions& options() const { return options_; }
+  std::string backend_name() const { return backend_->name(); }
+
+  // Continuous batching over all requests; results in request order. A request that
+  // can't run (empty prompt, longer than the context) gets finish kError and the rest go on.
+  std::vector<GenerationResult> generate(std::span<const GenerationRequest> requests,
+                                         const TokenCallback& on_token = {});
+
+  // Lower level, for tools and tests: one forward step over rows of the engine's KV cache.
+  ModelRunner& runner() { return *runner_; }
+  KvCache& kv_cache() { return *kv_; }
+  Backend& backend() { return *backend_; }
+  // Runs a step built on kv_cache(), commits it, and accounts it in the stats; logits on
+  // the host, n_logit_rows x n_vocab. n_prompt_tokens: how many of the step's tokens are
+  // prompt (prefill) tokens; -1 counts rows of more than one token as prefill.
+  Status forward(StepBuilder& step, std::vector<float>& logits, int64_t n_prompt_tokens = -1);
+
+  const EngineStats& stats() const { return stats_; }
+  void reset_stats() { stats_ = EngineStats{}; }
+
+ private:
+  Engine() = default;
+  EngineOptions options_;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<KvCache> kv_;
+  std::unique_ptr<ModelRunner> runner_;
+  Buffer logits_buffer_;
+  EngineStats stats_;
+};
+
+}  // namespace so

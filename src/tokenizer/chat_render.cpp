@@ -1,0 +1,152 @@
+// Rendering messages the way each family's reference Jinja template does, character for
+// character (tests/python/test_tokenizer_chat.py renders the real templates with jinja2).
+#include <span>
+
+#include "tokenizer/chat_template.h"
+#include "tokenizer/unicode_text.h"
+
+namespace so {
+namespace {
+
+std::string strip(std::string_view text) { return std::string(unicode_strip_python(text)); }
+
+Status roles_must_alternate(std::string_view family, size_t index, std::string_view role) {
+  return invalid_argument(family, " chat template: after the optional first system message, roles must alternate "
+                          "user/assistant/user/...; message ", index, " has role ", quote_for_message(role));
+}
+
+Status unknown_role(std::string_view family, std::string_view role, std::string_view supported) {
+  return invalid_argument(family, " chat template: role ", quote_for_message(role), " is not supported; expected ",
+                          supported);
+}
+
+std::string render_chatml(const ChatTemplate& chat, std::span<const ChatMessage> messages, bool generation_prompt) {
+  std::string out;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (i == 0 && messages[0].role != "system" && !chat.default_system.empty()) {
+      out += "<|im_start|>system\n" + chat.default_system + "<|im_end|>\n";
+    }
+    out += "<|im_start|>" + messages[i].role + "\n" + messages[i].content + "<|im_end|>\n";
+  }
+  if (generation_prompt) out += "<|im_start|>assistant\n";
+  return out;
+}
+
+// Meta's Llama-2-chat template: the system message goes into the first user turn.
+Result<std::string> render_llama2(const ChatTemplate& chat, std::span<const ChatMessage> messages) {
+  const bool has_system = chat.llama2_system && !messages.empty() && messages[0].role == "system";
+  const std::span<const ChatMessage> turns = has_system ? messages.subspan(1) : messages;
+  std::string out;
+  for (size_t i = 0; i < turns.size(); ++i) {
+    const ChatMessage& message = turns[i];
+    if ((message.role == "user") != (i % 2 == 0)) return roles_must_alternate("Llama-2", i, message.role);
+    std::string content = message.content;
+    if (i == 0 && has_system) content = "<<SYS>>\n" + messages[0].content + "\n<</SYS>>\n\n" + content;
+    if (chat.llama2_strip) content = strip(content);
+    if (message.role == "user") {
+      if (chat.llama2_bos_each_turn || i == 0) out += chat.bos_text;
+      out += "[INST] " + content + " [/INST]";
+    } else if (message.role == "assistant") {
+      out += " " + content + " " + chat.eos_text;
+    }
+  }
+  return out;
+}
+
+Result<std::string> render_mistral(const ChatTemplate& chat, std::span<const ChatMessage> messages) {
+  const MistralVersion version = chat.mistral_version;
+  std::string out = chat.bos_text;
+  if (version == MistralVersion::kV7) {
+    for (const ChatMessage& message : messages) {
+      if (message.role == "user") {
+        out += "[INST] " + message.content + "[/INST]";
+      } else if (message.role == "system") {
+        out += "[SYSTEM_PROMPT] " + message.content + "[/SYSTEM_PROMPT]";
+      } else if (message.role == "assistant") {
+        out += " " + message.content + chat.eos_text;
+      } else {
+        return unknown_role("Mistral", message.role, "user, system or assistant");
+      }
+    }
+    return out;
+  }
+  const bool has_system = version != MistralVersion::kLegacy && !messages.empty() && messages[0].role == "system";
+  const std::span<const ChatMessage> turns = has_system ? messages.subspan(1) : messages;
+  for (size_t i = 0; i < turns.size(); ++i) {
+    const ChatMessage& message = turns[i];
+    if (message.role != "user" && message.role != "assistant") {
+      if (version == MistralVersion::kLegacy && (message.role == "user") != (i % 2 == 0)) {
+        return roles_must_alternate("Mistral", i, message.role);
+      }
+      return unknown_role("Mistral", message.role,
+                          version == MistralVersion::kLegacy ? "user or assistant (this template has no system role)"
+                                                             : "user or assistant after an optional first system");
+    }
+    if ((message.role == "user") != (i % 2 == 0)) return roles_must_alternate("Mistral", i, message.role);
+  }
+  for (size_t i = 0; i < turns.size(); ++i) {
+    const ChatMessage& message = turns[i];
+    if (message.role == "user") {
+      // v1 puts the system message before the first user turn, v3 before the last message.
+      const bool with_system = has_system && (version == MistralVersion::kV1 ? i == 0 : i + 1 == turns.size());
+      const std::string content = with_system ? messages[0].content + "\n\n" + message.content : message.content;
+      switch (version) {
+        case MistralVersion::kLegacy: out += "[INST] " + content + " [/INST]"; break;
+        case MistralVersion::kV1: out += " [INST] " + content + " [/INST]"; break;
+        case MistralVersion::kV3: out += "[INST] " + content + "[/INST]"; break;
+        default: out += "[INST]" + content + "[/INST]"; break;
+      }
+    } else {
+      switch (version) {
+        case MistralVersion::kV1: out += " " + message.content + chat.eos_text; break;
+        case MistralVersion::kV3: out += " " + strip(message.content) + chat.eos_text; break;
+        default: out += message.content + chat.eos_text; break;
+      }
+    }
+  }
+  return out;
+}
+
+std::string llama3_turn(std::string_view role, std::string_view content) {
+  return str_cat("<|start_header_id|>", role, "<|end_header_id|>\n\n", content, "<|eot_id|>");
+}
+
+std::string render_llama3(const ChatTemplate& chat, std::span<const ChatMessage> messages, bool generation_prompt) {
+  std::string out;
+  if (chat.llama3_date.empty()) {  // Llama-3.0
+    for (size_t i = 0; i < messages.size(); ++i) {
+      if (i == 0) out += chat.bos_text;
+      out += llama3_turn(messages[i].role, strip(messages[i].content));
+    }
+  } else {  // Llama-3.1+: a system header with the date always comes first
+    const bool has_system = !messages.empty() && messages[0].role == "system";
+    const std::string system = has_system ? strip(messages[0].content) : std::string();
+    out += chat.bos_text;
+    out += llama3_turn("system", "Cutting Knowledge Date: December 2023\nToday Date: " + chat.llama3_date + "\n\n" +
+                                     system);
+    for (const ChatMessage& message : messages.subspan(has_system ? 1 : 0)) {
+      if (message.role == "tool" || message.role == "ipython") {
+        out += llama3_turn("ipython", message.content);
+      } else {
+        out += llama3_turn(message.role, strip(message.content));
+      }
+    }
+  }
+  if (generation_prompt) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
+  return out;
+}
+
+}  // namespace
+
+Result<std::string> render_chat(const ChatTemplate& chat, const std::vector<ChatMessage>& messages,
+                                bool add_generation_prompt) {
+  switch (chat.family) {
+    case ChatFamily::kChatML: return render_chatml(chat, messages, add_generation_prompt);
+    case ChatFamily::kLlama2: return render_llama2(chat, messages);
+    case ChatFamily::kMistral: return render_mistral(chat, messages);
+    case ChatFamily::kLlama3: return render_llama3(chat, messages, add_generation_prompt);
+  }
+  return invalid_argument("unknown chat family");
+}
+
+}  // namespace so
