@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cpu/matmul_driver.h"
 #include "kernels_test_util.h"
 
 namespace so::cpu {
@@ -173,6 +174,28 @@ TEST(Matmul, ManyEqualsSeparateMatmuls) {
               << dtype_name(dtype) << " " << isa_name(isa) << " weight " << i << " n_rows " << n_rows;
         }
       }
+    }
+  }
+}
+
+TEST(Matmul, VnniKernelsEqualPlainAvx2BitForBit) {
+  if (!testing::cpu_runs(Isa::kAvx2) || !cpu_features().avx_vnni) GTEST_SKIP() << "no AVX-VNNI";
+  ThreadPool pool(2);
+  for (DType dtype : testing::weight_dtypes()) {
+    const int64_t n_in = 768, n_out = 133;
+    const testing::TestWeight weight = make_weight(dtype, n_out, n_in, 50);
+    for (int64_t n_rows : {1, 3, 9, 70}) {
+      const std::vector<float> x = random_floats(n_rows * n_in, 51, 3.0f);
+      std::vector<float> plain(n_rows * n_out), vnni(n_rows * n_out);
+      MatmulWorkspace workspace;
+      float* plain_out[1] = {plain.data()};
+      float* vnni_out[1] = {vnni.data()};
+      detail::run_matmul(pool, detail::avx2_matmul_kernels(false), workspace, std::span(&weight.view, 1), x.data(),
+                         n_rows, plain_out);
+      detail::run_matmul(pool, detail::avx2_matmul_kernels(true), workspace, std::span(&weight.view, 1), x.data(),
+                         n_rows, vnni_out);
+      EXPECT_TRUE(testing::bitwise_equal(plain.data(), vnni.data(), plain.size()))
+          << dtype_name(dtype) << " n_rows " << n_rows;
     }
   }
 }

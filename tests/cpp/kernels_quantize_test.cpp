@@ -37,16 +37,16 @@ std::vector<std::vector<float>> test_rows(int64_t n_in) {
 
 TEST(ActivationQuantize, Avx2MatchesReferenceBitForBit) {
   if (!testing::cpu_runs(Isa::kAvx2)) GTEST_SKIP() << "no AVX2";
-  const detail::MatmulKernelSet& kernels = detail::avx2_matmul_kernels();
-  for (DType weight_dtype : {DType::kQ4_0, DType::kQ4_1, DType::kQ4_K}) {
+  const detail::MatmulKernelSet& kernels = detail::avx2_matmul_kernels(false);
+  for (DType weight_dtype : {DType::kQ4_0, DType::kQ8_0, DType::kQ4_1, DType::kQ4_K}) {
     const bool k_quant = weight_dtype == DType::kQ4_K;
     const std::vector<int64_t> sizes =
         k_quant ? std::vector<int64_t>{256, 512, 768, 1536} : std::vector<int64_t>{32, 64, 96, 288, 576, 1536};
     for (int64_t n_in : sizes) {
       for (const std::vector<float>& x : test_rows(n_in)) {
-        const DType activation = weight_dtype == DType::kQ4_0   ? DType::kQ8_0
-                                 : weight_dtype == DType::kQ4_1 ? DType::kQ8_1
-                                                                : DType::kQ8_K;
+        const DType activation = weight_dtype == DType::kQ4_1   ? DType::kQ8_1
+                                 : weight_dtype == DType::kQ4_K ? DType::kQ8_K
+                                                                : DType::kQ8_0;
         std::vector<uint8_t> reference(dtype_row_bytes(activation, n_in));
         if (activation == DType::kQ8_0) quantize_row_q8_0(x.data(), reference.data(), n_in);
         if (activation == DType::kQ8_1) quantize_row_q8_1(x.data(), reference.data(), n_in);
@@ -74,9 +74,16 @@ TEST(ActivationQuantize, Avx2MatchesReferenceBitForBit) {
               const auto& block = reinterpret_cast<const BlockQ8_0*>(reference.data())[b];
               qs = block.qs;
               d = block.d;
-              int sum = 0;
-              for (int j = 0; j < 32; ++j) sum += qs[j];
-              ASSERT_EQ(static_cast<const int32_t*>(row.s)[b], sum) << where << " block " << b;
+              if (weight_dtype == DType::kQ4_0) {
+                int sum = 0;
+                for (int j = 0; j < 32; ++j) sum += qs[j];
+                ASSERT_EQ(static_cast<const int32_t*>(row.s)[b], -sum) << where << " block " << b;
+              } else {
+                for (int lane = 0; lane < 8; ++lane) {
+                  const int quad = qs[4 * lane] + qs[4 * lane + 1] + qs[4 * lane + 2] + qs[4 * lane + 3];
+                  ASSERT_EQ(row.lane_offsets[8 * b + lane], -128 * quad) << where << " block " << b;
+                }
+              }
             } else {
               const auto& block = reinterpret_cast<const BlockQ8_1*>(reference.data())[b];
               qs = block.qs;

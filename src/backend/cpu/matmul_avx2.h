@@ -27,12 +27,17 @@ struct MatmulArgs {
   float* y;                    // (n_rows, n_out)
 };
 
-void compute_q4_0(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
-void compute_q4_1(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
-void compute_q8_0(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
+// Q4_0, Q4_1, Q8_0 with maddubs + madd (matmul_avx2.cpp) or AVX-VNNI (matmul_vnni_avx2.cpp,
+// only where cpu_features().avx_vnni); the two give bit-identical results.
+void compute_q32_plain(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
+void compute_q32_vnni(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
 void compute_q4_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
 void compute_q6_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
 void compute_float(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
+
+// note: the helpers below have internal linkage because matmul_vnni_avx2.cpp compiles them
+// for a wider ISA than the other files; the linker must not pick its copies for them.
+namespace {
 
 // Sum of 8 lanes in a fixed order (the same in every kernel, so tiles agree bit for bit).
 inline float hsum(__m256 v) {
@@ -63,4 +68,5 @@ inline void for_each_tile(Tile& tile, int64_t row_begin, int64_t row_end, int64_
   }
 }
 
+}  // namespace
 }  // namespace so::cpu::detail::avx2

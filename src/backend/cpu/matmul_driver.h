@@ -24,7 +24,8 @@ struct MatmulKernelSet {
 };
 
 const MatmulKernelSet& reference_matmul_kernels();
-const MatmulKernelSet& avx2_matmul_kernels();  // only where cpu_features() has AVX2, FMA, F16C
+// Only where cpu_features() has AVX2, FMA, F16C; use_vnni only where it has AVX-VNNI too.
+const MatmulKernelSet& avx2_matmul_kernels(bool use_vnni);
 
 void run_matmul(ThreadPool& pool, const MatmulKernelSet& kernels, MatmulWorkspace& workspace,
                 std::span<const TensorView> weights, const float* x, int64_t n_rows, std::span<float* const> ys);

@@ -43,11 +43,15 @@ inline int sum_bytes(__m256i q) {
   return _mm_cvtsi128_si32(s);
 }
 
-void quantize_q8_32(const float* x, int64_t n_in, uint8_t* out, bool q8_1) {
+// The three Q8_0 / Q8_1 row flavours of activation_layout.h.
+enum class RowKind { kForQ4_0, kForQ8_0, kForQ4_1 };
+
+void quantize_q8_32(const float* x, int64_t n_in, uint8_t* out, RowKind kind) {
   const int64_t n_blocks = n_in / 32, padded_blocks = q8_32_padded_blocks(n_in);
   auto* qs = reinterpret_cast<int8_t*>(out);
   auto* d = reinterpret_cast<float*>(out + n_in);
   float* s = d + padded_blocks;
+  auto* lane_offsets = reinterpret_cast<int32_t*>(s + padded_blocks);
   std::memset(d + n_blocks, 0, (padded_blocks - n_blocks) * sizeof(float));
   std::memset(s + n_blocks, 0, (padded_blocks - n_blocks) * sizeof(float));
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
@@ -61,10 +65,17 @@ void quantize_q8_32(const float* x, int64_t n_in, uint8_t* out, bool q8_1) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs + b * 32), q);
     const int sum = sum_bytes(q);
     d[b] = round_through_f16(scale);
-    if (q8_1) {
+    if (kind == RowKind::kForQ4_1) {
       s[b] = round_through_f16(scale * static_cast<float>(sum));
     } else {
-      std::memcpy(&s[b], &sum, sizeof sum);  // int32 in the f32 slot
+      const int32_t offset = -sum;
+      std::memcpy(&s[b], &offset, sizeof offset);  // int32 in the f32 slot
+    }
+    if (kind == RowKind::kForQ8_0) {
+      // -128 * (sum of each lane's 4 quants), the lanes of maddubs + madd and of vpdpbusd
+      const __m256i quads = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), _mm256_set1_epi16(1));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(lane_offsets + 8 * b),
+                         _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(quads, 7)));
     }
   }
 }
@@ -120,7 +131,7 @@ int64_t activation_row_bytes(DType weight_dtype, int64_t n_in) {
   switch (activation_dtype(weight_dtype)) {
     case DType::kQ8_0:
     case DType::kQ8_1:
-      return q8_32_row_bytes(n_in);
+      return q8_32_row_bytes(n_in, weight_dtype == DType::kQ8_0);
     case DType::kQ8_K:
       return q8_k_row_bytes(n_in);
     default:
@@ -132,9 +143,9 @@ void quantize_activation_row(DType weight_dtype, const float* x, int64_t n_in, v
   auto* bytes = static_cast<uint8_t*>(out);
   switch (activation_dtype(weight_dtype)) {
     case DType::kQ8_0:
-      return quantize_q8_32(x, n_in, bytes, false);
+      return quantize_q8_32(x, n_in, bytes, weight_dtype == DType::kQ4_0 ? RowKind::kForQ4_0 : RowKind::kForQ8_0);
     case DType::kQ8_1:
-      return quantize_q8_32(x, n_in, bytes, true);
+      return quantize_q8_32(x, n_in, bytes, RowKind::kForQ4_1);
     case DType::kQ8_K:
       return quantize_q8_k(x, n_in, bytes);
     default:
