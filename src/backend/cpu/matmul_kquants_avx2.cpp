@@ -164,24 +164,26 @@ struct TileQ6K {
   }
 };
 
-template <typename Tile>
+// kCols x kRows: the tile for several rows (measured: Q4_K's int sums keep more registers
+// busy, Q6_K's costlier unpacking pays off over more rows).
+template <typename Tile, int kCols, int kRows>
 void compute_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end) {
   const int64_t n_in = args.weight->shape[1];
   const Tile tile{args, n_in, args.weight->shape[0], n_in / kQK_K};
   if (row_end - row_begin == 1) {
     for_each_tile<4, 1>(tile, row_begin, row_end, col_begin, col_end);
   } else {
-    for_each_tile<2, 2>(tile, row_begin, row_end, col_begin, col_end);
+    for_each_tile<kCols, kRows>(tile, row_begin, row_end, col_begin, col_end);
   }
 }
 
 }  // namespace
 
 void compute_q4_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end) {
-  compute_k<TileQ4K>(args, row_begin, row_end, col_begin, col_end);
+  compute_k<TileQ4K, 2, 2>(args, row_begin, row_end, col_begin, col_end);
 }
 void compute_q6_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end) {
-  compute_k<TileQ6K>(args, row_begin, row_end, col_begin, col_end);
+  compute_k<TileQ6K, 2, 4>(args, row_begin, row_end, col_begin, col_end);
 }
 
 }  // namespace so::cpu::detail::avx2

@@ -160,7 +160,7 @@ void compute_32(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int6
   if (row_end - row_begin == 1) {
     for_each_tile<4, 1>(tile, row_begin, row_end, col_begin, col_end);
   } else {
-    for_each_tile<2, 4>(tile, row_begin, row_end, col_begin, col_end);
+    for_each_tile<4, 3>(tile, row_begin, row_end, col_begin, col_end);
   }
 }
 
