@@ -24,6 +24,7 @@ struct GenerateOptions {
   std::string system;
   bool json = false;
   bool ignore_eos = false;
+  std::string stats_json;
 };
 
 Result<std::vector<std::string>> read_prompts(const GenerateOptions& options) {
@@ -129,6 +130,11 @@ int run_generate(const GenerateOptions& options) {
   std::cout.flush();
   std::fprintf(stderr, "%s | %s | seed %llu\n", engine.stats().summary_line().c_str(), engine.backend_name().c_str(),
                static_cast<unsigned long long>(sampling.seed));
+  if (!options.stats_json.empty()) {
+    std::ofstream out(options.stats_json);
+    out << engine.stats().to_json() << "\n";
+    if (!out) return report_error(io_error("cannot write '", options.stats_json, "'"));
+  }
   return exit_code;
 }
 
@@ -151,6 +157,7 @@ Command register_generate(CLI::App& app) {
   command->add_option("--system", options->system, "system message for --chat");
   command->add_flag("--json", options->json, "one JSON object per prompt: prompt_tokens, tokens, text, finish_reason");
   command->add_flag("--ignore-eos", options->ignore_eos, "keep generating past end-of-generation tokens");
+  command->add_option("--stats-json", options->stats_json, "write the run's stats (tokens, seconds, bytes) as JSON");
   return {command, [options] {
             if (options->prompt.empty() && options->prompt_file.empty()) {
               return report_error(invalid_argument("give a prompt with -p TEXT or a prompt file with -f FILE"));

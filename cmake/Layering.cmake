@@ -24,7 +24,8 @@ endfunction()
 
 # so_add_library(<lib> [SUBDIRS <dir>...] USES <lib>... [LINK <target>...])
 # Sources: every .cpp in src/<lib>/ and its SUBDIRS. Files named *_avx2.cpp are compiled
-# with AVX2/FMA/F16C and must only run after a CPU check.
+# with AVX2/FMA/F16C, *_avx512.cpp also with AVX-512 F/BW/VL/DQ/VNNI; their code must only
+# run after a CPU check.
 function(so_add_library lib)
   cmake_parse_arguments(ARG "" "" "SUBDIRS;USES;LINK" ${ARGN})
   set(globs "${PROJECT_SOURCE_DIR}/src/${lib}/*.cpp")
@@ -32,10 +33,16 @@ function(so_add_library lib)
     list(APPEND globs "${PROJECT_SOURCE_DIR}/src/${lib}/${dir}/*.cpp")
   endforeach()
   file(GLOB ARG_SOURCES CONFIGURE_DEPENDS ${globs})
-  set(isa_sources ${ARG_SOURCES})
-  list(FILTER isa_sources INCLUDE REGEX "_avx2\\.cpp$")
-  if(isa_sources)
-    set_source_files_properties(${isa_sources} PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-mf16c")
+  set(avx2_sources ${ARG_SOURCES})
+  list(FILTER avx2_sources INCLUDE REGEX "_avx2\\.cpp$")
+  if(avx2_sources)
+    set_source_files_properties(${avx2_sources} PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-mf16c")
+  endif()
+  set(avx512_sources ${ARG_SOURCES})
+  list(FILTER avx512_sources INCLUDE REGEX "_avx512\\.cpp$")
+  if(avx512_sources)
+    set_source_files_properties(${avx512_sources} PROPERTIES COMPILE_OPTIONS
+      "-mavx2;-mfma;-mf16c;-mavx512f;-mavx512bw;-mavx512vl;-mavx512dq;-mavx512vnni")
   endif()
   set(SO_USES_${lib} ${ARG_USES} CACHE INTERNAL "")
   so_layer_closure(visible ${lib})

@@ -42,6 +42,29 @@ python_for_venv() {
   command -v python3
 }
 
+# llama.cpp (the parity and speed reference) built for this CPU's vector extensions.
+# note: a -march=native build also enables llama.cpp's AMX matmul path, which crashed
+# (SIGSEGV in ggml_backend_amx_mul_mat) on the Xeon this project is developed on, so the
+# ISA is spelled out and AMX stays off.
+llama_cmake_args() {
+  local flags args="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+  flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+  has() { [[ "$flags" == *" $1 "* ]]; }
+  has avx && args+=" -DGGML_AVX=ON"
+  has avx2 && args+=" -DGGML_AVX2=ON"
+  has fma && args+=" -DGGML_FMA=ON"
+  has f16c && args+=" -DGGML_F16C=ON"
+  has bmi2 && args+=" -DGGML_BMI2=ON"
+  has avx_vnni && args+=" -DGGML_AVX_VNNI=ON"
+  if has avx512f && has avx512bw && has avx512vl && has avx512dq; then
+    args+=" -DGGML_AVX512=ON"
+    has avx512_vnni && args+=" -DGGML_AVX512_VNNI=ON"
+    has avx512vbmi && args+=" -DGGML_AVX512_VBMI=ON"
+    has avx512_bf16 && args+=" -DGGML_AVX512_BF16=ON"
+  fi
+  echo "$args"
+}
+
 install_python_packages() {
   local venv="$cache/venv"
   local stamp="$venv/.requirements.sha256"
@@ -54,10 +77,13 @@ install_python_packages() {
   fi
   log "installing Python packages (llama-cpp-python compiles llama.cpp once: several minutes)"
   "$venv/bin/pip" install -q --upgrade pip
-  # note: built wheels (llama-cpp-python) are kept in $cache/wheels for the next fresh venv.
-  mkdir -p "$cache/wheels"
-  "$venv/bin/pip" wheel -q --no-deps -w "$cache/wheels" --find-links "$cache/wheels" llama-cpp-python==0.3.36
-  "$venv/bin/pip" install -q --find-links "$cache/wheels" -r "$repo/scripts/requirements.txt"
+  # note: the built llama-cpp-python wheel is kept in $cache/wheels/<flags hash> for the
+  # next fresh venv.
+  local wheel_dir="$cache/wheels/$(llama_cmake_args | sha256sum | cut -c1-12)"
+  mkdir -p "$wheel_dir"
+  CMAKE_ARGS="$(llama_cmake_args)" "$venv/bin/pip" wheel -q --no-deps --no-cache-dir -w "$wheel_dir" \
+    --find-links "$wheel_dir" llama-cpp-python==0.3.36
+  "$venv/bin/pip" install -q --find-links "$wheel_dir" -r "$repo/scripts/requirements.txt"
   echo "$wanted" > "$stamp"
 }
 

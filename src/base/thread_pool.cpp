@@ -50,8 +50,13 @@ void ThreadPool::run(int64_t n_tasks, TaskFn call, void* context) {
   generation_.fetch_add(1, std::memory_order_release);
   generation_.notify_all();
   run_tasks(0);
+  // note: yield after a short spin so an oversubscribed machine (more runnable threads
+  // than cores) still schedules the worker we are waiting for.
   const int n_workers = static_cast<int>(workers_.size());
-  while (workers_done_.load(std::memory_order_acquire) != n_workers) SO_CPU_RELAX();
+  for (int i = 0; workers_done_.load(std::memory_order_acquire) != n_workers; ++i) {
+    SO_CPU_RELAX();
+    if ((i & 1023) == 1023) std::this_thread::yield();
+  }
 }
 
 void ThreadPool::worker_loop(int thread) {
@@ -63,8 +68,12 @@ void ThreadPool::worker_loop(int thread) {
       const double spin_until = now_seconds() + kSpinSeconds;
       for (int i = 0; (current = generation_.load(std::memory_order_acquire)) == seen; ++i) {
         SO_CPU_RELAX();
-        if ((i & 255) == 255 && now_seconds() > spin_until) {
-          generation_.wait(seen, std::memory_order_acquire);
+        if ((i & 255) == 255) {
+          if (now_seconds() > spin_until) {
+            generation_.wait(seen, std::memory_order_acquire);
+          } else if ((i & 4095) == 4095) {
+            std::this_thread::yield();
+          }
         }
       }
     }

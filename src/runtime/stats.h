@@ -25,6 +25,8 @@ struct EngineStats {
   }
   // "prefill 512 tok 0.82 s (624 tok/s) | decode ... | read 12.3 GiB (11.2 GB/s) | 160 steps"
   std::string summary_line() const;
+  // The same as a JSON object (for benchmarks).
+  std::string to_json() const;
 };
 
 }  // namespace so
