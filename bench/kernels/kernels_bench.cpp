@@ -8,6 +8,7 @@
 // Threads: SPECOFFLOAD_THREADS (default: physical cores).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -178,6 +179,49 @@ void model_case(benchmark::State& state, DType dtype, int64_t n_rows, Isa isa) {
       benchmark::Counter(static_cast<double>(n_rows), benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// The small ops at SmolLM2 sizes; GB/s counts the bytes each op reads and writes.
+enum class Op { kRmsnorm, kRope, kSwiglu, kSoftmax, kArgmax };
+
+void op_case(benchmark::State& state, Op op, int64_t n_rows, Isa isa) {
+  constexpr int64_t kDim = 576, kFfn = 1536, kHeads = 9, kHeadDim = 64, kVocab = 49152;
+  const int64_t n = op == Op::kSwiglu ? kFfn : op == Op::kSoftmax || op == Op::kArgmax ? kVocab : kDim;
+  std::vector<float> x = random_activations(n_rows * n, 5), w = random_activations(n_rows * n, 6), out(n_rows * n);
+  std::vector<int32_t> positions(n_rows), indices(n_rows);
+  for (int64_t i = 0; i < n_rows; ++i) positions[i] = static_cast<int32_t>(100 + i);
+  RopeParams rope;
+  rope.n_rot = kHeadDim;
+  Kernels kernels(pool(), isa);
+  double bytes = 0.0;
+  for (auto _ : state) {
+    switch (op) {
+      case Op::kRmsnorm:
+        kernels.rmsnorm(x.data(), w.data(), 1e-5f, n_rows, kDim, out.data());
+        bytes = 12.0 * n_rows * kDim;
+        break;
+      case Op::kRope:
+        kernels.rope(x.data(), positions, kHeads, kHeadDim, rope);
+        bytes = 8.0 * n_rows * kHeads * kHeadDim;
+        break;
+      case Op::kSwiglu:
+        kernels.swiglu(x.data(), w.data(), out.data(), n_rows * kFfn);
+        bytes = 12.0 * n_rows * kFfn;
+        break;
+      case Op::kSoftmax:
+        std::copy(w.begin(), w.end(), x.begin());  // keep the input from collapsing to one-hot
+        kernels.softmax(x.data(), n_rows, kVocab);
+        bytes = 16.0 * n_rows * kVocab;
+        break;
+      case Op::kArgmax:
+        kernels.argmax(x.data(), n_rows, kVocab, indices.data());
+        bytes = 4.0 * n_rows * kVocab;
+        break;
+    }
+    benchmark::DoNotOptimize(out.data());
+    benchmark::DoNotOptimize(x.data());
+  }
+  state.counters["GB/s"] = benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void register_all() {
   std::vector<Isa> isas = {Isa::kScalar};
   if (detect_isa() == Isa::kAvx2) isas.push_back(Isa::kAvx2);
@@ -197,6 +241,19 @@ void register_all() {
         const std::string name = std::string("Model/") + std::string(dtype_name(dtype)) +
                                  "/rows:" + std::to_string(n_rows) + "/" + std::string(isa_name(isa));
         benchmark::RegisterBenchmark(name.c_str(), model_case, dtype, n_rows, isa)->UseRealTime();
+      }
+    }
+    const std::pair<Op, const char*> ops[] = {{Op::kRmsnorm, "rmsnorm"},
+                                              {Op::kRope, "rope"},
+                                              {Op::kSwiglu, "swiglu"},
+                                              {Op::kSoftmax, "softmax"},
+                                              {Op::kArgmax, "argmax"}};
+    for (const auto& [op, op_name] : ops) {
+      for (int64_t n_rows : {1, 512}) {
+        if ((op == Op::kSoftmax || op == Op::kArgmax) && n_rows > 32) continue;
+        const std::string name =
+            std::string("Op/") + op_name + "/rows:" + std::to_string(n_rows) + "/" + std::string(isa_name(isa));
+        benchmark::RegisterBenchmark(name.c_str(), op_case, op, n_rows, isa)->UseRealTime();
       }
     }
   }
