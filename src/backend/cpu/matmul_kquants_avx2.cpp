@@ -34,12 +34,15 @@ inline __m256i scaled_dot(__m256i u, __m256i s, __m256i scale16) {
 
 struct TileQ4K {
   const MatmulArgs& args;
-  int64_t n_in, n_out, n_blocks;
+  int64_t n_in, n_out, n_blocks, weight_row_bytes;
 
   template <int kCols, int kRows>
   void run(int64_t col, int64_t row) const {
     const BlockQ4_K* w[kCols];
-    for (int c = 0; c < kCols; ++c) w[c] = reinterpret_cast<const BlockQ4_K*>(args.weight->row(col + c));
+    for (int c = 0; c < kCols; ++c) {
+      w[c] = reinterpret_cast<const BlockQ4_K*>(static_cast<const uint8_t*>(args.weight->data) +
+                                                (col + c) * weight_row_bytes);
+    }
     ActivationRow x[kRows];
     for (int r = 0; r < kRows; ++r) x[r] = q8_k_row(args.activations + (row + r) * args.activation_stride, n_in);
     __m256 acc[kCols][kRows];
@@ -48,43 +51,46 @@ struct TileQ4K {
 
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     for (int64_t b = 0; b < n_blocks; ++b) {
-      alignas(32) int16_t scales[kCols][16];
-      __m256i sumi[kCols][kRows];
+      // note: the per-sub-block scale vectors live in memory and feed madd as memory
+      // operands, which keeps registers free for the integer sums.
+      alignas(32) __m256i scale[kCols][8];
+      __m128i mins[kCols];
 #pragma GCC unroll 8
       for (int c = 0; c < kCols; ++c) {
-        _mm256_store_si256(reinterpret_cast<__m256i*>(scales[c]), q4_k_scales_mins(w[c][b].scales));
-#pragma GCC unroll 8
-        for (int r = 0; r < kRows; ++r) sumi[c][r] = _mm256_setzero_si256();
+        alignas(32) int16_t words[16];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(words), q4_k_scales_mins(w[c][b].scales));
+        for (int k = 0; k < 8; ++k) scale[c][k] = _mm256_set1_epi16(words[k]);
+        mins[c] = _mm_load_si128(reinterpret_cast<const __m128i*>(words + 8));
       }
-#pragma GCC unroll 4
-      for (int j = 0; j < 4; ++j) {  // sub-blocks 2j (low nibbles) and 2j + 1 (high nibbles)
+      __m128i sums32[kRows];  // sums of each 32 activations: the bsums of 16, paired
 #pragma GCC unroll 8
-        for (int c = 0; c < kCols; ++c) {
+      for (int r = 0; r < kRows; ++r) {
+        const __m256i bsums = load(x[r].bsums + b * 16);
+        sums32[r] = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
+      }
+#pragma GCC unroll 8
+      for (int c = 0; c < kCols; ++c) {
+        __m256i sumi[kRows];
+        for (int r = 0; r < kRows; ++r) sumi[r] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) {  // sub-blocks 2j (low nibbles) and 2j + 1 (high nibbles)
           const __m256i bits = load(w[c][b].qs + 32 * j);
           const __m256i low = _mm256_and_si256(bits, m4);
           const __m256i high = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-          const __m256i scale_low = _mm256_set1_epi16(scales[c][2 * j]);
-          const __m256i scale_high = _mm256_set1_epi16(scales[c][2 * j + 1]);
 #pragma GCC unroll 8
           for (int r = 0; r < kRows; ++r) {
             const int8_t* q8 = x[r].qs + b * 256 + 64 * j;
-            sumi[c][r] = _mm256_add_epi32(sumi[c][r], scaled_dot(low, load(q8), scale_low));
-            sumi[c][r] = _mm256_add_epi32(sumi[c][r], scaled_dot(high, load(q8 + 32), scale_high));
+            sumi[r] = _mm256_add_epi32(sumi[r], scaled_dot(low, load(q8), scale[c][2 * j]));
+            sumi[r] = _mm256_add_epi32(sumi[r], scaled_dot(high, load(q8 + 32), scale[c][2 * j + 1]));
           }
         }
-      }
-#pragma GCC unroll 8
-      for (int c = 0; c < kCols; ++c) {
-        const __m128i mins = _mm_load_si128(reinterpret_cast<const __m128i*>(scales[c] + 8));
         const float wd = f16_to_f32(w[c][b].d), wdmin = f16_to_f32(w[c][b].dmin);
 #pragma GCC unroll 8
         for (int r = 0; r < kRows; ++r) {
-          // mins . (sums of 32) = 4 int32 lanes; the bsums come in sums of 16, so pair them.
-          const __m256i bsums = load(x[r].bsums + b * 16);
-          const __m128i sums32 = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
-          const __m256 min_lanes = _mm256_zextps128_ps256(_mm_cvtepi32_ps(_mm_madd_epi16(mins, sums32)));
+          // mins . (sums of 32) = 4 int32 lanes
+          const __m256 min_lanes = _mm256_zextps128_ps256(_mm_cvtepi32_ps(_mm_madd_epi16(mins[c], sums32[r])));
           const float xd = x[r].d[b];
-          acc[c][r] = _mm256_fmadd_ps(_mm256_set1_ps(xd * wd), _mm256_cvtepi32_ps(sumi[c][r]), acc[c][r]);
+          acc[c][r] = _mm256_fmadd_ps(_mm256_set1_ps(xd * wd), _mm256_cvtepi32_ps(sumi[r]), acc[c][r]);
           acc[c][r] = _mm256_fmadd_ps(_mm256_set1_ps(-(xd * wdmin)), min_lanes, acc[c][r]);
         }
       }
@@ -102,12 +108,15 @@ inline __m256i q6_k_scale_pair(__m128i scales8, int k) {
 
 struct TileQ6K {
   const MatmulArgs& args;
-  int64_t n_in, n_out, n_blocks;
+  int64_t n_in, n_out, n_blocks, weight_row_bytes;
 
   template <int kCols, int kRows>
   void run(int64_t col, int64_t row) const {
     const BlockQ6_K* w[kCols];
-    for (int c = 0; c < kCols; ++c) w[c] = reinterpret_cast<const BlockQ6_K*>(args.weight->row(col + c));
+    for (int c = 0; c < kCols; ++c) {
+      w[c] = reinterpret_cast<const BlockQ6_K*>(static_cast<const uint8_t*>(args.weight->data) +
+                                                (col + c) * weight_row_bytes);
+    }
     ActivationRow x[kRows];
     for (int r = 0; r < kRows; ++r) x[r] = q8_k_row(args.activations + (row + r) * args.activation_stride, n_in);
     __m256 acc[kCols][kRows];
@@ -164,12 +173,12 @@ struct TileQ6K {
   }
 };
 
-// kCols x kRows: the tile for several rows (measured: Q4_K's int sums keep more registers
-// busy, Q6_K's costlier unpacking pays off over more rows).
+// kCols x kRows: the tile for several rows, picked by measurement (Q6_K's costlier
+// unpacking pays off over more activation rows).
 template <typename Tile, int kCols, int kRows>
 void compute_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end) {
   const int64_t n_in = args.weight->shape[1];
-  const Tile tile{args, n_in, args.weight->shape[0], n_in / kQK_K};
+  const Tile tile{args, n_in, args.weight->shape[0], n_in / kQK_K, args.weight->row_bytes()};
   if (row_end - row_begin == 1) {
     for_each_tile<4, 1>(tile, row_begin, row_end, col_begin, col_end);
   } else {
@@ -180,7 +189,7 @@ void compute_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64
 }  // namespace
 
 void compute_q4_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end) {
-  compute_k<TileQ4K, 2, 2>(args, row_begin, row_end, col_begin, col_end);
+  compute_k<TileQ4K, 4, 2>(args, row_begin, row_end, col_begin, col_end);
 }
 void compute_q6_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end) {
   compute_k<TileQ6K, 2, 4>(args, row_begin, row_end, col_begin, col_end);
