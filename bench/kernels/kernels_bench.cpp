@@ -1,5 +1,7 @@
 // Perf mode for the CPU kernels (Google Benchmark): matmul per weight dtype on SmolLM2-135M
-// shapes, scalar vs AVX2, reporting GB/s of weights read and GFLOP/s; and one decode
+// shapes, scalar vs AVX2 (and, for Q4_0 / Q4_1 / Q8_0, each integer-dot variant the CPU
+// runs: avx2-maddubs, avx2-vnni, avx512-vnni), reporting GB/s of weights read and GFLOP/s;
+// and one decode
 // token's worth of matmuls over a whole model's distinct weights, as the forward pass reads
 // them (the per-matrix cases keep one matrix hot in cache).
 //
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/matmul_driver.h"
 #include "base/cpu_features.h"
 #include "tensor/blocks.h"
 #include "tensor/fp16.h"
@@ -105,7 +108,9 @@ struct MatmulShape {
 const MatmulShape kShapes[] = {
     {"ffn_up", 1536, 576}, {"ffn_down", 576, 1536}, {"attn_q", 576, 576}, {"output", 49152, 576}};
 
-void matmul_case(benchmark::State& state, DType dtype, MatmulShape shape, int64_t n_rows, Isa isa) {
+// dot: for Q4_0 / Q4_1 / Q8_0 under AVX2, which integer dot product variant to time
+// (bit-identical results); -1 lets Kernels pick the best.
+void matmul_case(benchmark::State& state, DType dtype, MatmulShape shape, int64_t n_rows, Isa isa, int dot) {
   const int64_t n_in = dtype == DType::kQ4_K || dtype == DType::kQ6_K ? (shape.n_in / 256 + 1) * 256 : shape.n_in;
   // note: K-quant rows need multiples of 256; 576 becomes 768 there (bytes are counted as read).
   const auto weight = random_weight(dtype, shape.n_out, n_in, 1);
@@ -114,7 +119,13 @@ void matmul_case(benchmark::State& state, DType dtype, MatmulShape shape, int64_
   Kernels kernels(pool(), isa);
   MatmulWorkspace workspace;
   for (auto _ : state) {
-    kernels.matmul(workspace, weight->view, x.data(), n_rows, y.data());
+    if (dot < 0) {
+      kernels.matmul(workspace, weight->view, x.data(), n_rows, y.data());
+    } else {
+      float* const ys[1] = {y.data()};
+      detail::run_matmul(pool(), detail::avx2_matmul_kernels(static_cast<detail::IntegerDot>(dot)), workspace,
+                         std::span(&weight->view, 1), x.data(), n_rows, ys);
+    }
     benchmark::DoNotOptimize(y.data());
   }
   const double bytes = static_cast<double>(weight->view.bytes());
@@ -233,7 +244,23 @@ void register_all() {
           if (shape.n_out == 49152 && n_rows > 32) continue;  // the head runs on the last rows only
           const std::string name = std::string("Matmul/") + std::string(dtype_name(dtype)) + "/" + shape.name +
                                    "/rows:" + std::to_string(n_rows) + "/" + std::string(isa_name(isa));
-          benchmark::RegisterBenchmark(name.c_str(), matmul_case, dtype, shape, n_rows, isa)->UseRealTime();
+          benchmark::RegisterBenchmark(name.c_str(), matmul_case, dtype, shape, n_rows, isa, -1)->UseRealTime();
+          const bool q32 = dtype == DType::kQ4_0 || dtype == DType::kQ4_1 || dtype == DType::kQ8_0;
+          if (isa == Isa::kAvx2 && q32) {
+            const CpuFeatures& f = cpu_features();
+            const std::pair<detail::IntegerDot, bool> variants[] = {
+                {detail::IntegerDot::kAvx2, true},
+                {detail::IntegerDot::kAvxVnni, f.avx_vnni},
+                {detail::IntegerDot::kAvx512Vnni, detail::best_integer_dot() == detail::IntegerDot::kAvx512Vnni}};
+            const char* names[] = {"avx2-maddubs", "avx2-vnni", "avx512-vnni"};
+            for (const auto& [variant, runs] : variants) {
+              if (!runs) continue;
+              const std::string variant_name = name.substr(0, name.rfind('/') + 1) + names[static_cast<int>(variant)];
+              benchmark::RegisterBenchmark(variant_name.c_str(), matmul_case, dtype, shape, n_rows, isa,
+                                           static_cast<int>(variant))
+                  ->UseRealTime();
+            }
+          }
         }
       }
       for (int64_t n_rows : {1, 16, 32}) {

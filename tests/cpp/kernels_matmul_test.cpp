@@ -178,24 +178,38 @@ TEST(Matmul, ManyEqualsSeparateMatmuls) {
   }
 }
 
-TEST(Matmul, VnniKernelsEqualPlainAvx2BitForBit) {
-  if (!testing::cpu_runs(Isa::kAvx2) || !cpu_features().avx_vnni) GTEST_SKIP() << "no AVX-VNNI";
+// The VNNI and AVX-512 integer dot products must reproduce the plain AVX2 kernels exactly.
+TEST(Matmul, IntegerDotVariantsEqualPlainAvx2BitForBit) {
+  if (!testing::cpu_runs(Isa::kAvx2)) GTEST_SKIP() << "no AVX2";
+  const CpuFeatures& f = cpu_features();
+  std::vector<detail::IntegerDot> variants;
+  if (f.avx_vnni) variants.push_back(detail::IntegerDot::kAvxVnni);
+  if (f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.avx512vnni) {
+    variants.push_back(detail::IntegerDot::kAvx512Vnni);
+  }
+  if (variants.empty()) GTEST_SKIP() << "neither AVX-VNNI nor AVX512-VNNI";
   ThreadPool pool(2);
   for (DType dtype : testing::weight_dtypes()) {
-    const int64_t n_in = 768, n_out = 133;
-    const testing::TestWeight weight = make_weight(dtype, n_out, n_in, 50);
-    for (int64_t n_rows : {1, 3, 9, 70}) {
-      const std::vector<float> x = random_floats(n_rows * n_in, 51, 3.0f);
-      std::vector<float> plain(n_rows * n_out), vnni(n_rows * n_out);
-      MatmulWorkspace workspace;
-      float* plain_out[1] = {plain.data()};
-      float* vnni_out[1] = {vnni.data()};
-      detail::run_matmul(pool, detail::avx2_matmul_kernels(false), workspace, std::span(&weight.view, 1), x.data(),
-                         n_rows, plain_out);
-      detail::run_matmul(pool, detail::avx2_matmul_kernels(true), workspace, std::span(&weight.view, 1), x.data(),
-                         n_rows, vnni_out);
-      EXPECT_TRUE(testing::bitwise_equal(plain.data(), vnni.data(), plain.size()))
-          << dtype_name(dtype) << " n_rows " << n_rows;
+    for (int64_t n_out : {1, 7, 133}) {
+      const int64_t n_in = 768;
+      const testing::TestWeight weight = make_weight(dtype, n_out, n_in, 50);
+      for (int64_t n_rows : {1, 3, 9, 70}) {
+        const std::vector<float> x = random_floats(n_rows * n_in, 51, 3.0f);
+        std::vector<float> plain(n_rows * n_out);
+        MatmulWorkspace workspace;
+        float* plain_out[1] = {plain.data()};
+        detail::run_matmul(pool, detail::avx2_matmul_kernels(detail::IntegerDot::kAvx2), workspace,
+                           std::span(&weight.view, 1), x.data(), n_rows, plain_out);
+        for (detail::IntegerDot variant : variants) {
+          std::vector<float> other(n_rows * n_out);
+          float* other_out[1] = {other.data()};
+          detail::run_matmul(pool, detail::avx2_matmul_kernels(variant), workspace, std::span(&weight.view, 1),
+                             x.data(), n_rows, other_out);
+          EXPECT_TRUE(testing::bitwise_equal(plain.data(), other.data(), plain.size()))
+              << dtype_name(dtype) << " variant " << static_cast<int>(variant) << " n_out " << n_out << " n_rows "
+              << n_rows;
+        }
+      }
     }
   }
 }
