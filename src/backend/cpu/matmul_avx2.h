@@ -1,7 +1,8 @@
 // Internal to backend/cpu: the AVX2/FMA matmul kernels, split by weight family across
 // matmul_avx2.cpp (Q4_0, Q4_1, Q8_0 and dispatch), matmul_kquants_avx2.cpp (Q4_K, Q6_K),
-// matmul_float_avx2.cpp (F32, F16, BF16) and quantize_avx2.cpp (activation packing).
-// Include only from *_avx2.cpp files.
+// matmul_float_avx2.cpp (F32, F16, BF16) and quantize_avx2.cpp (activation packing), with
+// the AVX-VNNI and AVX-512 variants of the Q4_0 / Q4_1 / Q8_0 kernels in
+// matmul_vnni_avx2.cpp and matmul_q32_avx512.cpp. Include only from *_avx2/_avx512 files.
 #pragma once
 
 #include <immintrin.h>
@@ -37,8 +38,9 @@ void compute_q4_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, in
 void compute_q6_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
 void compute_float(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
 
-// note: the helpers below have internal linkage because matmul_vnni_avx2.cpp compiles them
-// for a wider ISA than the other files; the linker must not pick its copies for them.
+// note: the helpers below have internal linkage because matmul_vnni_avx2.cpp and
+// matmul_q32_avx512.cpp compile them for wider ISAs than the other files; the linker must
+// not pick their copies for them.
 namespace {
 
 // Sum of 8 lanes in a fixed order (the same in every kernel, so tiles agree bit for bit).

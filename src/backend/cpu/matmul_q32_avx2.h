@@ -1,6 +1,7 @@
 // Internal to backend/cpu: the tile kernel for the 32-element block weights (Q4_0, Q4_1,
 // Q8_0), included by matmul_avx2.cpp (plain AVX2) and matmul_vnni_avx2.cpp (the same code
-// with AVX-VNNI's vpdpbusd for the integer dot products). Include only from those files.
+// with AVX-VNNI's vpdpbusd for the integer dot products); matmul_q32_avx512.cpp reuses its
+// helpers. Include only from those files.
 //
 // Every output element y[r][o] keeps one 8-lane f32 accumulator. Per block b of 32:
 //   acc = fma(broadcast(d_w[o][b] * d_x[r][b]), f32(8 lanes of exact integer sums), acc)
@@ -14,8 +15,8 @@
 #include "tensor/blocks.h"
 
 namespace so::cpu::detail::avx2 {
-// note: internal linkage on purpose. The two including files compile this code for
-// different ISAs, so their copies must not be merged by the linker.
+// note: internal linkage on purpose. The including files compile this code for different
+// ISAs, so their copies must not be merged by the linker.
 namespace {
 
 enum class Format { kQ4_0, kQ4_1, kQ8_0 };
