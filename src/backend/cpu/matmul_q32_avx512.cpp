@@ -126,7 +126,7 @@ void compute_512(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int
   if (row_end - row_begin == 1) {
     for_each_tile<8, 1>(tile, row_begin, row_end, col_begin, col_end);
   } else {
-    for_each_tile<4, 6>(tile, row_begin, row_end, col_begin, col_end);
+    for_each_tile<8, 4>(tile, row_begin, row_end, col_begin, col_end);
   }
 }
 
