@@ -44,7 +44,11 @@ CpuFeatures detect() {
   f.avx512f = __builtin_cpu_supports("avx512f");
   f.avx512bw = __builtin_cpu_supports("avx512bw");
   f.avx512vl = __builtin_cpu_supports("avx512vl");
+  f.avx512dq = __builtin_cpu_supports("avx512dq");
   f.avx512vnni = __builtin_cpu_supports("avx512vnni");
+  // note: GCC 12 and clang 14 cannot name AVX-VNNI in __builtin_cpu_supports: CPUID leaf 7
+  // subleaf 1, EAX bit 4. It uses the AVX state the AVX2 check already confirmed.
+  f.avx_vnni = f.avx2 && __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) && (eax & (1u << 4)) != 0;
 #endif
   cpu_set_t set;
   CPU_ZERO(&set);

@@ -10,7 +10,9 @@ struct CpuFeatures {
   bool avx512f = false;
   bool avx512bw = false;
   bool avx512vl = false;
+  bool avx512dq = false;
   bool avx512vnni = false;
+  bool avx_vnni = false;  // AVX-VNNI: vpdpbusd on ymm registers, no AVX-512 needed
   int n_physical_cores = 1;  // best guess; used for default thread counts
   int n_logical_cpus = 1;
 };

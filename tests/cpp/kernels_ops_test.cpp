@@ -181,6 +181,24 @@ TEST_P(OpsAgainstReference, SwigluAddSoftmaxArgmax) {
   }
 }
 
+TEST_P(OpsAgainstReference, ArgmaxWithNaNsAndInfinities) {
+  ThreadPool pool(1);
+  Kernels kernels(pool, GetParam());
+  const std::vector<std::vector<float>> rows = {{NAN, 1, 2, 3, 4, 5, 6, 7, 8, 9},
+                                                {1, NAN, 9, 2, 9, NAN, 0, 0, 0, 0},
+                                                {-INFINITY, -INFINITY, -INFINITY, -1},
+                                                {-INFINITY, -INFINITY},
+                                                {0.0f, -0.0f, 0.0f, -1.0f},
+                                                {-0.0f, 0.0f, 0.0f, -1.0f, 0, 0, 0, 0, 0, 0, 0},
+                                                {1, 2, 3, 4, 5, 6, 7, 8, 9, INFINITY}};
+  for (const std::vector<float>& row : rows) {
+    int32_t expected, index;
+    reference::argmax(row.data(), 1, static_cast<int64_t>(row.size()), &expected);
+    kernels.argmax(row.data(), 1, static_cast<int64_t>(row.size()), &index);
+    EXPECT_EQ(index, expected) << row.size();
+  }
+}
+
 TEST_P(OpsAgainstReference, AddBias) {
   ThreadPool pool(2);
   const int64_t n_rows = 5, dim = 77;
@@ -212,8 +230,8 @@ TEST(OpsBatchInvariance, EveryOpBitForBit) {
       kernels.argmax(probe.data(), 1, dim, &argmax_alone);
       kernels.swiglu(probe.data(), weight.data(), swiglu_alone.data(), dim);
       kernels.rope(rope_alone.data(), std::span(&probe_position, 1), n_heads, head_dim, rope_params);
-      for (int64_t batch = 2; batch <= 70; batch += 3) {
-        const int64_t position = (batch * 7) % batch;
+      for (int64_t batch = 2; batch <= 70; ++batch) {
+        const int64_t position = (batch * 7 + 3) % batch;
         std::vector<float> x = random_floats(batch * dim, static_cast<uint32_t>(batch), 2.0f);
         std::copy(probe.begin(), probe.end(), x.begin() + position * dim);
         std::vector<float> out(batch * dim);
@@ -227,6 +245,13 @@ TEST(OpsBatchInvariance, EveryOpBitForBit) {
         for (int64_t r = 0; r < batch; ++r) std::copy(weight.begin(), weight.end(), up.begin() + r * dim);
         kernels.swiglu(x.data(), up.data(), out.data(), batch * dim);
         ASSERT_TRUE(testing::bitwise_equal(out.data() + position * dim, swiglu_alone.data(), dim)) << batch;
+        std::vector<float> summed(batch * dim), biased = x;
+        kernels.add(x.data(), up.data(), summed.data(), batch * dim);
+        kernels.add_bias(biased.data(), weight.data(), batch, dim);
+        for (int64_t i = 0; i < dim; ++i) {
+          ASSERT_EQ(summed[position * dim + i], probe[i] + weight[i]);
+          ASSERT_EQ(biased[position * dim + i], probe[i] + weight[i]);
+        }
         kernels.softmax(x.data(), batch, dim);
         ASSERT_TRUE(testing::bitwise_equal(x.data() + position * dim, soft_alone.data(), dim)) << batch;
 

@@ -70,7 +70,7 @@ void Kernels::matmul(MatmulWorkspace& workspace, const TensorView& weight, const
 void Kernels::matmul_many(MatmulWorkspace& workspace, std::span<const TensorView> weights, const float* x,
                           int64_t n_rows, std::span<float* const> ys) const {
   const detail::MatmulKernelSet& kernels =
-      isa_ == Isa::kAvx2 ? detail::avx2_matmul_kernels() : detail::reference_matmul_kernels();
+      isa_ == Isa::kAvx2 ? detail::avx2_matmul_kernels(detail::best_integer_dot()) : detail::reference_matmul_kernels();
   detail::run_matmul(pool_, kernels, workspace, weights, x, n_rows, ys);
 }
 

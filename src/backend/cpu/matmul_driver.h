@@ -24,7 +24,14 @@ struct MatmulKernelSet {
 };
 
 const MatmulKernelSet& reference_matmul_kernels();
-const MatmulKernelSet& avx2_matmul_kernels();  // only where cpu_features() has AVX2, FMA, F16C
+// How the AVX2 kernel set computes the integer dot products of Q4_0 / Q4_1 / Q8_0 weights:
+// maddubs + madd, AVX-VNNI, or AVX-512 with VNNI (two outputs per zmm). All three give
+// bit-identical results; the best the CPU runs is picked.
+enum class IntegerDot { kAvx2, kAvxVnni, kAvx512Vnni };
+IntegerDot best_integer_dot();
+
+// Only where cpu_features() has AVX2, FMA, F16C, and what `dot` needs.
+const MatmulKernelSet& avx2_matmul_kernels(IntegerDot dot);
 
 void run_matmul(ThreadPool& pool, const MatmulKernelSet& kernels, MatmulWorkspace& workspace,
                 std::span<const TensorView> weights, const float* x, int64_t n_rows, std::span<float* const> ys);

@@ -1,0 +1,198 @@
+// AVX2/FMA matmul for the K-quant weights (Q4_K, Q6_K) against Q8_K activations.
+//
+// Within a super-block of 256 the sub-block scales are small integers, so a super-block
+// accumulates exactly in 8 int32 lanes; the float work per output and super-block is then
+//   acc = fma(broadcast(d_x * d_w), f32(integer lanes), acc)
+// (Q4_K adds its min term with a second fma), and y = hsum(acc) at the end. Integer sums
+// are exact in any order, so every tile size gives the same floats: batch invariance.
+#include "backend/cpu/matmul_avx2.h"
+#include "tensor/blocks.h"
+
+namespace so::cpu::detail::avx2 {
+namespace {
+
+// The 8 six-bit scales (words 0..7 of the result) and mins (words 8..15) of a Q4_K block.
+inline __m256i q4_k_scales_mins(const uint8_t* packed) {
+  // note: sub-blocks 4..7 keep their low 4 bits in bytes 8..11 (scale low nibble, min high
+  // nibble) and their top 2 bits in the top of bytes 0..3 (scales) and 4..7 (mins).
+  uint32_t words[3];
+  __builtin_memcpy(words, packed, 12);
+  const uint32_t six_bits = 0x3f3f3f3f, nibble = 0x0f0f0f0f, two_bits = 0x03030303;
+  const uint32_t scales_0_3 = words[0] & six_bits;
+  const uint32_t mins_0_3 = words[1] & six_bits;
+  const uint32_t scales_4_7 = (words[2] & nibble) | (((words[0] >> 6) & two_bits) << 4);
+  const uint32_t mins_4_7 = ((words[2] >> 4) & nibble) | (((words[1] >> 6) & two_bits) << 4);
+  return _mm256_cvtepu8_epi16(_mm_setr_epi32(scales_0_3, scales_4_7, mins_0_3, mins_4_7));
+}
+
+inline __m256i load(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+// 8 int32 lanes of scale * (u . s) over 32 byte products; u unsigned (<= 63), s signed.
+inline __m256i scaled_dot(__m256i u, __m256i s, __m256i scale16) {
+  return _mm256_madd_epi16(scale16, _mm256_maddubs_epi16(u, s));
+}
+
+struct TileQ4K {
+  const MatmulArgs& args;
+  int64_t n_in, n_out, n_blocks, weight_row_bytes;
+
+  template <int kCols, int kRows>
+  void run(int64_t col, int64_t row) const {
+    const BlockQ4_K* w[kCols];
+    for (int c = 0; c < kCols; ++c) {
+      w[c] = reinterpret_cast<const BlockQ4_K*>(static_cast<const uint8_t*>(args.weight->data) +
+                                                (col + c) * weight_row_bytes);
+    }
+    ActivationRow x[kRows];
+    for (int r = 0; r < kRows; ++r) x[r] = q8_k_row(args.activations + (row + r) * args.activation_stride, n_in);
+    __m256 acc[kCols][kRows];
+    for (int c = 0; c < kCols; ++c)
+      for (int r = 0; r < kRows; ++r) acc[c][r] = _mm256_setzero_ps();
+
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      // note: the per-sub-block scale vectors live in memory and feed madd as memory
+      // operands, which keeps registers free for the integer sums.
+      alignas(32) __m256i scale[kCols][8];
+      __m128i mins[kCols];
+#pragma GCC unroll 8
+      for (int c = 0; c < kCols; ++c) {
+        alignas(32) int16_t words[16];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(words), q4_k_scales_mins(w[c][b].scales));
+        for (int k = 0; k < 8; ++k) scale[c][k] = _mm256_set1_epi16(words[k]);
+        mins[c] = _mm_load_si128(reinterpret_cast<const __m128i*>(words + 8));
+      }
+      __m128i sums32[kRows];  // sums of each 32 activations: the bsums of 16, paired
+#pragma GCC unroll 8
+      for (int r = 0; r < kRows; ++r) {
+        const __m256i bsums = load(x[r].bsums + b * 16);
+        sums32[r] = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
+      }
+#pragma GCC unroll 8
+      for (int c = 0; c < kCols; ++c) {
+        __m256i sumi[kRows];
+        for (int r = 0; r < kRows; ++r) sumi[r] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) {  // sub-blocks 2j (low nibbles) and 2j + 1 (high nibbles)
+          const __m256i bits = load(w[c][b].qs + 32 * j);
+          const __m256i low = _mm256_and_si256(bits, m4);
+          const __m256i high = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+#pragma GCC unroll 8
+          for (int r = 0; r < kRows; ++r) {
+            const int8_t* q8 = x[r].qs + b * 256 + 64 * j;
+            sumi[r] = _mm256_add_epi32(sumi[r], scaled_dot(low, load(q8), scale[c][2 * j]));
+            sumi[r] = _mm256_add_epi32(sumi[r], scaled_dot(high, load(q8 + 32), scale[c][2 * j + 1]));
+          }
+        }
+        const float wd = f16_to_f32(w[c][b].d), wdmin = f16_to_f32(w[c][b].dmin);
+#pragma GCC unroll 8
+        for (int r = 0; r < kRows; ++r) {
+          // mins . (sums of 32) = 4 int32 lanes
+          const __m256 min_lanes = _mm256_zextps128_ps256(_mm_cvtepi32_ps(_mm_madd_epi16(mins[c], sums32[r])));
+          const float xd = x[r].d[b];
+          acc[c][r] = _mm256_fmadd_ps(_mm256_set1_ps(xd * wd), _mm256_cvtepi32_ps(sumi[r]), acc[c][r]);
+          acc[c][r] = _mm256_fmadd_ps(_mm256_set1_ps(-(xd * wdmin)), min_lanes, acc[c][r]);
+        }
+      }
+    }
+    for (int r = 0; r < kRows; ++r)
+      for (int c = 0; c < kCols; ++c) args.y[(row + r) * n_out + col + c] = hsum(acc[c][r]);
+  }
+};
+
+// Scales of sub-blocks 2k (low 128-bit lane) and 2k + 1 (high lane) as int16.
+inline __m256i q6_k_scale_pair(__m128i scales8, int k) {
+  const int64_t low = 0x0101010101010101LL * (2 * k), high = 0x0101010101010101LL * (2 * k + 1);
+  return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales8, _mm_set_epi64x(high, low)));
+}
+
+struct TileQ6K {
+  const MatmulArgs& args;
+  int64_t n_in, n_out, n_blocks, weight_row_bytes;
+
+  template <int kCols, int kRows>
+  void run(int64_t col, int64_t row) const {
+    const BlockQ6_K* w[kCols];
+    for (int c = 0; c < kCols; ++c) {
+      w[c] = reinterpret_cast<const BlockQ6_K*>(static_cast<const uint8_t*>(args.weight->data) +
+                                                (col + c) * weight_row_bytes);
+    }
+    ActivationRow x[kRows];
+    for (int r = 0; r < kRows; ++r) x[r] = q8_k_row(args.activations + (row + r) * args.activation_stride, n_in);
+    __m256 acc[kCols][kRows];
+    for (int c = 0; c < kCols; ++c)
+      for (int r = 0; r < kRows; ++r) acc[c][r] = _mm256_setzero_ps();
+
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i m2 = _mm256_set1_epi8(0x03);
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      __m256i sumi[kCols][kRows];
+      // note: the weights' 6-bit values are unsigned (q + 32); the -32 is applied through the
+      // activation's bsums: sum_sub scale_sub * 32 * bsum_sub, subtracted once per block.
+#pragma GCC unroll 8
+      for (int c = 0; c < kCols; ++c) {
+        const __m256i scales16 =
+            _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[c][b].scales)));
+#pragma GCC unroll 8
+        for (int r = 0; r < kRows; ++r) {
+          const __m256i offset = _mm256_madd_epi16(scales16, load(x[r].bsums + b * 16));
+          sumi[c][r] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(offset, 5));
+        }
+      }
+#pragma GCC unroll 2
+      for (int half = 0; half < 2; ++half) {
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; ++g) {  // elements 128 * half + 32 * g, sub-blocks 2k, 2k + 1
+          const int k = 4 * half + g;
+#pragma GCC unroll 8
+          for (int c = 0; c < kCols; ++c) {
+            const __m256i ql = load(w[c][b].ql + 64 * half + 32 * (g & 1));
+            const __m256i qh = load(w[c][b].qh + 32 * half);
+            const __m256i low4 = g < 2 ? _mm256_and_si256(ql, m4) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4);
+            const __m256i high2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * g), m2), 4);
+            const __m256i q6 = _mm256_or_si256(low4, high2);
+            const __m256i scale = q6_k_scale_pair(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[c][b].scales)), k);
+#pragma GCC unroll 8
+            for (int r = 0; r < kRows; ++r) {
+              sumi[c][r] = _mm256_add_epi32(sumi[c][r], scaled_dot(q6, load(x[r].qs + b * 256 + 32 * k), scale));
+            }
+          }
+        }
+      }
+#pragma GCC unroll 8
+      for (int c = 0; c < kCols; ++c) {
+        const float wd = f16_to_f32(w[c][b].d);
+#pragma GCC unroll 8
+        for (int r = 0; r < kRows; ++r) {
+          acc[c][r] = _mm256_fmadd_ps(_mm256_set1_ps(x[r].d[b] * wd), _mm256_cvtepi32_ps(sumi[c][r]), acc[c][r]);
+        }
+      }
+    }
+    for (int r = 0; r < kRows; ++r)
+      for (int c = 0; c < kCols; ++c) args.y[(row + r) * n_out + col + c] = hsum(acc[c][r]);
+  }
+};
+
+// kCols x kRows: the tile for several rows, picked by measurement (Q6_K's costlier
+// unpacking pays off over more activation rows).
+template <typename Tile, int kCols, int kRows>
+void compute_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end) {
+  const int64_t n_in = args.weight->shape[1];
+  const Tile tile{args, n_in, args.weight->shape[0], n_in / kQK_K, args.weight->row_bytes()};
+  if (row_end - row_begin == 1) {
+    for_each_tile<4, 1>(tile, row_begin, row_end, col_begin, col_end);
+  } else {
+    for_each_tile<kCols, kRows>(tile, row_begin, row_end, col_begin, col_end);
+  }
+}
+
+}  // namespace
+
+void compute_q4_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end) {
+  compute_k<TileQ4K, 4, 2>(args, row_begin, row_end, col_begin, col_end);
+}
+void compute_q6_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end) {
+  compute_k<TileQ6K, 2, 4>(args, row_begin, row_end, col_begin, col_end);
+}
+
+}  // namespace so::cpu::detail::avx2
