@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <vector>
 
 #include "base/status.h"
@@ -65,6 +67,20 @@ TEST(ThreadPool, EveryTaskRunsExactlyOnce) {
       }
       for (auto& h : hits) EXPECT_EQ(h.load(), 50);
     }
+  }
+}
+
+TEST(ThreadPool, WorkersTakePartAfterSleeping) {
+  ThreadPool pool(2);
+  for (int round = 0; round < 3; ++round) {
+    // Long enough between jobs for the worker to fall asleep; the next job must wake it.
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::atomic<int> on_worker{0};
+    pool.parallel_for(200, [&](int64_t, int thread) {
+      if (thread == 1) on_worker.fetch_add(1);
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    });
+    EXPECT_GT(on_worker.load(), 0) << "round " << round;
   }
 }
 
