@@ -16,6 +16,7 @@ struct GenerateOptions {
   ModelOptions model;
   BatchOptions batch;
   SamplingOptions sampling;
+  SpecCliOptions spec;
   std::string prompt;
   std::string prompt_file;
   int max_tokens = 128;
@@ -24,6 +25,7 @@ struct GenerateOptions {
   std::string system;
   bool json = false;
   bool ignore_eos = false;
+  bool escape = false;
   std::string stats_json;
 };
 
@@ -57,7 +59,7 @@ Result<std::string> apply_chat(const Engine& engine, const GenerateOptions& opti
 }
 
 int run_generate(const GenerateOptions& options) {
-  auto engine_config = engine_options(options.model, options.batch);
+  auto engine_config = engine_options(options.model, options.batch, options.spec);
   if (!engine_config.ok()) return report_error(engine_config.status());
   auto engine_or = Engine::create(*engine_config);
   if (!engine_or.ok()) return report_error(engine_or.status());
@@ -71,7 +73,7 @@ int run_generate(const GenerateOptions& options) {
   std::vector<GenerationRequest> requests;
   std::vector<std::string> texts;
   for (size_t i = 0; i < prompts->size(); ++i) {
-    std::string text = (*prompts)[i];
+    std::string text = options.escape ? process_escapes((*prompts)[i]) : (*prompts)[i];
     if (options.chat) {
       auto rendered = apply_chat(engine, options, text);
       if (!rendered.ok()) return report_error(rendered.status());
@@ -146,6 +148,7 @@ Command register_generate(CLI::App& app) {
   add_model_options(*command, options->model);
   add_batch_options(*command, options->batch);
   add_sampling_options(*command, options->sampling);
+  add_spec_options(*command, options->spec);
   auto* prompt = command->add_option("-p,--prompt", options->prompt, "prompt text");
   auto* file = command->add_option("-f,--file", options->prompt_file, "file with one prompt per line, run as one batch");
   prompt->excludes(file);
@@ -156,6 +159,7 @@ Command register_generate(CLI::App& app) {
   command->add_option("--chat-template", options->chat_template, "force a template: chatml, llama2, mistral, llama3");
   command->add_option("--system", options->system, "system message for --chat");
   command->add_flag("--json", options->json, "one JSON object per prompt: prompt_tokens, tokens, text, finish_reason");
+  command->add_flag("-e,--escape", options->escape, "read \\n, \\t, \\\\ ... in prompts as escapes (multi-line prompts in -f files)");
   command->add_flag("--ignore-eos", options->ignore_eos, "keep generating past end-of-generation tokens");
   command->add_option("--stats-json", options->stats_json, "write the run's stats (tokens, seconds, bytes) as JSON");
   return {command, [options] {

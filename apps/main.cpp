@@ -1,5 +1,6 @@
 // specoffload: command-line entry point.
 #include <CLI/CLI.hpp>
+#include <cstring>
 #include <vector>
 
 #include "commands.h"
@@ -12,7 +13,13 @@ int main(int argc, char** argv) {
   for (auto register_command : {so::cli::register_generate, so::cli::register_tokenize, so::cli::register_logits}) {
     commands.push_back(register_command(app));
   }
-  CLI11_PARSE(app, argc, argv);
+  // note: CLI11 short names are one character; llama.cpp's multi-letter short flags that
+  // users type from habit are spelled out here.
+  std::vector<char*> args(argv, argv + argc);
+  for (char*& arg : args) {
+    if (std::strcmp(arg, "-md") == 0) arg = const_cast<char*>("--draft-model");
+  }
+  CLI11_PARSE(app, static_cast<int>(args.size()), args.data());
   for (auto& command : commands) {
     if (command.app->parsed()) return command.run();
   }

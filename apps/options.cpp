@@ -33,6 +33,24 @@ void add_sampling_options(CLI::App& command, SamplingOptions& options) {
   command.add_option("--seed", options.seed, "sampling seed (default: random, printed)");
 }
 
+void add_spec_options(CLI::App& command, SpecCliOptions& options) {
+  auto* model = command.add_option("--draft-model", options.draft_model,
+                                   "speculative decoding with this draft model (same vocabulary as the target); also -md");
+  auto* layers = command.add_option("--draft-layers", options.draft_layers,
+                                    "speculative decoding with the target's first N layers as the draft");
+  auto* ngram = command.add_flag("--draft-ngram", options.draft_ngram,
+                                 "speculative decoding with n-gram lookup in the row's prompt and output");
+  model->excludes(layers)->excludes(ngram);
+  layers->excludes(ngram);
+  command.add_option("--draft-max", options.draft_max, "tokens drafted per row per pass (the cap when adaptive); 0 is off")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 64));
+  command.add_option("--draft-length", options.draft_length,
+                     "fixed: always --draft-max; adaptive: per row, from its recent acceptance and measured costs")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fixed", "adaptive"}));
+}
+
 std::string resolve_model_path(const std::string& model) {
   if (model != "default") return model;
   if (const char* path = std::getenv("SPECOFFLOAD_DEFAULT_MODEL"); path && *path) return path;
@@ -46,8 +64,20 @@ std::string resolve_model_path(const std::string& model) {
   return cache + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
 }
 
-Result<EngineOptions> engine_options(const ModelOptions& model, const BatchOptions& batch) {
+Result<EngineOptions> engine_options(const ModelOptions& model, const BatchOptions& batch,
+                                     const SpecCliOptions& spec) {
   EngineOptions options;
+  options.spec.draft_max = spec.draft_max;
+  options.spec.adaptive = spec.draft_length == "adaptive";
+  if (!spec.draft_model.empty()) {
+    options.spec.drafter = DrafterKind::kDraftModel;
+    options.spec.draft_model_path = resolve_model_path(spec.draft_model);
+  } else if (spec.draft_layers != 0) {
+    options.spec.drafter = DrafterKind::kSelfDraft;
+    options.spec.draft_layers = spec.draft_layers;
+  } else if (spec.draft_ngram) {
+    options.spec.drafter = DrafterKind::kNgram;
+  }
   options.model_path = resolve_model_path(model.model);
   options.n_threads = model.n_threads;
   options.max_rows = batch.max_rows;

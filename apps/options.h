@@ -20,6 +20,14 @@ struct BatchOptions {
   std::string kv_budget;  // "4G"; empty: no cap
 };
 
+struct SpecCliOptions {
+  std::string draft_model;  // -md
+  int draft_layers = 0;     // self-draft
+  bool draft_ngram = false;
+  int draft_max = 6;
+  std::string draft_length = "adaptive";  // fixed | adaptive
+};
+
 struct SamplingOptions {
   float temperature = 0.8f;
   int top_k = 40;
@@ -31,10 +39,12 @@ struct SamplingOptions {
 void add_model_options(CLI::App& command, ModelOptions& options);
 void add_batch_options(CLI::App& command, BatchOptions& options);
 void add_sampling_options(CLI::App& command, SamplingOptions& options);
+void add_spec_options(CLI::App& command, SpecCliOptions& options);
 
 // "default" -> the model scripts/setup.sh fetched ($SPECOFFLOAD_DEFAULT_MODEL, else the cache).
 std::string resolve_model_path(const std::string& model);
-Result<EngineOptions> engine_options(const ModelOptions& model, const BatchOptions& batch);
+Result<EngineOptions> engine_options(const ModelOptions& model, const BatchOptions& batch,
+                                     const SpecCliOptions& spec = {});
 SamplingParams sampling_params(const SamplingOptions& options);
 
 // Prints "error: ..." to stderr; returns the exit code for it.

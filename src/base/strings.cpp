@@ -90,4 +90,26 @@ std::string quote_for_message(std::string_view bytes, size_t max_chars) {
   return out + "\"";
 }
 
+std::string process_escapes(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\\' || i + 1 == text.size()) {
+      out += text[i];
+      continue;
+    }
+    switch (text[i + 1]) {
+      case 'n': out += '\n'; break;
+      case 't': out += '\t'; break;
+      case 'r': out += '\r'; break;
+      case '\\': out += '\\'; break;
+      case '"': out += '"'; break;
+      case '\'': out += '\''; break;
+      default: out += text[i]; continue;
+    }
+    ++i;
+  }
+  return out;
+}
+
 }  // namespace so

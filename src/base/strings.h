@@ -32,4 +32,8 @@ std::string format_bytes(double bytes);
 // non-UTF-8 bytes, truncates after max_chars.
 std::string quote_for_message(std::string_view bytes, size_t max_chars = 64);
 
+// Backslash escapes as llama.cpp's --escape reads them: \n \t \r \\ \" \'; any other
+// backslash stays as it is.
+std::string process_escapes(std::string_view text);
+
 }  // namespace so

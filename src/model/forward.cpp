@@ -44,17 +44,9 @@ RopeParams rope_params_for(const ModelConfig& c, const ModelWeights& w) {
 
 }  // namespace
 
-int64_t StepInput::n_logit_rows() const {
-  int64_t n = 0;
-  for (const StepRow& row : rows) {
-    n += row.logits == LogitsWanted::kAll ? row.kv.n_tokens : row.logits == LogitsWanted::kLast ? 1 : 0;
-  }
-  return n;
-}
-
-KvGeometry kv_geometry_for(const ModelConfig& config, int page_tokens) {
+KvGeometry kv_geometry_for(const ModelConfig& config, int page_tokens, int n_layers) {
   KvGeometry geometry;
-  geometry.n_layers = config.n_layers;
+  geometry.n_layers = n_layers < 0 ? config.n_layers : n_layers;
   geometry.n_kv_heads = config.n_kv_heads;
   geometry.head_dim = config.head_dim;
   geometry.page_tokens = page_tokens;
@@ -62,8 +54,10 @@ KvGeometry kv_geometry_for(const ModelConfig& config, int page_tokens) {
   return geometry;
 }
 
-ModelRunner::ModelRunner(const Model& model, Backend& backend) : model_(model), backend_(backend) {
+ModelRunner::ModelRunner(const Model& model, Backend& backend, int n_layers)
+    : model_(model), backend_(backend), n_layers_(n_layers < 0 ? model.config.n_layers : n_layers) {
   const ModelConfig& c = model.config;
+  SO_CHECK(n_layers_ >= 1 && n_layers_ <= c.n_layers, "a runner needs 1 to ", c.n_layers, " layers, not ", n_layers_);
   rope_ = rope_params_for(c, model.weights);
   attention_params_.n_heads = c.n_heads;
   attention_params_.n_kv_heads = c.n_kv_heads;
@@ -121,8 +115,9 @@ Status ModelRunner::forward(const StepInput& step, const KvGeometry& geometry, f
 
   ensure_workspace(n_tokens);
   backend_.embedding(w.token_embedding, step.tokens, buffer(kResidual));
-  for (int layer = 0; layer < c.n_layers; ++layer) {
-    const bool last = layer + 1 == c.n_layers;
+  SO_CHECK_GE(geometry.n_layers, n_layers_, "the KV geometry has fewer layers than the runner");
+  for (int layer = 0; layer < n_layers_; ++layer) {
+    const bool last = layer + 1 == n_layers_;
     forward_layer(layer, w.layers[layer], n_tokens, geometry, last, logit_tokens_);
   }
   const int64_t n_out = static_cast<int64_t>(logit_tokens_.size());

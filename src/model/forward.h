@@ -1,6 +1,5 @@
-// One forward step of a model over a ragged batch of rows (ARCHITECTURE.md section 3):
-// each row feeds some tokens (a prefill chunk, one decode token, or k+1 tokens to verify)
-// at the positions after what its KV cache already holds.
+// A model's forward step over a ragged batch of rows (backend/step.h), optionally through
+// only its first layers (the self-draft).
 #pragma once
 
 #include <cstdint>
@@ -8,39 +7,23 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/step.h"
 #include "model/model.h"
 
 namespace so {
 
-enum class LogitsWanted {
-  kNone,  // a prefill chunk that doesn't end the prompt
-  kLast,  // after the row's last token (decode, end of prefill)
-  kAll,   // after every token (verification, tests)
-};
-
-// A row of the step: where its tokens sit in the step and in its KV pages.
-struct StepRow {
-  AttentionRow kv;  // first_token, n_tokens, kv_start (positions already cached), pages
-  LogitsWanted logits = LogitsWanted::kLast;
-};
-
-struct StepInput {
-  std::vector<int32_t> tokens;  // (n_tokens) the rows' tokens, row after row
-  std::vector<StepRow> rows;
-
-  // Logit rows this step produces: per row 0, 1 or n_tokens.
-  int64_t n_logit_rows() const;
-};
-
-// KV geometry that fits a model (page size in positions).
-KvGeometry kv_geometry_for(const ModelConfig& config, int page_tokens = 256);
+// KV geometry that fits a model (page size in positions); n_layers < 0: all of them.
+KvGeometry kv_geometry_for(const ModelConfig& config, int page_tokens = 256, int n_layers = -1);
 
 class ModelRunner {
  public:
-  ModelRunner(const Model& model, Backend& backend);
+  // n_layers: run only the first n layers, then the final norm and LM head (a self-draft
+  // sharing the model's weights); < 0 runs them all.
+  ModelRunner(const Model& model, Backend& backend, int n_layers = -1);
 
   const Model& model() const { return model_; }
   Backend& backend() const { return backend_; }
+  int n_layers() const { return n_layers_; }
 
   // Runs the step and writes each row's K/V at its positions (the caller reserved the
   // pages and advances the lengths). logits: backend memory of step.n_logit_rows() x
@@ -60,6 +43,7 @@ class ModelRunner {
 
   const Model& model_;
   Backend& backend_;
+  int n_layers_;
   RopeParams rope_;
   AttentionParams attention_params_;
   int64_t workspace_tokens_ = 0;

@@ -2,6 +2,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "base/timer.h"
+#include "runtime/drafter_setup.h"
 
 namespace so {
 
@@ -44,6 +45,11 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
   engine->kv_ = std::make_unique<KvCache>(*engine->backend_, kv_geometry_for(engine->model_->config, options.kv_page_tokens),
                                           options.kv_budget_bytes);
   engine->runner_ = std::make_unique<ModelRunner>(*engine->model_, *engine->backend_);
+  SO_ASSIGN_OR_RETURN(DrafterSetup drafter,
+                      create_drafter(options, *engine->model_, *engine->tokenizer_, *engine->backend_));
+  engine->draft_model_ = std::move(drafter.draft_model);
+  engine->drafter_ = std::move(drafter.drafter);
+  engine->draft_length_ = std::make_unique<DraftLengthPolicy>(options.spec.draft_max, options.spec.adaptive);
   return engine;
 }
 
@@ -71,7 +77,7 @@ Status Engine::forward(StepBuilder& builder, std::vector<float>& logits, int64_t
   const double total = double(prefill + decode);
   stats_.steps += 1;
   stats_.prefill_tokens += prefill;
-  stats_.decode_tokens += decode;
+  stats_.verify_tokens += decode;
   stats_.prefill_seconds += seconds * (prefill / total);
   stats_.decode_seconds += seconds * (decode / total);
   stats_.weight_bytes_read += model_->weights.bytes();

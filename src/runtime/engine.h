@@ -11,14 +11,28 @@
 #include "backend/backend.h"
 #include "base/status.h"
 #include "kv/kv_cache.h"
+#include "kv/step_builder.h"
 #include "model/forward.h"
 #include "model/model.h"
 #include "runtime/stats.h"
-#include "runtime/step_builder.h"
 #include "sampler/sampler.h"
+#include "spec/draft_length.h"
+#include "spec/drafter.h"
 #include "tokenizer/tokenizer.h"
 
 namespace so {
+
+enum class DrafterKind { kNone, kDraftModel, kSelfDraft, kNgram };
+
+// Speculative decoding (spec/): who drafts and how many tokens per row per pass.
+struct SpecOptions {
+  DrafterKind drafter = DrafterKind::kNone;
+  std::string draft_model_path;  // kDraftModel: same vocabulary as the target
+  int draft_layers = 0;          // kSelfDraft: the target's first N layers
+  int draft_max = 6;             // k, or its cap when adaptive; 0 decodes plainly
+  bool adaptive = true;          // spec/draft_length.h states the rule
+  int ngram_max = 3;             // kNgram: longest suffix looked up
+};
 
 struct EngineOptions {
   std::string model_path;
@@ -27,6 +41,7 @@ struct EngineOptions {
   int max_step_tokens = 512;    // tokens per forward step, prefill chunks included
   int64_t kv_budget_bytes = 0;  // 0: no cap
   int kv_page_tokens = 256;
+  SpecOptions spec;
 };
 
 enum class FinishReason { kStop, kLength, kError };
@@ -62,6 +77,8 @@ class Engine {
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   const EngineOptions& options() const { return options_; }
   std::string backend_name() const { return backend_->name(); }
+  // The drafter's name, or "" when decoding plainly.
+  std::string_view drafter_name() const { return drafter_ ? drafter_->name() : std::string_view(); }
 
   // Continuous batching over all requests; results in request order. A request that
   // can't run (empty prompt, longer than the context) gets finish kError and the rest go on.
@@ -88,6 +105,9 @@ class Engine {
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<KvCache> kv_;
   std::unique_ptr<ModelRunner> runner_;
+  std::unique_ptr<Model> draft_model_;  // a separate draft model, when one is used
+  std::unique_ptr<Drafter> drafter_;
+  std::unique_ptr<DraftLengthPolicy> draft_length_;
   Buffer logits_buffer_;
   EngineStats stats_;
 };

@@ -1,11 +1,19 @@
-// Engine::generate: continuous batching. Each step carries one decode token for every
-// generating row, then prefill chunks of newly admitted prompts in the remaining token
-// budget; a finished row frees its slot for the next queued prompt at once.
+// Engine::generate: continuous batching with optional speculative decoding.
+//
+// Each iteration: the drafter proposes k tokens for every generating row; one target step
+// carries, per generating row, its pending token plus the drafts (k + 1 positions), then
+// prefill chunks of newly admitted prompts in the remaining token budget; acceptance keeps
+// a prefix of each row's drafts plus one target token, and both KV caches are truncated
+// to what was kept. With no drafter (or k = 0) this is plain decoding. A finished row
+// frees its slot for the next queued prompt at once.
 #include <algorithm>
 #include <deque>
 #include <utility>
 
+#include "base/log.h"
+#include "base/timer.h"
 #include "runtime/engine.h"
+#include "spec/acceptance.h"
 
 namespace so {
 namespace {
@@ -13,9 +21,10 @@ namespace {
 struct ActiveRow {
   size_t request = 0;
   int32_t kv_row = 0;
-  int32_t prompt_fed = 0;        // prompt tokens already in the KV cache
-  int32_t next_token = -1;       // sampled, not yet fed (generating rows)
-  bool generating() const { return next_token >= 0; }
+  int32_t prompt_fed = 0;   // prompt tokens already in the KV cache
+  int32_t pending = -1;     // emitted, not yet fed (generating rows)
+  RowAcceptance acceptance;
+  bool generating() const { return pending >= 0; }
 };
 
 Status check_request(const GenerationRequest& request, const ModelConfig& config) {
@@ -53,42 +62,102 @@ std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest
 
   std::vector<ActiveRow> active;
   std::vector<float> logits;
-  std::vector<TokenProbability> sampling_scratch;
+  std::vector<DraftQuery> queries;
+  std::vector<size_t> query_slots;
+  std::vector<Proposal> proposals;
+  std::vector<int32_t> row_tokens;
   const int64_t n_vocab = config().n_vocab;
+  bool warned_draft_failure = false;
 
   auto finish = [&](size_t slot, FinishReason reason) {
     results[active[slot].request].finish = reason;
     kv_->remove_row(active[slot].kv_row);
+    if (drafter_) drafter_->remove_row(active[slot].kv_row);
     active.erase(active.begin() + static_cast<std::ptrdiff_t>(slot));
   };
 
   while (!queue.empty() || !active.empty()) {
+    std::vector<std::pair<size_t, FinishReason>> finished;  // (slot, reason)
     while (!queue.empty() && static_cast<int>(active.size()) < options_.max_rows) {
-      active.push_back({queue.front(), kv_->add_row(), 0, -1});
+      const size_t request = queue.front();
       queue.pop_front();
+      active.push_back({request, kv_->add_row(), 0, -1, {}});
+      if (drafter_) {
+        Status added = drafter_->add_row(active.back().kv_row, requests[request].prompt_tokens);
+        if (!added.ok()) {
+          results[request].error = added;
+          finish(active.size() - 1, FinishReason::kError);
+        }
+      }
     }
 
-    // Build the step: decode tokens first, then prefill chunks. A row the KV budget can't
-    // take fails alone.
+    // Draft for the generating rows that fit the step's token budget.
+    int64_t budget = options_.max_step_tokens;
+    queries.clear();
+    query_slots.clear();
+    int n_generating = 0;
+    for (const ActiveRow& row : active) n_generating += row.generating();
+    for (size_t slot = 0; slot < active.size() && budget > 0; ++slot) {
+      const ActiveRow& row = active[slot];
+      if (!row.generating()) continue;
+      const GenerationRequest& request = requests[row.request];
+      const int32_t position = kv_->length(row.kv_row);  // the pending token's
+      int k = drafter_ ? draft_length_->choose(row.acceptance, n_generating) : 0;
+      // No drafts past the token limit (the pending token is already emitted, and a pass
+      // commits up to k + 1), past either model's context, or past the step budget.
+      k = std::min<int64_t>({k, request.max_tokens - int64_t(results[row.request].tokens.size()) - 1,
+                             config().n_ctx_train - 1 - int64_t(position), budget - 1});
+      if (drafter_) k = static_cast<int>(std::min<int64_t>(k, drafter_->max_positions() - int64_t(position)));
+      k = std::max(k, 0);
+      budget -= 1 + k;
+      queries.push_back({row.kv_row, row.pending, position, k, &request.sampling, request.stream_id});
+      query_slots.push_back(slot);
+    }
+    proposals.assign(queries.size(), {});
+    const bool any_draft = std::any_of(queries.begin(), queries.end(), [](const DraftQuery& q) { return q.k > 0; });
+    if (drafter_ && any_draft) {
+      Stopwatch watch;
+      const double catch_up_before = drafter_->catch_up_seconds();
+      Status drafted = drafter_->propose(queries, proposals);
+      const double seconds = watch.elapsed_seconds();
+      stats_.draft_seconds += seconds;
+      if (!drafted.ok()) {
+        // Decoding goes on without drafts; the failure is the drafter's, not the rows'.
+        if (!warned_draft_failure) SO_LOG(Warn, "drafting failed, decoding without drafts: ", drafted.to_string());
+        warned_draft_failure = true;
+        proposals.assign(queries.size(), {});
+      } else {
+        int max_k = 0;
+        for (const DraftQuery& query : queries) max_k = std::max(max_k, query.k);
+        draft_length_->observe_draft_step((seconds - (drafter_->catch_up_seconds() - catch_up_before)) / max_k);
+      }
+    }
+
+    // Build the step: verification rows first, then prefill chunks. A row the KV budget
+    // can't take fails alone.
     StepBuilder step(*kv_);
     std::vector<size_t> step_slots;
-    std::vector<std::pair<size_t, FinishReason>> finished;  // (slot, reason)
-    auto add_to_step = [&](size_t slot, std::span<const int32_t> tokens, LogitsWanted logits) {
-      Status added = step.add_row(active[slot].kv_row, tokens, logits);
+    std::vector<int> step_queries;  // per step row: its draft query, or -1 for prefill
+    auto add_to_step = [&](size_t slot, std::span<const int32_t> tokens, LogitsWanted wanted, int query) {
+      Status added = step.add_row(active[slot].kv_row, tokens, wanted);
       if (added.ok()) {
         step_slots.push_back(slot);
+        step_queries.push_back(query);
       } else {
         results[active[slot].request].error = added;
         finished.push_back({slot, FinishReason::kError});
       }
       return added.ok();
     };
-    int64_t budget = options_.max_step_tokens;
-    int64_t prompt_tokens = 0;
-    for (size_t slot = 0; slot < active.size() && budget > 0; ++slot) {
-      if (!active[slot].generating()) continue;
-      if (add_to_step(slot, std::span<const int32_t>(&active[slot].next_token, 1), LogitsWanted::kLast)) --budget;
+    for (size_t i = 0; i < queries.size(); ++i) {
+      const std::vector<int32_t>& drafts = proposals[i].tokens;
+      row_tokens.assign(1, queries[i].pending_token);
+      row_tokens.insert(row_tokens.end(), drafts.begin(), drafts.end());
+      add_to_step(query_slots[i], row_tokens, drafts.empty() ? LogitsWanted::kLast : LogitsWanted::kAll,
+                  static_cast<int>(i));
     }
+    budget = options_.max_step_tokens - int64_t(step.input().tokens.size());
+    int64_t prompt_tokens = 0;
     for (size_t slot = 0; slot < active.size() && budget > 0; ++slot) {
       ActiveRow& row = active[slot];
       if (row.generating()) continue;
@@ -96,7 +165,7 @@ std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest
       const int32_t chunk = static_cast<int32_t>(std::min<int64_t>(budget, int64_t(prompt.size()) - row.prompt_fed));
       const bool ends_prompt = row.prompt_fed + chunk == static_cast<int32_t>(prompt.size());
       if (add_to_step(slot, std::span<const int32_t>(prompt.data() + row.prompt_fed, chunk),
-                      ends_prompt ? LogitsWanted::kLast : LogitsWanted::kNone)) {
+                      ends_prompt ? LogitsWanted::kLast : LogitsWanted::kNone, -1)) {
         budget -= chunk;
         prompt_tokens += chunk;
       }
@@ -105,6 +174,9 @@ std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest
     // Retired back to front so the remaining slot indices stay valid.
     auto retire_finished = [&] {
       std::sort(finished.begin(), finished.end(), [](auto& a, auto& b) { return a.first > b.first; });
+      finished.erase(std::unique(finished.begin(), finished.end(),
+                                 [](auto& a, auto& b) { return a.first == b.first; }),
+                     finished.end());
       for (auto [slot, reason] : finished) finish(slot, reason);
     };
     if (step.empty()) {
@@ -112,6 +184,10 @@ std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest
       continue;
     }
 
+    // Row starts before the step: acceptance truncates to what each row keeps.
+    std::vector<int32_t> kv_before(step_slots.size());
+    for (size_t i = 0; i < step_slots.size(); ++i) kv_before[i] = kv_->length(active[step_slots[i]].kv_row);
+    Stopwatch step_watch;
     Status status = forward(step, logits, prompt_tokens);
     if (!status.ok()) {
       // A step failure (e.g. KV budget) fails the rows in it; the others go on.
@@ -122,36 +198,64 @@ std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest
       retire_finished();
       continue;
     }
+    draft_length_->observe_step(int64_t(step.input().tokens.size()), step_watch.elapsed_seconds());
 
-    // Sample for every row that produced logits.
+    // Accept, emit, truncate.
     int64_t logit_row = 0;
     const StepInput& input = step.input();
     for (size_t i = 0; i < input.rows.size(); ++i) {
       ActiveRow& row = active[step_slots[i]];
       const GenerationRequest& request = requests[row.request];
-      if (row.generating()) {
-        row.next_token = -1;
-      } else {
+      const bool was_generating = row.generating();
+      if (!was_generating) {
         row.prompt_fed += input.rows[i].kv.n_tokens;
         if (input.rows[i].logits == LogitsWanted::kNone) continue;
       }
+      const Proposal none;
+      const Proposal& proposal = step_queries[i] >= 0 ? proposals[step_queries[i]] : none;
+      const std::span<const int32_t> drafts = proposal.tokens;
+      const std::span<const std::vector<TokenProbability>> q = proposal.q;
+      const int n_drafts = static_cast<int>(drafts.size());
+      const int64_t first_position = kv_->length(row.kv_row) - n_drafts;  // where drafts[0] (or the new token) goes
+      const std::span<const float> row_logits(logits.data() + logit_row * n_vocab, size_t(n_drafts + 1) * n_vocab);
+      logit_row += n_drafts + 1;
+      const Verdict verdict =
+          verify_sampled(drafts, q, row_logits, n_vocab, request.sampling, request.stream_id, first_position);
+
+      if (was_generating) {
+        stats_.record_verification(n_drafts, verdict.n_accepted);
+        stats_.decode_tokens += verdict.n_accepted + 1;
+        DraftLengthPolicy::observe_row(row.acceptance, n_drafts, verdict.n_accepted);
+        kv_->truncate(row.kv_row, kv_before[i] + 1 + verdict.n_accepted);
+        if (drafter_) {
+          row_tokens.assign(1, row.pending);
+          row_tokens.insert(row_tokens.end(), drafts.begin(), drafts.begin() + verdict.n_accepted);
+          drafter_->commit(row.kv_row, row_tokens);
+        }
+        row.pending = -1;
+      }
+
+      // Emit the accepted drafts and the target's token, stopping at end of generation,
+      // the token limit or the context.
       GenerationResult& result = results[row.request];
-      const int32_t position = kv_->length(row.kv_row);
-      const std::span<const float> row_logits(logits.data() + logit_row * n_vocab, n_vocab);
-      ++logit_row;
-      const int32_t token = sample_token(row_logits, request.sampling, request.stream_id, position, sampling_scratch);
-      if (!request.ignore_eos && tokenizer_->is_end_of_generation(token)) {
-        finished.push_back({step_slots[i], FinishReason::kStop});
-        continue;
+      bool done = false;
+      for (int j = 0; j <= verdict.n_accepted && !done; ++j) {
+        const int32_t token = j < verdict.n_accepted ? drafts[j] : verdict.next_token;
+        const int64_t position = first_position + j;
+        if (!request.ignore_eos && tokenizer_->is_end_of_generation(token)) {
+          finished.push_back({step_slots[i], FinishReason::kStop});
+          done = true;
+          break;
+        }
+        result.tokens.push_back(token);
+        if (on_token) on_token(row.request, token);
+        // Feeding the token needs position < context.
+        if (static_cast<int>(result.tokens.size()) >= request.max_tokens || position >= config().n_ctx_train) {
+          finished.push_back({step_slots[i], FinishReason::kLength});
+          done = true;
+        }
       }
-      result.tokens.push_back(token);
-      if (on_token) on_token(row.request, token);
-      // The token just sampled sits at `position`; feeding it needs position < context.
-      if (static_cast<int>(result.tokens.size()) >= request.max_tokens || position >= config().n_ctx_train) {
-        finished.push_back({step_slots[i], FinishReason::kLength});
-        continue;
-      }
-      row.next_token = token;
+      if (!done) row.pending = verdict.next_token;
     }
     retire_finished();
   }

@@ -1,10 +1,20 @@
 #include "runtime/stats.h"
 
 #include <cstdio>
+#include <nlohmann/json.hpp>
 
 #include "base/strings.h"
 
 namespace so {
+
+void EngineStats::record_verification(int drafted, int accepted) {
+  if (drafted <= 0) return;
+  spec_row_passes += 1;
+  drafted_tokens += drafted;
+  accepted_tokens += accepted;
+  if (static_cast<int>(accepted_histogram.size()) <= accepted) accepted_histogram.resize(accepted + 1, 0);
+  accepted_histogram[accepted] += 1;
+}
 
 std::string EngineStats::summary_line() const {
   char line[512];
@@ -12,23 +22,42 @@ std::string EngineStats::summary_line() const {
                 "prefill %lld tok %.2f s (%.1f tok/s) | decode %lld tok %.2f s (%.1f tok/s) | read %s (%.2f GB/s) | "
                 "%lld steps",
                 static_cast<long long>(prefill_tokens), prefill_seconds, prefill_tokens_per_second(),
-                static_cast<long long>(decode_tokens), decode_seconds, decode_tokens_per_second(),
+                static_cast<long long>(decode_tokens), decode_seconds + draft_seconds, decode_tokens_per_second(),
                 format_bytes(double(weight_bytes_read + kv_bytes_read)).c_str(), bytes_per_second() / 1e9,
                 static_cast<long long>(steps));
-  return line;
+  std::string result = line;
+  if (spec_row_passes > 0) {
+    std::snprintf(line, sizeof line, " | spec alpha %.3f tau %.2f k %.2f | draft %.2f s verify %.2f s",
+                  acceptance_rate(), tokens_per_pass(), mean_draft_length(), draft_seconds, decode_seconds);
+    result += line;
+  }
+  return result;
 }
 
 std::string EngineStats::to_json() const {
-  char json[768];
-  std::snprintf(json, sizeof json,
-                "{\"steps\": %lld, \"prefill_tokens\": %lld, \"prefill_seconds\": %.6f, \"prefill_tokens_per_second\": %.3f, "
-                "\"decode_tokens\": %lld, \"decode_seconds\": %.6f, \"decode_tokens_per_second\": %.3f, "
-                "\"weight_bytes_read\": %lld, \"kv_bytes_read\": %lld, \"bytes_per_second\": %.1f}",
-                static_cast<long long>(steps), static_cast<long long>(prefill_tokens), prefill_seconds,
-                prefill_tokens_per_second(), static_cast<long long>(decode_tokens), decode_seconds,
-                decode_tokens_per_second(), static_cast<long long>(weight_bytes_read),
-                static_cast<long long>(kv_bytes_read), bytes_per_second());
-  return json;
+  nlohmann::ordered_json json = {
+      {"steps", steps},
+      {"prefill_tokens", prefill_tokens},
+      {"prefill_seconds", prefill_seconds},
+      {"prefill_tokens_per_second", prefill_tokens_per_second()},
+      {"decode_tokens", decode_tokens},
+      {"decode_seconds", decode_seconds + draft_seconds},
+      {"decode_tokens_per_second", decode_tokens_per_second()},
+      {"verify_tokens", verify_tokens},
+      {"verify_seconds", decode_seconds},
+      {"draft_seconds", draft_seconds},
+      {"weight_bytes_read", weight_bytes_read},
+      {"kv_bytes_read", kv_bytes_read},
+      {"bytes_per_second", bytes_per_second()},
+      {"spec_row_passes", spec_row_passes},
+      {"drafted_tokens", drafted_tokens},
+      {"accepted_tokens", accepted_tokens},
+      {"acceptance_rate", acceptance_rate()},
+      {"tokens_per_pass", tokens_per_pass()},
+      {"mean_draft_length", mean_draft_length()},
+      {"acceptance_histogram", accepted_histogram},
+  };
+  return json.dump();
 }
 
 }  // namespace so

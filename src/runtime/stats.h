@@ -3,27 +3,53 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace so {
 
 struct EngineStats {
   int64_t steps = 0;
   int64_t prefill_tokens = 0;
+  // Tokens committed by decode and verification passes; with speculation a pass commits
+  // up to k + 1 per row.
   int64_t decode_tokens = 0;
+  // Tokens the target ran in decode and verification passes (pending + drafts per row).
+  int64_t verify_tokens = 0;
   // note: a step mixing prefill chunks and decode tokens splits its time between the
   // two in proportion to their token counts.
   double prefill_seconds = 0.0;
-  double decode_seconds = 0.0;
+  double decode_seconds = 0.0;  // the target's decode/verification time
+  double draft_seconds = 0.0;   // the drafter's time, its catch-up on prompts included
   int64_t weight_bytes_read = 0;  // weights streamed through compute, once per step
   int64_t kv_bytes_read = 0;      // KV cache read by attention
 
-  double seconds() const { return prefill_seconds + decode_seconds; }
+  // Speculation: per row and pass, k drafted, n accepted (a prefix), n + 1 committed.
+  int64_t spec_row_passes = 0;  // row-passes that verified at least one draft
+  int64_t drafted_tokens = 0;
+  int64_t accepted_tokens = 0;
+  std::vector<int64_t> accepted_histogram;  // [n] = row-passes that accepted n drafts
+
+  double seconds() const { return prefill_seconds + decode_seconds + draft_seconds; }
   double prefill_tokens_per_second() const { return prefill_seconds > 0 ? prefill_tokens / prefill_seconds : 0; }
-  double decode_tokens_per_second() const { return decode_seconds > 0 ? decode_tokens / decode_seconds : 0; }
+  // Generated tokens per second of decoding, drafting included.
+  double decode_tokens_per_second() const {
+    const double seconds = decode_seconds + draft_seconds;
+    return seconds > 0 ? decode_tokens / seconds : 0;
+  }
   double bytes_per_second() const {
     return seconds() > 0 ? double(weight_bytes_read + kv_bytes_read) / seconds() : 0;
   }
+  // Per-token acceptance rate alpha: accepted / drafted.
+  double acceptance_rate() const { return drafted_tokens > 0 ? double(accepted_tokens) / drafted_tokens : 0; }
+  // Tokens committed per row per speculative pass (tau).
+  double tokens_per_pass() const {
+    return spec_row_passes > 0 ? double(accepted_tokens + spec_row_passes) / spec_row_passes : 0;
+  }
+  double mean_draft_length() const { return spec_row_passes > 0 ? double(drafted_tokens) / spec_row_passes : 0; }
+  void record_verification(int drafted, int accepted);
+
   // "prefill 512 tok 0.82 s (624 tok/s) | decode ... | read 12.3 GiB (11.2 GB/s) | 160 steps"
+  // and, with speculation, "| spec alpha 0.71 tau 2.9 k 3.2 | draft 1.2 s"
   std::string summary_line() const;
   // The same as a JSON object (for benchmarks).
   std::string to_json() const;

@@ -1,4 +1,4 @@
-#include "runtime/step_builder.h"
+#include "kv/step_builder.h"
 
 namespace so {
 

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "kv/kv_cache.h"
-#include "model/forward.h"
+#include "backend/step.h"
 
 namespace so {
 
