@@ -23,7 +23,8 @@ double RowAcceptance::alpha() const {
 }
 
 void DraftLengthPolicy::observe_row(RowAcceptance& row, int drafted, int accepted) {
-  if (drafted <= 0) return;
+  // note: a pass without drafts forgets too, so a row that stopped drafting drifts back
+  // toward the prior and tries again: the rule's exploration.
   row.accepted = kRowForgetting * row.accepted + accepted;
   row.rejected = kRowForgetting * row.rejected + (accepted < drafted ? 1.0 : 0.0);
 }
@@ -58,12 +59,12 @@ double DraftLengthPolicy::verify_seconds(double tokens) const {
 }
 
 int DraftLengthPolicy::choose(const RowAcceptance& row, int rows_in_pass) const {
-  if (!adaptive_ || k_max_ <= 1) return k_max_;
+  if (!adaptive_ || k_max_ == 0) return k_max_;
   const double alpha = row.alpha();
   const int rows = std::max(1, rows_in_pass);
-  int best_k = 1;
+  int best_k = 0;
   double best_rate = -1.0;
-  for (int k = 1; k <= k_max_; ++k) {
+  for (int k = 0; k <= k_max_; ++k) {
     const double seconds = verify_seconds(double(rows) * (k + 1)) + k * draft_step_seconds_;
     const double rate = expected_tokens_per_pass(alpha, k) / seconds;
     if (rate > best_rate) {

@@ -1,6 +1,6 @@
 // How many tokens to draft per row per pass.
 //
-// Fixed: always k_max. Adaptive: each row drafts the k in [1, k_max] that maximizes its
+// Fixed: always k_max. Adaptive: each row drafts the k in [0, k_max] that maximizes its
 // expected committed tokens per second of pass time,
 //     k* = argmax_k  tau(a, k) / (t_verify(B * (k + 1)) + k * t_draft)
 // where tau(a, k) = (1 - a^(k+1)) / (1 - a) is the expected tokens per pass at per-token
@@ -8,7 +8,8 @@
 // step time for n tokens (a least-squares line over recent steps, prefill steps included),
 // and t_draft the time of one draft step. A row's a is estimated from its recent passes as
 // accepted / (accepted + rejections), the maximum-likelihood estimate under the geometric
-// acceptance law, with exponential forgetting and a weak prior.
+// acceptance law, with exponential forgetting (per pass, drafting or not) and a weak
+// prior, so a row that stopped drafting drifts back to the prior and tries again.
 #pragma once
 
 #include <cstdint>

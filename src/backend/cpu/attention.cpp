@@ -16,6 +16,7 @@ struct ScalarVec {
   static void axpy(float* out, float p, const uint16_t* v, int n) {
     for (int d = 0; d < n; ++d) out[d] += p * fp16_to_fp32_fast(v[d]);
   }
+  static void softmax(float* s, int n, float scale) { detail::softmax_reference(s, n, scale); }
 };
 
 }  // namespace

@@ -13,6 +13,32 @@ inline float horizontal_sum(__m256 v) {
   return _mm_cvtss_f32(sum);
 }
 
+// e^x for x <= 0 (scores minus their maximum): x = n ln2 + r with |r| <= ln2 / 2, e^r by
+// a degree-6 polynomial (Taylor; relative error below 2e-7 on that range), 2^n through
+// the exponent bits. Below -87 the result flushes to 0.
+inline __m256 exp_nonpositive(__m256 x) {
+  const __m256 log2e = _mm256_set1_ps(1.44269504088896341f);
+  const __m256 ln2_high = _mm256_set1_ps(0.693145751953125f);  // few mantissa bits: n * ln2_high is exact
+  const __m256 ln2_low = _mm256_set1_ps(1.42860682030941723e-6f);
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, ln2_high, x);
+  r = _mm256_fnmadd_ps(n, ln2_low, r);
+  __m256 p = _mm256_set1_ps(1.0f / 720.0f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  const __m256i exponent = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(exponent));
+}
+
+inline __m256 round_to_f16(__m256 x) {
+  return _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+
 struct Avx2Vec {
   static float dot(const float* q, const uint16_t* k, int n) {
     __m256 acc = _mm256_setzero_ps();
@@ -33,6 +59,47 @@ struct Avx2Vec {
       _mm256_storeu_ps(out + d, _mm256_fmadd_ps(weight, value, _mm256_loadu_ps(out + d)));
     }
     for (; d < n; ++d) out[d] += p * fp16_to_fp32_fast(v[d]);
+  }
+  static void softmax(float* s, int n, float scale) {
+    const __m256 scale8 = _mm256_set1_ps(scale);
+    __m256 max8 = _mm256_set1_ps(-INFINITY);
+    int t = 0;
+    for (; t + 8 <= n; t += 8) {
+      const __m256 scaled = _mm256_mul_ps(_mm256_loadu_ps(s + t), scale8);
+      _mm256_storeu_ps(s + t, scaled);
+      max8 = _mm256_max_ps(max8, scaled);
+    }
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, max8);
+    float max_score = *std::max_element(lanes, lanes + 8);
+    for (int tail = t; tail < n; ++tail) {
+      s[tail] *= scale;
+      max_score = std::max(max_score, s[tail]);
+    }
+    // Sum of exponentials in double, lane-wise, then the tail.
+    const __m256 max_broadcast = _mm256_set1_ps(max_score);
+    __m256d sum_low = _mm256_setzero_pd(), sum_high = _mm256_setzero_pd();
+    for (t = 0; t + 8 <= n; t += 8) {
+      const __m256 e = exp_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(s + t), max_broadcast));
+      _mm256_storeu_ps(s + t, e);
+      sum_low = _mm256_add_pd(sum_low, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+      sum_high = _mm256_add_pd(sum_high, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    }
+    alignas(32) double sums[4];
+    _mm256_store_pd(sums, _mm256_add_pd(sum_low, sum_high));
+    double sum = (sums[0] + sums[1]) + (sums[2] + sums[3]);
+    for (int tail = t; tail < n; ++tail) {
+      alignas(32) float one[8] = {s[tail] - max_score};
+      _mm256_store_ps(one, exp_nonpositive(_mm256_load_ps(one)));
+      s[tail] = one[0];
+      sum += s[tail];
+    }
+    const float inverse = static_cast<float>(1.0 / sum);
+    const __m256 inverse8 = _mm256_set1_ps(inverse);
+    for (t = 0; t + 8 <= n; t += 8) {
+      _mm256_storeu_ps(s + t, round_to_f16(_mm256_mul_ps(_mm256_loadu_ps(s + t), inverse8)));
+    }
+    for (; t < n; ++t) s[t] = fp16_to_fp32(fp32_to_fp16(s[t] * inverse));
   }
 };
 

@@ -1,6 +1,7 @@
 // The attention loop, written once and instantiated per ISA with a Vec policy providing:
 //   float dot(const float* q, const uint16_t* k_f16, int n)   q already rounded to f16 values
 //   void axpy(float* out, float p, const uint16_t* v_f16, int n)  out += p * v
+//   void softmax(float* s, int n, float scale)  s = f16(softmax(scale * s)), see softmax_reference
 // Included only by attention.cpp and attention_avx2.cpp.
 #pragma once
 
@@ -17,6 +18,23 @@ namespace so::cpu::detail {
 // probabilities are rounded to f16 (K and V are f16 already), products accumulate in
 // f32, the softmax sum in double. Every query vector sees the same operation sequence
 // however the step is batched, which keeps attention batch-invariant.
+// Scaled softmax of one query's scores, probabilities rounded to f16 values. The sum of
+// exponentials accumulates in double.
+inline void softmax_reference(float* s, int n, float scale) {
+  float max_score = -INFINITY;
+  for (int t = 0; t < n; ++t) {
+    s[t] *= scale;
+    max_score = std::max(max_score, s[t]);
+  }
+  double sum = 0.0;
+  for (int t = 0; t < n; ++t) {
+    s[t] = std::exp(s[t] - max_score);
+    sum += s[t];
+  }
+  const float inverse = static_cast<float>(1.0 / sum);
+  for (int t = 0; t < n; ++t) s[t] = fp16_to_fp32(fp32_to_fp16(s[t] * inverse));
+}
+
 template <typename Vec>
 void run_attention_task(const AttentionTask& task, AlignedBuffer& scratch) {
   const KvGeometry& geometry = *task.geometry;
@@ -56,20 +74,7 @@ void run_attention_task(const AttentionTask& task, AlignedBuffer& scratch) {
 
   // Softmax per query vector over its visible keys; probabilities rounded to f16.
   for (int vec = 0; vec < n_vectors; ++vec) {
-    float* s = scores + size_t(vec) * n_keys;
-    const int visible = vector_last_key(vec) + 1;
-    float max_score = -INFINITY;
-    for (int t = 0; t < visible; ++t) {
-      s[t] *= params.scale;
-      max_score = std::max(max_score, s[t]);
-    }
-    double sum = 0.0;
-    for (int t = 0; t < visible; ++t) {
-      s[t] = std::exp(s[t] - max_score);
-      sum += s[t];
-    }
-    const float inverse = static_cast<float>(1.0 / sum);
-    for (int t = 0; t < visible; ++t) s[t] = fp16_to_fp32(fp32_to_fp16(s[t] * inverse));
+    Vec::softmax(scores + size_t(vec) * n_keys, vector_last_key(vec) + 1, params.scale);
   }
 
   // Weighted sum of values, again one pass over the positions.
