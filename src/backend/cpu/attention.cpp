@@ -8,13 +8,19 @@ namespace so::cpu {
 namespace {
 
 struct ScalarVec {
-  static float dot(const float* q, const uint16_t* k, int n) {
-    float sum = 0.0f;
-    for (int d = 0; d < n; ++d) sum += q[d] * fp16_to_fp32_fast(k[d]);
-    return sum;
+  static void scores(const float* q, const uint16_t* keys, int n, int head_dim, float* out) {
+    for (int j = 0; j < n; ++j) {
+      const uint16_t* key = keys + int64_t(j) * head_dim;
+      float sum = 0.0f;
+      for (int d = 0; d < head_dim; ++d) sum += q[d] * fp16_to_fp32_fast(key[d]);
+      out[j] = sum;
+    }
   }
-  static void axpy(float* out, float p, const uint16_t* v, int n) {
-    for (int d = 0; d < n; ++d) out[d] += p * fp16_to_fp32_fast(v[d]);
+  static void values(float* acc, const float* p, const uint16_t* values, int n, int head_dim) {
+    for (int j = 0; j < n; ++j) {
+      const uint16_t* value = values + int64_t(j) * head_dim;
+      for (int d = 0; d < head_dim; ++d) acc[d] += p[j] * fp16_to_fp32_fast(value[d]);
+    }
   }
   static void softmax(float* s, int n, float scale) { detail::softmax_reference(s, n, scale); }
 };

@@ -1,6 +1,8 @@
 // The attention loop, written once and instantiated per ISA with a Vec policy providing:
-//   float dot(const float* q, const uint16_t* k_f16, int n)   q already rounded to f16 values
-//   void axpy(float* out, float p, const uint16_t* v_f16, int n)  out += p * v
+//   void scores(const float* q, const uint16_t* keys, int n, int head_dim, float* out)
+//       out[j] = q . keys[j], keys (n, head_dim) f16 and contiguous; q rounded to f16 values
+//   void values(float* acc, const float* p, const uint16_t* values, int n, int head_dim)
+//       acc += sum_j p[j] * values[j], j ascending, values (n, head_dim) f16 and contiguous
 //   void softmax(float* s, int n, float scale)  s = f16(softmax(scale * s)), see softmax_reference
 // Included only by attention.cpp and attention_avx2.cpp.
 #pragma once
@@ -62,30 +64,29 @@ void run_attention_task(const AttentionTask& task, AlignedBuffer& scratch) {
     for (int d = 0; d < head_dim; ++d) q_rounded[vec * head_dim + d] = fp16_to_fp32(fp32_to_fp16(source[d]));
   }
 
-  // Scores: one pass over the keys, each key shared by every query vector that sees it.
-  const int64_t k_offset = geometry.offset(task.layer, false, task.kv_head);
-  for (int t = 0; t < n_keys; ++t) {
-    const auto* page = static_cast<const uint8_t*>(row.pages[t / page_tokens]);
-    const auto* key = reinterpret_cast<const uint16_t*>(page + k_offset) + int64_t(t % page_tokens) * head_dim;
-    for (int vec = 0; vec < n_vectors; ++vec) {
-      if (t <= vector_last_key(vec)) scores[size_t(vec) * n_keys + t] = Vec::dot(q_rounded + vec * head_dim, key, head_dim);
+  // Keys and values of a row are contiguous within a page: runs of positions [t, t + n).
+  auto for_each_run = [&](int n_visible, bool value, auto&& body) {
+    const int64_t offset = geometry.offset(task.layer, value, task.kv_head);
+    for (int t = 0; t < n_visible;) {
+      const int n = std::min(n_visible, (t / page_tokens + 1) * page_tokens) - t;
+      const auto* page = static_cast<const uint8_t*>(row.pages[t / page_tokens]);
+      body(t, n, reinterpret_cast<const uint16_t*>(page + offset) + int64_t(t % page_tokens) * head_dim);
+      t += n;
     }
-  }
+  };
 
-  // Softmax per query vector over its visible keys; probabilities rounded to f16.
+  // note: every query vector runs its own loops over exactly the keys it sees, so its
+  // result is the same however many queries share the task (batch invariance).
   for (int vec = 0; vec < n_vectors; ++vec) {
-    Vec::softmax(scores + size_t(vec) * n_keys, vector_last_key(vec) + 1, params.scale);
-  }
-
-  // Weighted sum of values, again one pass over the positions.
-  std::fill(acc, acc + size_t(n_vectors) * head_dim, 0.0f);
-  const int64_t v_offset = geometry.offset(task.layer, true, task.kv_head);
-  for (int t = 0; t < n_keys; ++t) {
-    const auto* page = static_cast<const uint8_t*>(row.pages[t / page_tokens]);
-    const auto* value = reinterpret_cast<const uint16_t*>(page + v_offset) + int64_t(t % page_tokens) * head_dim;
-    for (int vec = 0; vec < n_vectors; ++vec) {
-      if (t <= vector_last_key(vec)) Vec::axpy(acc + vec * head_dim, scores[size_t(vec) * n_keys + t], value, head_dim);
-    }
+    float* s = scores + size_t(vec) * n_keys;
+    const int visible = vector_last_key(vec) + 1;
+    for_each_run(visible, false, [&](int t, int n, const uint16_t* keys) {
+      Vec::scores(q_rounded + vec * head_dim, keys, n, head_dim, s + t);
+    });
+    Vec::softmax(s, visible, params.scale);  // probabilities rounded to f16
+    float* a = acc + size_t(vec) * head_dim;
+    std::fill(a, a + head_dim, 0.0f);
+    for_each_run(visible, true, [&](int t, int n, const uint16_t* values) { Vec::values(a, s + t, values, n, head_dim); });
   }
   for (int vec = 0; vec < n_vectors; ++vec) {
     float* destination = task.out + (int64_t(vector_token(vec)) * params.n_heads + vector_head(vec)) * head_dim;
