@@ -122,6 +122,10 @@ int run_generate(const GenerateOptions& options) {
                                {"finish_reason", finish_reason_name(result.finish)},
                                {"seed", sampling.seed}};
       if (result.finish == FinishReason::kError) record["error"] = result.error.message();
+      if (!engine.drafter_name().empty()) {
+        record["drafted_tokens"] = result.drafted_tokens;
+        record["accepted_tokens"] = result.accepted_tokens;
+      }
       std::cout << record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     } else if (stream) {
       std::cout << "\n";
@@ -130,8 +134,9 @@ int run_generate(const GenerateOptions& options) {
     }
   }
   std::cout.flush();
-  std::fprintf(stderr, "%s | %s | seed %llu\n", engine.stats().summary_line().c_str(), engine.backend_name().c_str(),
-               static_cast<unsigned long long>(sampling.seed));
+  const std::string drafter = engine.drafter_name().empty() ? "" : str_cat(" | drafter ", engine.drafter_name());
+  std::fprintf(stderr, "%s | %s%s | seed %llu\n", engine.stats().summary_line().c_str(), engine.backend_name().c_str(),
+               drafter.c_str(), static_cast<unsigned long long>(sampling.seed));
   if (!options.stats_json.empty()) {
     std::ofstream out(options.stats_json);
     out << engine.stats().to_json() << "\n";

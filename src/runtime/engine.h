@@ -59,6 +59,8 @@ struct GenerationResult {
   std::vector<int32_t> tokens;  // generated, without the end-of-generation token
   FinishReason finish = FinishReason::kLength;
   Status error;                 // set when finish == kError
+  int64_t drafted_tokens = 0;   // speculation: drafts verified for this request
+  int64_t accepted_tokens = 0;  // and accepted
 };
 
 // Called after each generated token: (request index, token).

@@ -91,27 +91,36 @@ std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest
       }
     }
 
-    // Draft for the generating rows that fit the step's token budget.
+    // Draft for the generating rows that fit the step's token budget. Caps: no drafts past
+    // the token limit (the pending token is already emitted, and a pass commits up to
+    // k + 1), past either model's context, or past the budget.
     int64_t budget = options_.max_step_tokens;
     queries.clear();
     query_slots.clear();
-    int n_generating = 0;
-    for (const ActiveRow& row : active) n_generating += row.generating();
+    std::vector<const RowAcceptance*> row_acceptance;
+    std::vector<int> caps;
     for (size_t slot = 0; slot < active.size() && budget > 0; ++slot) {
       const ActiveRow& row = active[slot];
       if (!row.generating()) continue;
       const GenerationRequest& request = requests[row.request];
       const int32_t position = kv_->length(row.kv_row);  // the pending token's
-      int k = drafter_ ? draft_length_->choose(row.acceptance, n_generating) : 0;
-      // No drafts past the token limit (the pending token is already emitted, and a pass
-      // commits up to k + 1), past either model's context, or past the step budget.
-      k = std::min<int64_t>({k, request.max_tokens - int64_t(results[row.request].tokens.size()) - 1,
-                             config().n_ctx_train - 1 - int64_t(position), budget - 1});
-      if (drafter_) k = static_cast<int>(std::min<int64_t>(k, drafter_->max_positions() - int64_t(position)));
-      k = std::max(k, 0);
-      budget -= 1 + k;
-      queries.push_back({row.kv_row, row.pending, position, k, &request.sampling, request.stream_id});
+      int64_t cap = drafter_ ? draft_length_->k_max() : 0;
+      cap = std::min<int64_t>({cap, request.max_tokens - int64_t(results[row.request].tokens.size()) - 1,
+                               config().n_ctx_train - 1 - int64_t(position)});
+      if (drafter_) cap = std::min<int64_t>(cap, drafter_->max_positions() - int64_t(position));
+      caps.push_back(static_cast<int>(std::max<int64_t>(cap, 0)));
+      row_acceptance.push_back(&row.acceptance);
+      queries.push_back({row.kv_row, row.pending, position, 0, &request.sampling, request.stream_id});
       query_slots.push_back(slot);
+      budget -= 1;
+    }
+    if (drafter_ && !queries.empty()) {
+      std::vector<int> lengths(queries.size());
+      draft_length_->choose(row_acceptance, caps, lengths);
+      for (size_t i = 0; i < queries.size(); ++i) {
+        queries[i].k = static_cast<int>(std::min<int64_t>(lengths[i], std::max<int64_t>(budget, 0)));
+        budget -= queries[i].k;
+      }
     }
     proposals.assign(queries.size(), {});
     const bool any_draft = std::any_of(queries.begin(), queries.end(), [](const DraftQuery& q) { return q.k > 0; });
@@ -198,7 +207,7 @@ std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest
       retire_finished();
       continue;
     }
-    draft_length_->observe_step(int64_t(step.input().tokens.size()), step_watch.elapsed_seconds());
+    if (prompt_tokens == 0) draft_length_->observe_step(int64_t(step.input().tokens.size()), step_watch.elapsed_seconds());
 
     // Accept, emit, truncate.
     int64_t logit_row = 0;
@@ -224,8 +233,10 @@ std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest
 
       if (was_generating) {
         stats_.record_verification(n_drafts, verdict.n_accepted);
+        results[row.request].drafted_tokens += n_drafts;
+        results[row.request].accepted_tokens += verdict.n_accepted;
         stats_.decode_tokens += verdict.n_accepted + 1;
-        DraftLengthPolicy::observe_row(row.acceptance, n_drafts, verdict.n_accepted);
+        draft_length_->observe_row(row.acceptance, n_drafts, verdict.n_accepted);
         kv_->truncate(row.kv_row, kv_before[i] + 1 + verdict.n_accepted);
         if (drafter_) {
           row_tokens.assign(1, row.pending);

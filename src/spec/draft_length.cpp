@@ -2,14 +2,19 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
+
+#include "base/check.h"
 
 namespace so {
 namespace {
 
 constexpr double kRowForgetting = 0.8;    // a row's acceptance follows the text it is in
+constexpr double kIdleForgetting = 0.95;  // a row not drafting drifts back slowly
+constexpr double kPoolForgetting = 0.97;
 constexpr double kCostForgetting = 0.97;  // costs drift slowly
-constexpr double kPriorAlpha = 0.6;
-constexpr double kPriorWeight = 2.0;      // in pseudo-observations
+constexpr double kPoolPrior = 0.5;        // before anything is measured
+constexpr double kShrinkWeight = 2.0;     // in pseudo-observations
 
 }  // namespace
 
@@ -18,15 +23,23 @@ double expected_tokens_per_pass(double alpha, int k) {
   return (1.0 - std::pow(alpha, k + 1)) / (1.0 - alpha);
 }
 
-double RowAcceptance::alpha() const {
-  return (accepted + kPriorAlpha * kPriorWeight) / (accepted + rejected + kPriorWeight);
+double DraftLengthPolicy::pooled_alpha() const {
+  return (pool_.accepted + kPoolPrior * kShrinkWeight) / (pool_.accepted + pool_.rejected + kShrinkWeight);
+}
+
+double DraftLengthPolicy::alpha(const RowAcceptance& row) const {
+  return (row.accepted + pooled_alpha() * kShrinkWeight) / (row.accepted + row.rejected + kShrinkWeight);
 }
 
 void DraftLengthPolicy::observe_row(RowAcceptance& row, int drafted, int accepted) {
-  // note: a pass without drafts forgets too, so a row that stopped drafting drifts back
-  // toward the prior and tries again: the rule's exploration.
-  row.accepted = kRowForgetting * row.accepted + accepted;
-  row.rejected = kRowForgetting * row.rejected + (accepted < drafted ? 1.0 : 0.0);
+  const double rejected = accepted < drafted ? 1.0 : 0.0;
+  const double forget = drafted > 0 ? kRowForgetting : kIdleForgetting;
+  row.accepted = forget * row.accepted + accepted;
+  row.rejected = forget * row.rejected + rejected;
+  if (drafted > 0) {
+    pool_.accepted = kPoolForgetting * pool_.accepted + accepted;
+    pool_.rejected = kPoolForgetting * pool_.rejected + rejected;
+  }
 }
 
 void DraftLengthPolicy::observe_step(int64_t step_tokens, double seconds) {
@@ -44,35 +57,59 @@ void DraftLengthPolicy::observe_draft_step(double seconds) {
 }
 
 double DraftLengthPolicy::verify_seconds(double tokens) const {
-  if (s0_ <= 0.0) return 1.0 + 0.1 * tokens;  // nothing measured yet: any monotone guess
+  if (s0_ <= 0.0) return 1.0 + 0.1 * tokens;  // nothing measured yet: any increasing guess
   const double mean_x = sx_ / s0_, mean_y = sy_ / s0_;
   const double spread = sxx_ / s0_ - mean_x * mean_x;
-  double slope = spread > 1e-9 * std::max(1.0, mean_x * mean_x) ? (sxy_ / s0_ - mean_x * mean_y) / spread : -1.0;
+  double slope = spread > 1e-6 * std::max(1.0, mean_x * mean_x) ? (sxy_ / s0_ - mean_x * mean_y) / spread : -1.0;
   double intercept = mean_y - slope * mean_x;
   if (slope < 0.0 || intercept < 0.0) {
-    // Too little spread to fit (e.g. only decode steps so far): split the mean time
-    // evenly between the fixed cost and the per-token cost.
-    slope = 0.5 * mean_y / std::max(1.0, mean_x);
-    intercept = 0.5 * mean_y;
+    // Too little spread to fit (e.g. no drafts yet, every step the same size): assume the
+    // step is mostly fixed cost, as weight streaming makes it, so drafting gets tried
+    // and the fit learns the real slope from the steps it adds.
+    slope = 0.2 * mean_y / std::max(1.0, mean_x);
+    intercept = 0.8 * mean_y;
   }
   return intercept + slope * tokens;
 }
 
-int DraftLengthPolicy::choose(const RowAcceptance& row, int rows_in_pass) const {
-  if (!adaptive_ || k_max_ == 0) return k_max_;
-  const double alpha = row.alpha();
-  const int rows = std::max(1, rows_in_pass);
-  int best_k = 0;
-  double best_rate = -1.0;
-  for (int k = 0; k <= k_max_; ++k) {
-    const double seconds = verify_seconds(double(rows) * (k + 1)) + k * draft_step_seconds_;
-    const double rate = expected_tokens_per_pass(alpha, k) / seconds;
+void DraftLengthPolicy::choose(std::span<const RowAcceptance* const> rows, std::span<const int> caps,
+                               std::span<int> k) const {
+  SO_CHECK(rows.size() == caps.size() && rows.size() == k.size(), "one cap and one length per row");
+  for (size_t i = 0; i < rows.size(); ++i) k[i] = adaptive_ ? 0 : std::min(k_max_, caps[i]);
+  if (!adaptive_ || rows.empty()) return;
+
+  // Candidate drafts (gain a_i^j, row i), best gain first.
+  struct Candidate {
+    double gain;
+    size_t row;
+  };
+  std::vector<Candidate> candidates;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const double a = alpha(*rows[i]);
+    double gain = 1.0;
+    for (int j = 1; j <= std::min(k_max_, caps[i]); ++j) candidates.push_back({gain *= a, i});
+  }
+  std::stable_sort(candidates.begin(), candidates.end(),
+                   [](const Candidate& x, const Candidate& y) { return x.gain > y.gain; });
+
+  // Rate of each prefix; keep the best.
+  std::vector<int> lengths(rows.size(), 0);
+  double tokens = double(rows.size());  // every row commits at least its target token
+  int64_t verified = static_cast<int64_t>(rows.size());
+  int longest = 0;
+  double best_rate = tokens / verify_seconds(double(verified));
+  size_t best_prefix = 0;
+  for (size_t n = 0; n < candidates.size(); ++n) {
+    tokens += candidates[n].gain;
+    verified += 1;
+    longest = std::max(longest, ++lengths[candidates[n].row]);
+    const double rate = tokens / (verify_seconds(double(verified)) + longest * draft_step_seconds_);
     if (rate > best_rate) {
       best_rate = rate;
-      best_k = k;
+      best_prefix = n + 1;
     }
   }
-  return best_k;
+  for (size_t n = 0; n < best_prefix; ++n) ++k[candidates[n].row];
 }
 
 }  // namespace so

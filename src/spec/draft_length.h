@@ -1,18 +1,23 @@
 // How many tokens to draft per row per pass.
 //
-// Fixed: always k_max. Adaptive: each row drafts the k in [0, k_max] that maximizes its
-// expected committed tokens per second of pass time,
-//     k* = argmax_k  tau(a, k) / (t_verify(B * (k + 1)) + k * t_draft)
-// where tau(a, k) = (1 - a^(k+1)) / (1 - a) is the expected tokens per pass at per-token
-// acceptance a, B the rows verified in the pass, t_verify(n) = c0 + c1 * n the target
-// step time for n tokens (a least-squares line over recent steps, prefill steps included),
-// and t_draft the time of one draft step. A row's a is estimated from its recent passes as
-// accepted / (accepted + rejections), the maximum-likelihood estimate under the geometric
-// acceptance law, with exponential forgetting (per pass, drafting or not) and a weak
-// prior, so a row that stopped drafting drifts back to the prior and tries again.
+// Fixed: every row drafts k_max. Adaptive: the pass's draft lengths k_i in [0, cap_i]
+// maximize the expected committed tokens per second of the whole pass,
+//     sum_i tau(a_i, k_i) / (t_verify(sum_i (k_i + 1)) + max_i k_i * t_draft)
+// where tau(a, k) = (1 - a^(k+1)) / (1 - a) is the expected tokens a row commits at
+// per-token acceptance a, t_verify(n) = c0 + c1 * n the target's verification step time
+// for n tokens (a least-squares line over recent verification steps), and t_draft the time
+// of one draft step. Drafting token j of row i adds a_i^j expected tokens, which shrinks
+// with j, so the best set of drafts is a prefix of all (i, j) ordered by a_i^j: the rule
+// adds them in that order and keeps the prefix with the best rate.
+//
+// A row's a is accepted / (accepted + rejections) over its recent passes (the maximum-
+// likelihood estimate under the geometric acceptance law), forgetting 0.8 per drafting
+// pass, shrunk toward the pooled estimate of all rows with weight 2. A row that drafts
+// nothing forgets slowly (0.95 per pass), so it drifts back toward the pool and tries again.
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 namespace so {
 
@@ -22,7 +27,6 @@ double expected_tokens_per_pass(double alpha, int k);
 struct RowAcceptance {
   double accepted = 0.0;  // decayed count of accepted drafts
   double rejected = 0.0;  // decayed count of passes that ended in a rejection
-  double alpha() const;
 };
 
 class DraftLengthPolicy {
@@ -31,10 +35,15 @@ class DraftLengthPolicy {
   int k_max() const { return k_max_; }
   bool adaptive() const { return adaptive_; }
 
-  int choose(const RowAcceptance& row, int rows_in_pass) const;
+  // A row's acceptance estimate, shrunk toward the pool.
+  double alpha(const RowAcceptance& row) const;
+  double pooled_alpha() const;
 
-  static void observe_row(RowAcceptance& row, int drafted, int accepted);
-  // A target step of step_tokens tokens took seconds.
+  // Draft lengths for the rows of one pass: k[i] <= caps[i] (caps[i] <= k_max).
+  void choose(std::span<const RowAcceptance* const> rows, std::span<const int> caps, std::span<int> k) const;
+
+  void observe_row(RowAcceptance& row, int drafted, int accepted);
+  // A verification step (no prefill riding along) of step_tokens tokens took seconds.
   void observe_step(int64_t step_tokens, double seconds);
   // One draft step (all drafting rows) took seconds.
   void observe_draft_step(double seconds);
@@ -46,6 +55,7 @@ class DraftLengthPolicy {
  private:
   int k_max_;
   bool adaptive_;
+  RowAcceptance pool_;
   // Exponentially weighted sums for the line t = c0 + c1 * n.
   double s0_ = 0, sx_ = 0, sy_ = 0, sxx_ = 0, sxy_ = 0;
   double draft_step_seconds_ = 0.0;

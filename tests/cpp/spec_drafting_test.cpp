@@ -48,11 +48,19 @@ TEST(DraftLength, ExpectedTokensPerPass) {
   EXPECT_NEAR(expected_tokens_per_pass(1.0, 4), 5.0, 1e-12);
 }
 
+int choose_one(const DraftLengthPolicy& policy, const RowAcceptance& row, int cap = 64) {
+  const RowAcceptance* rows[] = {&row};
+  int caps[] = {cap}, k[] = {-1};
+  policy.choose(rows, caps, k);
+  return k[0];
+}
+
 TEST(DraftLength, FixedAlwaysDraftsTheCap) {
   DraftLengthPolicy fixed(5, /*adaptive=*/false);
   RowAcceptance poor;
-  for (int i = 0; i < 20; ++i) DraftLengthPolicy::observe_row(poor, 5, 0);
-  EXPECT_EQ(fixed.choose(poor, 1), 5);
+  for (int i = 0; i < 20; ++i) fixed.observe_row(poor, 5, 0);
+  EXPECT_EQ(choose_one(fixed, poor), 5);
+  EXPECT_EQ(choose_one(fixed, poor, 2), 2);  // the row's own cap (token limit, context)
 }
 
 TEST(DraftLength, AdaptiveFollowsAcceptanceAndCosts) {
@@ -64,28 +72,50 @@ TEST(DraftLength, AdaptiveFollowsAcceptanceAndCosts) {
 
   RowAcceptance good, poor;
   for (int i = 0; i < 30; ++i) {
-    DraftLengthPolicy::observe_row(good, 8, 8);  // every draft accepted
-    DraftLengthPolicy::observe_row(poor, 4, 0);  // none
+    policy.observe_row(good, 8, 8);  // every draft accepted
+    policy.observe_row(poor, 4, 0);  // none
   }
-  EXPECT_GT(good.alpha(), 0.9);
-  EXPECT_LT(poor.alpha(), 0.2);  // the prior keeps a floor
-  EXPECT_EQ(policy.choose(good, 1), 8);
-  EXPECT_LE(policy.choose(poor, 1), 1);
+  EXPECT_GT(policy.alpha(good), 0.85);
+  EXPECT_LT(policy.alpha(poor), 0.3);
+  EXPECT_EQ(choose_one(policy, good), 8);
+  EXPECT_EQ(choose_one(policy, good, 3), 3);
+  EXPECT_LE(choose_one(policy, poor), 1);
   // Where a verified token costs half a decode step, a poor row stops drafting.
   DraftLengthPolicy costly(8, /*adaptive=*/true);
   for (int tokens : {1, 2, 4, 8, 16}) costly.observe_step(tokens, 0.010 + 0.005 * tokens);
-  EXPECT_EQ(costly.choose(poor, 1), 0);
-  EXPECT_EQ(costly.choose(good, 1), 8);
+  RowAcceptance hopeless;
+  for (int i = 0; i < 30; ++i) costly.observe_row(hopeless, 4, 0);
+  EXPECT_EQ(choose_one(costly, hopeless), 0);
   // Expensive drafting shortens the draft at the same acceptance.
   RowAcceptance medium;
-  for (int i = 0; i < 30; ++i) DraftLengthPolicy::observe_row(medium, 4, i % 2 == 0 ? 4 : 2);
-  const int cheap_k = policy.choose(medium, 1);
-  policy.observe_draft_step(0.008);
+  for (int i = 0; i < 30; ++i) policy.observe_row(medium, 4, i % 2 == 0 ? 4 : 2);
+  const int cheap_k = choose_one(policy, medium);
   for (int i = 0; i < 30; ++i) policy.observe_draft_step(0.008);
-  EXPECT_LT(policy.choose(medium, 1), cheap_k);
-  // A row that stopped drafting drifts back toward the prior and tries again.
-  for (int i = 0; i < 30; ++i) DraftLengthPolicy::observe_row(poor, 0, 0);
-  EXPECT_GT(poor.alpha(), 0.5);
+  EXPECT_LT(choose_one(policy, medium), cheap_k);
+  // A row that stopped drafting drifts back toward the pool (here mostly good rows).
+  const double before = policy.alpha(poor);
+  for (int i = 0; i < 40; ++i) policy.observe_row(poor, 0, 0);
+  EXPECT_GT(policy.alpha(poor), before + 0.1);
+  EXPECT_LT(policy.alpha(poor), policy.pooled_alpha() + 1e-9);
+}
+
+TEST(DraftLength, BatchDraftsGoToTheRowsMostLikelyToKeepThem) {
+  DraftLengthPolicy policy(6, /*adaptive=*/true);
+  // Compute-bound verification: every token costs as much as the fixed part.
+  for (int tokens : {4, 8, 16, 24, 32}) policy.observe_step(tokens, 0.001 * tokens + 0.004);
+  RowAcceptance good, poor;
+  for (int i = 0; i < 30; ++i) {
+    policy.observe_row(good, 6, 6);
+    policy.observe_row(poor, 6, 0);
+  }
+  const RowAcceptance* rows[] = {&good, &poor, &good, &poor};
+  const int caps[] = {6, 6, 6, 6};
+  int k[4];
+  policy.choose(rows, caps, k);
+  EXPECT_GT(k[0], 0);
+  EXPECT_EQ(k[0], k[2]);
+  EXPECT_EQ(k[1], 0);
+  EXPECT_EQ(k[3], 0);
 }
 
 }  // namespace
