@@ -9,7 +9,7 @@ k in {2, 4, 6, 8} (fixed) and the adaptive rule (cap 8): alpha, tau, decode tok/
 (drafting included) and the speedup over plain decoding of the same prompts. Every
 speculative run's tokens are compared with plain decoding's (greedy must match).
 
-    python bench/spec_cpu.py [--threads 2] [--tokens 96] [--out FILE]
+    python bench/spec_cpu.py [--threads 2] [--tokens 96] [--modes fixed,adaptive] [--out FILE]
 """
 import argparse, datetime, gzip, json, os, subprocess, sys, tempfile
 
@@ -67,6 +67,7 @@ def main():
     parser.add_argument("--self-draft-layers", type=int, default=24)
     parser.add_argument("--draft-model-layers", type=int, default=16)
     parser.add_argument("--ks", default="2,4,6,8")
+    parser.add_argument("--modes", default="fixed,adaptive", help="which settings to run: fixed (every k), adaptive")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
 
@@ -93,7 +94,9 @@ def main():
             print(json.dumps(record), flush=True)
             records.append(record)
             for drafter, flags in drafters.items():
-                settings = [("fixed", k) for k in map(int, args.ks.split(","))] + [("adaptive", 8)]
+                modes = args.modes.split(",")
+                settings = ([("fixed", k) for k in map(int, args.ks.split(","))] if "fixed" in modes else []) + \
+                           ([("adaptive", 8)] if "adaptive" in modes else [])
                 for mode, k in settings:
                     out, stats = run(prompts, chat, batch, args.tokens, args.threads,
                                      flags + ["--draft-max", str(k), "--draft-length", mode])

@@ -40,11 +40,22 @@ AcceptOutcome accept_or_resample(std::span<const TokenProbability> p, std::span<
   if (q_x > 0.0 && uniform_accept < p_x / q_x) return {true, x};
 
   // Residual max(0, p - q) over p's support (q's mass outside p's support never adds).
+  // note: without top-k both lists can span the vocabulary; q sorted by token keeps the
+  // lookups logarithmic.
+  std::vector<TokenProbability> q_by_token(q.begin(), q.end());
+  std::sort(q_by_token.begin(), q_by_token.end(),
+            [](const TokenProbability& a, const TokenProbability& b) { return a.token < b.token; });
+  auto q_of = [&](int32_t token) -> double {
+    if (q.empty()) return token == x ? 1.0 : 0.0;
+    auto found = std::lower_bound(q_by_token.begin(), q_by_token.end(), token,
+                                  [](const TokenProbability& entry, int32_t t) { return entry.token < t; });
+    return found != q_by_token.end() && found->token == token ? found->probability : 0.0;
+  };
   std::vector<TokenProbability> residual;
   residual.reserve(p.size());
   double total = 0.0;
   for (const TokenProbability& entry : p) {
-    const double q_t = q.empty() ? (entry.token == x ? 1.0 : 0.0) : probability_of(q, entry.token);
+    const double q_t = q_of(entry.token);
     const double mass = std::max(0.0, double(entry.probability) - q_t);
     if (mass > 0.0) {
       residual.push_back({entry.token, static_cast<float>(mass)});

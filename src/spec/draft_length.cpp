@@ -73,7 +73,7 @@ double DraftLengthPolicy::verify_seconds(double tokens) const {
 }
 
 void DraftLengthPolicy::choose(std::span<const RowAcceptance* const> rows, std::span<const int> caps,
-                               std::span<int> k) const {
+                               std::span<int> k) {
   SO_CHECK(rows.size() == caps.size() && rows.size() == k.size(), "one cap and one length per row");
   for (size_t i = 0; i < rows.size(); ++i) k[i] = adaptive_ ? 0 : std::min(k_max_, caps[i]);
   if (!adaptive_ || rows.empty()) return;
@@ -110,6 +110,9 @@ void DraftLengthPolicy::choose(std::span<const RowAcceptance* const> rows, std::
     }
   }
   for (size_t n = 0; n < best_prefix; ++n) ++k[candidates[n].row];
+  if (++passes_ % kExplorePeriod == 0) {
+    for (size_t i = 0; i < rows.size(); ++i) k[i] = std::max(k[i], std::min(1, caps[i]));
+  }
 }
 
 }  // namespace so

@@ -13,7 +13,9 @@
 // A row's a is accepted / (accepted + rejections) over its recent passes (the maximum-
 // likelihood estimate under the geometric acceptance law), forgetting 0.8 per drafting
 // pass, shrunk toward the pooled estimate of all rows with weight 2. A row that drafts
-// nothing forgets slowly (0.95 per pass), so it drifts back toward the pool and tries again.
+// nothing forgets slowly (0.95 per pass), so it drifts back toward the pool and tries again;
+// and every 16th pass each row that would draft nothing drafts one token, so that a cost or
+// acceptance measured early and badly gets measured again.
 #pragma once
 
 #include <cstdint>
@@ -39,8 +41,10 @@ class DraftLengthPolicy {
   double alpha(const RowAcceptance& row) const;
   double pooled_alpha() const;
 
-  // Draft lengths for the rows of one pass: k[i] <= caps[i] (caps[i] <= k_max).
-  void choose(std::span<const RowAcceptance* const> rows, std::span<const int> caps, std::span<int> k) const;
+  // Draft lengths for the rows of one pass: k[i] <= caps[i] (caps[i] <= k_max). Counts
+  // passes (for the exploration schedule).
+  void choose(std::span<const RowAcceptance* const> rows, std::span<const int> caps, std::span<int> k);
+  static constexpr int64_t kExplorePeriod = 16;
 
   void observe_row(RowAcceptance& row, int drafted, int accepted);
   // A verification step (no prefill riding along) of step_tokens tokens took seconds.
@@ -56,6 +60,7 @@ class DraftLengthPolicy {
   int k_max_;
   bool adaptive_;
   RowAcceptance pool_;
+  int64_t passes_ = 0;
   // Exponentially weighted sums for the line t = c0 + c1 * n.
   double s0_ = 0, sx_ = 0, sy_ = 0, sxx_ = 0, sxy_ = 0;
   double draft_step_seconds_ = 0.0;
