@@ -110,7 +110,10 @@ void DraftLengthPolicy::choose(std::span<const RowAcceptance* const> rows, std::
     }
   }
   for (size_t n = 0; n < best_prefix; ++n) ++k[candidates[n].row];
-  if (++passes_ % kExplorePeriod == 0) {
+  const double cost_ratio = draft_step_seconds_ / verify_seconds(double(rows.size()));
+  const int64_t period = kExplorePeriod * (1 + static_cast<int64_t>(8.0 * cost_ratio));
+  if (++passes_since_exploring_ >= period) {
+    passes_since_exploring_ = 0;
     for (size_t i = 0; i < rows.size(); ++i) k[i] = std::max(k[i], std::min(1, caps[i]));
   }
 }

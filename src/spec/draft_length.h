@@ -15,7 +15,9 @@
 // pass, shrunk toward the pooled estimate of all rows with weight 2. A row that drafts
 // nothing forgets slowly (0.95 per pass), so it drifts back toward the pool and tries again;
 // and every 16th pass each row that would draft nothing drafts one token, so that a cost or
-// acceptance measured early and badly gets measured again.
+// acceptance measured early and badly gets measured again. An expensive drafter explores
+// less often: the period grows with the draft step's cost relative to a verification step
+// (16 passes for a free drafter, 16 * (1 + 8 * ratio) otherwise).
 #pragma once
 
 #include <cstdint>
@@ -60,7 +62,7 @@ class DraftLengthPolicy {
   int k_max_;
   bool adaptive_;
   RowAcceptance pool_;
-  int64_t passes_ = 0;
+  int64_t passes_since_exploring_ = 0;
   // Exponentially weighted sums for the line t = c0 + c1 * n.
   double s0_ = 0, sx_ = 0, sy_ = 0, sxx_ = 0, sxy_ = 0;
   double draft_step_seconds_ = 0.0;
