@@ -12,6 +12,7 @@
 #include <string>
 
 #include "backend/ops.h"
+#include "backend/stream.h"
 #include "base/status.h"
 #include "tensor/tensor.h"
 
@@ -69,9 +70,11 @@ class Backend {
 
   virtual Result<Buffer> allocate(size_t bytes, MemoryKind kind) = 0;
   virtual void free(void* data, size_t bytes, MemoryKind kind) = 0;
-  // Host -> backend memory and back (synchronous for now).
+  // Host -> backend memory and back, synchronous.
   virtual void copy_to_device(void* destination, const void* source, size_t bytes) = 0;
   virtual void copy_to_host(void* destination, const void* source, size_t bytes) = 0;
+  // An in-order queue for asynchronous copies and work (backend/stream.h).
+  virtual std::unique_ptr<Stream> create_stream(StreamRole role) = 0;
 
   // --- ops (shapes outer to inner) ---
   // y (n_rows, n_out) = x (n_rows, n_in) * W^T

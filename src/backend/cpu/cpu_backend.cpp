@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "backend/cpu/cpu_stream.h"
 #include "base/cpu_features.h"
 
 namespace so {
@@ -10,7 +11,8 @@ namespace so {
 CpuBackend::CpuBackend(const CpuBackendOptions& options)
     : pool_(std::make_unique<ThreadPool>(options.n_threads > 0 ? options.n_threads : cpu_features().n_physical_cores)),
       kernels_(*pool_, cpu::detect_isa()),
-      device_budget_bytes_(options.device_budget_bytes) {}
+      device_budget_bytes_(options.device_budget_bytes),
+      sim_link_gbps_(options.sim_link_gbps) {}
 
 CpuBackend::~CpuBackend() = default;
 
@@ -43,6 +45,11 @@ void CpuBackend::copy_to_device(void* destination, const void* source, size_t by
 
 void CpuBackend::copy_to_host(void* destination, const void* source, size_t bytes) {
   std::memcpy(destination, source, bytes);
+}
+
+std::unique_ptr<Stream> CpuBackend::create_stream(StreamRole role) {
+  const double link = role == StreamRole::kCopy ? sim_link_gbps_ * 1e9 : 0.0;
+  return std::make_unique<CpuStream>(role, link);
 }
 
 void CpuBackend::matmul(const TensorView& weight, const float* x, int64_t n_rows, float* y) {

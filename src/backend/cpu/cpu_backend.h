@@ -16,6 +16,7 @@ namespace so {
 struct CpuBackendOptions {
   int n_threads = 0;             // 0: one per physical core
   int64_t device_budget_bytes = 0;  // 0: no cap on kDevice allocations
+  double sim_link_gbps = 0.0;       // > 0: copy streams move at most this many GB/s (--sim-link-gbps)
 };
 
 // Reused buffers of moe_ffn.
@@ -45,6 +46,7 @@ class CpuBackend final : public Backend {
   void free(void* data, size_t bytes, MemoryKind kind) override;
   void copy_to_device(void* destination, const void* source, size_t bytes) override;
   void copy_to_host(void* destination, const void* source, size_t bytes) override;
+  std::unique_ptr<Stream> create_stream(StreamRole role) override;
 
   void matmul(const TensorView& weight, const float* x, int64_t n_rows, float* y) override;
   void matmul_many(std::span<const TensorView> weights, const float* x, int64_t n_rows,
@@ -72,6 +74,7 @@ class CpuBackend final : public Backend {
   cpu::AttentionScratch attention_scratch_;
   MoeScratch moe_scratch_;
   int64_t device_budget_bytes_;
+  double sim_link_gbps_;
   std::atomic<int64_t> device_bytes_{0};
 };
 

@@ -1,0 +1,125 @@
+#include "backend/cpu/cpu_stream.h"
+
+#include <chrono>
+#include <cstring>
+
+#include "base/timer.h"
+
+namespace so {
+
+std::string_view stream_role_name(StreamRole role) {
+  switch (role) {
+    case StreamRole::kCompute: return "compute";
+    case StreamRole::kCopy: return "copy";
+    case StreamRole::kDraft: return "draft";
+  }
+  return "?";
+}
+
+bool CpuEvent::done() const {
+  std::lock_guard lock(mutex_);
+  return done_;
+}
+
+void CpuEvent::wait_host() const {
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [&] { return done_; });
+}
+
+void CpuEvent::signal() {
+  {
+    std::lock_guard lock(mutex_);
+    done_ = true;
+  }
+  changed_.notify_all();
+}
+
+CpuStream::CpuStream(StreamRole role, double link_bytes_per_second)
+    : role_(role), link_bytes_per_second_(link_bytes_per_second), worker_([this] { run(); }) {}
+
+CpuStream::~CpuStream() {
+  synchronize();
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  changed_.notify_all();
+  worker_.join();
+}
+
+void CpuStream::enqueue(Item item) {
+  {
+    std::lock_guard lock(mutex_);
+    queue_.push_back(std::move(item));
+    ++in_flight_;
+  }
+  changed_.notify_all();
+}
+
+void CpuStream::copy(void* destination, const void* source, size_t bytes, std::string label) {
+  const double bandwidth = link_bytes_per_second_;
+  auto work = [destination, source, bytes, bandwidth] {
+    const double start = now_seconds();
+    std::memcpy(destination, source, bytes);
+    if (bandwidth > 0) {
+      // The simulated link: the copy ends no sooner than bytes / bandwidth after it began.
+      const double end = start + double(bytes) / bandwidth;
+      const double left = end - now_seconds();
+      if (left > 0) std::this_thread::sleep_for(std::chrono::duration<double>(left));
+    }
+  };
+  enqueue({std::move(work), nullptr, nullptr, std::move(label), static_cast<int64_t>(bytes)});
+}
+
+void CpuStream::launch(std::function<void()> work, std::string label) {
+  enqueue({std::move(work), nullptr, nullptr, std::move(label), 0});
+}
+
+std::shared_ptr<Event> CpuStream::record() {
+  auto event = std::make_shared<CpuEvent>();
+  enqueue({{}, nullptr, event, {}, 0});
+  return event;
+}
+
+void CpuStream::wait(std::shared_ptr<Event> event) { enqueue({{}, std::move(event), nullptr, {}, 0}); }
+
+void CpuStream::synchronize() {
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [&] { return in_flight_ == 0; });
+}
+
+std::vector<StreamSpan> CpuStream::take_spans() {
+  std::lock_guard lock(mutex_);
+  std::vector<StreamSpan> spans;
+  spans.swap(spans_);
+  return spans;
+}
+
+void CpuStream::run() {
+  while (true) {
+    Item item;
+    {
+      std::unique_lock lock(mutex_);
+      changed_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stop with nothing left
+      item = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    if (item.wait_for) item.wait_for->wait_host();
+    if (item.work) {
+      StreamSpan span{std::move(item.label), now_seconds(), 0, item.bytes};
+      item.work();
+      span.end_seconds = now_seconds();
+      std::lock_guard lock(mutex_);
+      spans_.push_back(std::move(span));
+    }
+    if (item.signal) item.signal->signal();
+    {
+      std::lock_guard lock(mutex_);
+      --in_flight_;
+    }
+    changed_.notify_all();
+  }
+}
+
+}  // namespace so
