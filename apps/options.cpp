@@ -22,6 +22,14 @@ void add_batch_options(CLI::App& command, BatchOptions& options) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
   command.add_option("--kv-mem", options.kv_budget, "KV cache budget, e.g. 4G (default: no cap)");
+  command.add_option("--device-mem", options.device_mem,
+                     "device memory for the target's weights, e.g. 24G; layers beyond it stream from host memory");
+  command.add_option("--ring-slots", options.ring_slots, "device slots streamed layers rotate through")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  command.add_option("--sim-link-gbps", options.sim_link_gbps,
+                     "CPU backend: throttle host-to-device copies to this many GB/s (to study PCIe-like links)")
+      ->check(CLI::NonNegativeNumber);
 }
 
 void add_sampling_options(CLI::App& command, SamplingOptions& options) {
@@ -90,6 +98,16 @@ Result<EngineOptions> engine_options(const ModelOptions& model, const BatchOptio
     }
     options.kv_budget_bytes = static_cast<int64_t>(*bytes);
   }
+  if (!batch.device_mem.empty()) {
+    auto bytes = parse_byte_size(batch.device_mem);
+    if (!bytes || *bytes == 0) {
+      return invalid_argument("--device-mem ", quote_for_message(batch.device_mem),
+                              " is not a size; expected bytes with an optional K/M/G/T suffix, e.g. 24G");
+    }
+    options.offload.device_budget_bytes = static_cast<int64_t>(*bytes);
+  }
+  options.offload.ring_slots = batch.ring_slots;
+  options.offload.sim_link_gbps = batch.sim_link_gbps;
   return options;
 }
 

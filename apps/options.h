@@ -18,6 +18,9 @@ struct BatchOptions {
   int max_rows = 32;
   int max_step_tokens = 512;
   std::string kv_budget;  // "4G"; empty: no cap
+  std::string device_mem;  // weights' device budget, "24G"; empty: all resident
+  int ring_slots = 2;
+  double sim_link_gbps = 0.0;
 };
 
 struct SpecCliOptions {

@@ -118,7 +118,12 @@ Status ModelRunner::forward(const StepInput& step, const KvGeometry& geometry, f
   SO_CHECK_GE(geometry.n_layers, n_layers_, "the KV geometry has fewer layers than the runner");
   for (int layer = 0; layer < n_layers_; ++layer) {
     const bool last = layer + 1 == n_layers_;
-    forward_layer(layer, w.layers[layer], n_tokens, geometry, last, logit_tokens_);
+    if (layer_source_ == nullptr) {
+      forward_layer(layer, w.layers[layer], n_tokens, geometry, last, logit_tokens_);
+      continue;
+    }
+    forward_layer(layer, layer_source_->acquire(layer), n_tokens, geometry, last, logit_tokens_);
+    layer_source_->release(layer);
   }
   const int64_t n_out = static_cast<int64_t>(logit_tokens_.size());
   if (n_out > 0) {

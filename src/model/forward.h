@@ -15,6 +15,16 @@ namespace so {
 // KV geometry that fits a model (page size in positions); n_layers < 0: all of them.
 KvGeometry kv_geometry_for(const ModelConfig& config, int page_tokens = 256, int n_layers = -1);
 
+// Where a pass gets each layer's weights when they are not all resident: the offload
+// pipeline streams them into device slots (offload/). acquire blocks until the layer's
+// weights are in place; after release its memory may be reused.
+class LayerSource {
+ public:
+  virtual ~LayerSource() = default;
+  virtual const LayerWeights& acquire(int layer) = 0;
+  virtual void release(int layer) = 0;
+};
+
 class ModelRunner {
  public:
   // n_layers: run only the first n layers, then the final norm and LM head (a self-draft
@@ -24,6 +34,8 @@ class ModelRunner {
   const Model& model() const { return model_; }
   Backend& backend() const { return backend_; }
   int n_layers() const { return n_layers_; }
+  // Layers come from `source` (not owned) instead of the model's own weights; null resets.
+  void set_layer_source(LayerSource* source) { layer_source_ = source; }
 
   // Runs the step and writes each row's K/V at its positions (the caller reserved the
   // pages and advances the lengths). logits: backend memory of step.n_logit_rows() x
@@ -44,6 +56,7 @@ class ModelRunner {
   const Model& model_;
   Backend& backend_;
   int n_layers_;
+  LayerSource* layer_source_ = nullptr;
   RopeParams rope_;
   AttentionParams attention_params_;
   int64_t workspace_tokens_ = 0;

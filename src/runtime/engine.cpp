@@ -41,10 +41,17 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
   }
   CpuBackendOptions backend_options;
   backend_options.n_threads = options.n_threads;
+  backend_options.sim_link_gbps = options.offload.sim_link_gbps;
   engine->backend_ = std::make_unique<CpuBackend>(backend_options);
   engine->kv_ = std::make_unique<KvCache>(*engine->backend_, kv_geometry_for(engine->model_->config, options.kv_page_tokens),
                                           options.kv_budget_bytes);
   engine->runner_ = std::make_unique<ModelRunner>(*engine->model_, *engine->backend_);
+  const OffloadOptions& offload = options.offload;
+  if (offload.device_budget_bytes > 0 && offload.device_budget_bytes < engine->model_->weights.bytes()) {
+    LayerStreamerOptions streamer_options{offload.device_budget_bytes, offload.ring_slots};
+    SO_ASSIGN_OR_RETURN(engine->streamer_, LayerStreamer::create(*engine->model_, *engine->backend_, streamer_options));
+    engine->runner_->set_layer_source(engine->streamer_.get());
+  }
   SO_ASSIGN_OR_RETURN(DrafterSetup drafter,
                       create_drafter(options, *engine->model_, *engine->tokenizer_, *engine->backend_));
   engine->draft_model_ = std::move(drafter.draft_model);
@@ -61,7 +68,13 @@ Status Engine::forward(StepBuilder& builder, std::vector<float>& logits, int64_t
     SO_ASSIGN_OR_RETURN(logits_buffer_, backend_->allocate(logit_bytes, MemoryKind::kDevice));
   }
   Stopwatch watch;
+  const int64_t streamed_before = streamer_ ? streamer_->bytes_copied() : 0;
+  const double waited_before = streamer_ ? streamer_->copy_wait_seconds() : 0.0;
   SO_TRY(runner_->forward(step, kv_->geometry(), logits_buffer_.as<float>()));
+  if (streamer_) {
+    stats_.streamed_bytes += streamer_->bytes_copied() - streamed_before;
+    stats_.copy_wait_seconds += streamer_->copy_wait_seconds() - waited_before;
+  }
   builder.commit();
   const double seconds = watch.elapsed_seconds();
   logits.resize(size_t(step.n_logit_rows()) * n_vocab);

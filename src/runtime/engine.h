@@ -14,6 +14,7 @@
 #include "kv/step_builder.h"
 #include "model/forward.h"
 #include "model/model.h"
+#include "offload/layer_streamer.h"
 #include "runtime/stats.h"
 #include "sampler/sampler.h"
 #include "spec/draft_length.h"
@@ -34,6 +35,13 @@ struct SpecOptions {
   int ngram_max = 3;             // kNgram: longest suffix looked up
 };
 
+// Weight offload (offload/): layers beyond the device budget stream from host memory.
+struct OffloadOptions {
+  int64_t device_budget_bytes = 0;  // weights in device memory; 0: everything resident
+  int ring_slots = 2;               // device slots streamed layers rotate through
+  double sim_link_gbps = 0.0;       // CPU backend: throttle host->device copies to this
+};
+
 struct EngineOptions {
   std::string model_path;
   int n_threads = 0;            // 0: one per physical core
@@ -42,6 +50,7 @@ struct EngineOptions {
   int64_t kv_budget_bytes = 0;  // 0: no cap
   int kv_page_tokens = 256;
   SpecOptions spec;
+  OffloadOptions offload;
 };
 
 enum class FinishReason { kStop, kLength, kError };
@@ -107,6 +116,7 @@ class Engine {
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<KvCache> kv_;
   std::unique_ptr<ModelRunner> runner_;
+  std::unique_ptr<LayerStreamer> streamer_;  // set when the target streams
   std::unique_ptr<Model> draft_model_;  // a separate draft model, when one is used
   std::unique_ptr<Drafter> drafter_;
   std::unique_ptr<DraftLengthPolicy> draft_length_;

@@ -26,6 +26,11 @@ std::string EngineStats::summary_line() const {
                 format_bytes(double(weight_bytes_read + kv_bytes_read)).c_str(), bytes_per_second() / 1e9,
                 static_cast<long long>(steps));
   std::string result = line;
+  if (streamed_bytes > 0) {
+    std::snprintf(line, sizeof line, " | streamed %s, waited %.2f s", format_bytes(double(streamed_bytes)).c_str(),
+                  copy_wait_seconds);
+    result += line;
+  }
   if (spec_row_passes > 0) {
     std::snprintf(line, sizeof line, " | spec alpha %.3f tau %.2f k %.2f | draft %.2f s verify %.2f s",
                   acceptance_rate(), tokens_per_pass(), mean_draft_length(), draft_seconds, decode_seconds);
@@ -49,6 +54,8 @@ std::string EngineStats::to_json() const {
       {"weight_bytes_read", weight_bytes_read},
       {"kv_bytes_read", kv_bytes_read},
       {"bytes_per_second", bytes_per_second()},
+      {"streamed_bytes", streamed_bytes},
+      {"copy_wait_seconds", copy_wait_seconds},
       {"spec_row_passes", spec_row_passes},
       {"drafted_tokens", drafted_tokens},
       {"accepted_tokens", accepted_tokens},

@@ -22,6 +22,8 @@ struct EngineStats {
   double draft_seconds = 0.0;   // the drafter's time, its catch-up on prompts included
   int64_t weight_bytes_read = 0;  // weights streamed through compute, once per step
   int64_t kv_bytes_read = 0;      // KV cache read by attention
+  int64_t streamed_bytes = 0;     // offload: weights copied host -> device
+  double copy_wait_seconds = 0.0; // offload: compute waiting for a layer's copy
 
   // Speculation: per row and pass, k drafted, n accepted (a prefix), n + 1 committed.
   int64_t spec_row_passes = 0;  // row-passes that verified at least one draft

@@ -1,0 +1,71 @@
+#include "offload/layer_slab.h"
+
+#include <cstring>
+#include <type_traits>
+
+#include "base/check.h"
+
+namespace so {
+namespace {
+
+constexpr int64_t kAlign = 64;
+
+// Calls fn(pointer field, bytes) for every tensor of the layer that is present, in a fixed
+// order. The field is a reference so the caller can read or repoint it.
+template <typename Layer, typename Fn>
+void visit_tensors(Layer& layer, const ModelConfig& c, Fn&& fn) {
+  auto vector = [&](auto& field, int64_t count) {
+    if (field != nullptr) fn(field, count * int64_t(sizeof(float)));
+  };
+  auto matrix = [&](auto& view) {
+    if (view.data != nullptr) fn(view.data, view.bytes());
+  };
+  vector(layer.attn_norm, c.dim);
+  matrix(layer.wq);
+  matrix(layer.wk);
+  matrix(layer.wv);
+  matrix(layer.wo);
+  vector(layer.bq, c.q_dim());
+  vector(layer.bk, c.kv_dim());
+  vector(layer.bv, c.kv_dim());
+  vector(layer.ffn_norm, c.dim);
+  matrix(layer.w_gate);
+  matrix(layer.w_up);
+  matrix(layer.w_down);
+  matrix(layer.router);
+  for (auto* list : {&layer.expert_gate, &layer.expert_up, &layer.expert_down}) {
+    for (auto& view : *list) matrix(view);
+  }
+}
+
+}  // namespace
+
+LayerSlabLayout layer_slab_layout(const LayerWeights& layer, const ModelConfig& config) {
+  LayerSlabLayout layout;
+  visit_tensors(layer, config, [&](const auto&, int64_t bytes) {
+    layout.offsets.push_back(layout.bytes);
+    layout.bytes += (bytes + kAlign - 1) / kAlign * kAlign;
+  });
+  return layout;
+}
+
+void pack_layer(const LayerWeights& layer, const ModelConfig& config, const LayerSlabLayout& layout, void* slab) {
+  size_t index = 0;
+  visit_tensors(layer, config, [&](const auto& field, int64_t bytes) {
+    std::memcpy(static_cast<uint8_t*>(slab) + layout.offsets[index++], field, size_t(bytes));
+  });
+  SO_CHECK_EQ(index, layout.offsets.size(), "the layout was made for another layer");
+}
+
+LayerWeights layer_views(const LayerWeights& like, const ModelConfig& config, const LayerSlabLayout& layout,
+                         const void* slab) {
+  LayerWeights views = like;
+  size_t index = 0;
+  visit_tensors(views, config, [&](auto& field, int64_t) {
+    const void* at = static_cast<const uint8_t*>(slab) + layout.offsets[index++];
+    field = static_cast<std::remove_reference_t<decltype(field)>>(at);
+  });
+  return views;
+}
+
+}  // namespace so
