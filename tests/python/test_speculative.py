@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO / "bench"))
 import make_draft_model  # noqa: E402
 
 PROMPTS = REPO / "data" / "prompts.txt"
-TOKENS = 32
+TOKENS = 24
 DRAFT_LAYERS = 4  # of SmolLM2-135M's 30: cheap to run; equality does not depend on how well it drafts
 
 
