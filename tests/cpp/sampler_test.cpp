@@ -6,15 +6,12 @@
 #include <vector>
 
 #include "sampler/sampler.h"
+#include "sampling_test_util.h"
 
 namespace so {
 namespace {
 
-std::vector<float> logits_of(const std::vector<double>& probabilities) {
-  std::vector<float> logits;
-  for (double p : probabilities) logits.push_back(static_cast<float>(std::log(p)));
-  return logits;
-}
+using testing::logits_of;
 
 TEST(Sampler, GreedyIsArgmaxWithFirstIndexOnTies) {
   std::vector<TokenProbability> scratch;

@@ -8,16 +8,13 @@
 #include <random>
 #include <vector>
 
+#include "sampling_test_util.h"
 #include "spec/acceptance.h"
 
 namespace so {
 namespace {
 
-std::vector<float> logits_of(const std::vector<double>& probabilities) {
-  std::vector<float> logits;
-  for (double p : probabilities) logits.push_back(static_cast<float>(std::log(p)));
-  return logits;
-}
+using testing::logits_of;
 
 std::vector<double> random_distribution(std::mt19937_64& rng, int n) {
   std::gamma_distribution<double> gamma(0.7, 1.0);

@@ -2,6 +2,7 @@
 
 #include "backend/cpu/attention.h"
 #include "backend/cpu/attention_impl.h"
+#include "backend/cpu/exp_avx2.h"
 
 namespace so::cpu {
 namespace {
@@ -11,28 +12,6 @@ inline float horizontal_sum(__m256 v) {
   sum = _mm_add_ps(sum, _mm_movehl_ps(sum, sum));
   sum = _mm_add_ss(sum, _mm_movehdup_ps(sum));
   return _mm_cvtss_f32(sum);
-}
-
-// e^x for x <= 0 (scores minus their maximum): x = n ln2 + r with |r| <= ln2 / 2, e^r by
-// a degree-6 polynomial (Taylor; relative error below 2e-7 on that range), 2^n through
-// the exponent bits. Below -87 the result flushes to 0.
-inline __m256 exp_nonpositive(__m256 x) {
-  const __m256 log2e = _mm256_set1_ps(1.44269504088896341f);
-  const __m256 ln2_high = _mm256_set1_ps(0.693145751953125f);  // few mantissa bits: n * ln2_high is exact
-  const __m256 ln2_low = _mm256_set1_ps(1.42860682030941723e-6f);
-  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, ln2_high, x);
-  r = _mm256_fnmadd_ps(n, ln2_low, r);
-  __m256 p = _mm256_set1_ps(1.0f / 720.0f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-  const __m256i exponent = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(p, _mm256_castsi256_ps(exponent));
 }
 
 inline __m256 round_to_f16(__m256 x) {
@@ -119,7 +98,7 @@ struct Avx2Vec {
     const __m256 max_broadcast = _mm256_set1_ps(max_score);
     __m256d sum_low = _mm256_setzero_pd(), sum_high = _mm256_setzero_pd();
     for (t = 0; t + 8 <= n; t += 8) {
-      const __m256 e = exp_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(s + t), max_broadcast));
+      const __m256 e = detail::exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(s + t), max_broadcast));
       _mm256_storeu_ps(s + t, e);
       sum_low = _mm256_add_pd(sum_low, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
       sum_high = _mm256_add_pd(sum_high, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
@@ -129,7 +108,7 @@ struct Avx2Vec {
     double sum = (sums[0] + sums[1]) + (sums[2] + sums[3]);
     for (int tail = t; tail < n; ++tail) {
       alignas(32) float one[8] = {s[tail] - max_score};
-      _mm256_store_ps(one, exp_nonpositive(_mm256_load_ps(one)));
+      _mm256_store_ps(one, detail::exp_avx2(_mm256_load_ps(one)));
       s[tail] = one[0];
       sum += s[tail];
     }
