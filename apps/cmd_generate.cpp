@@ -27,6 +27,7 @@ struct GenerateOptions {
   bool ignore_eos = false;
   bool escape = false;
   std::string stats_json;
+  std::string trace;
 };
 
 Result<std::vector<std::string>> read_prompts(const GenerateOptions& options) {
@@ -61,6 +62,7 @@ Result<std::string> apply_chat(const Engine& engine, const GenerateOptions& opti
 int run_generate(const GenerateOptions& options) {
   auto engine_config = engine_options(options.model, options.batch, options.spec);
   if (!engine_config.ok()) return report_error(engine_config.status());
+  engine_config->trace = !options.trace.empty();
   auto engine_or = Engine::create(*engine_config);
   if (!engine_or.ok()) return report_error(engine_or.status());
   Engine& engine = **engine_or;
@@ -138,9 +140,14 @@ int run_generate(const GenerateOptions& options) {
   std::fprintf(stderr, "%s | %s%s | seed %llu\n", engine.stats().summary_line().c_str(), engine.backend_name().c_str(),
                drafter.c_str(), static_cast<unsigned long long>(sampling.seed));
   if (!options.stats_json.empty()) {
+    nlohmann::ordered_json stats = nlohmann::ordered_json::parse(engine.stats().to_json());
+    stats["pass_records"] = nlohmann::ordered_json::parse(engine.pass_log().records_json());
     std::ofstream out(options.stats_json);
-    out << engine.stats().to_json() << "\n";
+    out << stats.dump() << "\n";
     if (!out) return report_error(io_error("cannot write '", options.stats_json, "'"));
+  }
+  if (!options.trace.empty()) {
+    if (Status written = engine.write_trace(options.trace); !written.ok()) return report_error(written);
   }
   return exit_code;
 }
@@ -166,7 +173,10 @@ Command register_generate(CLI::App& app) {
   command->add_flag("--json", options->json, "one JSON object per prompt: prompt_tokens, tokens, text, finish_reason");
   command->add_flag("-e,--escape", options->escape, "read \\n, \\t, \\\\ ... in prompts as escapes (multi-line prompts in -f files)");
   command->add_flag("--ignore-eos", options->ignore_eos, "keep generating past end-of-generation tokens");
-  command->add_option("--stats-json", options->stats_json, "write the run's stats (tokens, seconds, bytes) as JSON");
+  command->add_option("--stats-json", options->stats_json,
+                      "write the run's stats (tokens, seconds, bytes) and per-pass records as JSON");
+  command->add_option("--trace", options->trace,
+                      "write a per-pass timeline (Chrome trace-event JSON: chrome://tracing or Perfetto)");
   return {command, [options] {
             if (options->prompt.empty() && options->prompt_file.empty()) {
               return report_error(invalid_argument("give a prompt with -p TEXT or a prompt file with -f FILE"));

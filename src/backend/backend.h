@@ -73,6 +73,10 @@ class Backend {
   // Host -> backend memory and back, synchronous.
   virtual void copy_to_device(void* destination, const void* source, size_t bytes) = 0;
   virtual void copy_to_host(void* destination, const void* source, size_t bytes) = 0;
+  // Backend memory to backend memory, `height` rows of `width` bytes between pitched
+  // layouts (cudaMemcpy2D's shape), synchronous.
+  virtual void copy_2d(void* destination, size_t destination_pitch, const void* source, size_t source_pitch,
+                       size_t width, size_t height) = 0;
   // An in-order queue for asynchronous copies and work (backend/stream.h).
   virtual std::unique_ptr<Stream> create_stream(StreamRole role) = 0;
 

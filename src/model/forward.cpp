@@ -128,10 +128,32 @@ Status ModelRunner::forward(const StepInput& step, const KvGeometry& geometry, f
   const int64_t n_out = static_cast<int64_t>(logit_tokens_.size());
   if (n_out > 0) {
     backend_.rmsnorm(buffer(kResidual), w.output_norm, c.rms_eps, n_out, c.dim, buffer(kNormed));
-    backend_.matmul(w.output, buffer(kNormed), n_out, logits);
+    if (layer_source_ != nullptr && n_layers_ == c.n_layers) {
+      output_from_source(n_out, logits);
+    } else {
+      backend_.matmul(w.output, buffer(kNormed), n_out, logits);
+    }
   }
   ++steps_;
   return Status::Ok();
+}
+
+void ModelRunner::output_from_source(int64_t n_out, float* logits) {
+  const int64_t n_vocab = model_.config.n_vocab;
+  for (int chunk = 0; chunk < layer_source_->n_output_chunks(); ++chunk) {
+    const OutputChunk output = layer_source_->acquire_output(chunk);
+    const int64_t rows = output.weight.shape[0];
+    const size_t bytes = size_t(n_out * rows) * sizeof(float);
+    if (chunk_logits_.bytes() < bytes) {
+      Result<Buffer> buffer = backend_.allocate(bytes, MemoryKind::kDevice);
+      SO_CHECK(buffer.ok(), "allocating output chunk logits: ", buffer.status().to_string());
+      chunk_logits_ = std::move(buffer).value();
+    }
+    backend_.matmul(output.weight, buffer(kNormed), n_out, chunk_logits_.as<float>());
+    backend_.copy_2d(logits + output.first_row, n_vocab * sizeof(float), chunk_logits_.data(), rows * sizeof(float),
+                     rows * sizeof(float), size_t(n_out));
+    layer_source_->release_output(chunk);
+  }
 }
 
 void ModelRunner::forward_layer(int layer, const LayerWeights& w, int64_t n_tokens, const KvGeometry& geometry,

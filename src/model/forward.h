@@ -15,14 +15,24 @@ namespace so {
 // KV geometry that fits a model (page size in positions); n_layers < 0: all of them.
 KvGeometry kv_geometry_for(const ModelConfig& config, int page_tokens = 256, int n_layers = -1);
 
-// Where a pass gets each layer's weights when they are not all resident: the offload
-// pipeline streams them into device slots (offload/). acquire blocks until the layer's
-// weights are in place; after release its memory may be reused.
+// A slice of the LM head: output rows [first_row, first_row + weight.shape[0]).
+struct OutputChunk {
+  TensorView weight;
+  int64_t first_row = 0;
+};
+
+// Where a pass gets each layer's weights, and the LM head's, when they are not all
+// resident: the offload pipeline streams them into device slots (offload/). acquire blocks
+// until the weights are in place; after release their memory may be reused. A pass
+// acquires layers 0..n-1, then output chunks 0..n_output_chunks()-1, in order.
 class LayerSource {
  public:
   virtual ~LayerSource() = default;
   virtual const LayerWeights& acquire(int layer) = 0;
   virtual void release(int layer) = 0;
+  virtual int n_output_chunks() const = 0;
+  virtual OutputChunk acquire_output(int chunk) = 0;
+  virtual void release_output(int chunk) = 0;
 };
 
 class ModelRunner {
@@ -51,6 +61,8 @@ class ModelRunner {
   void forward_layer(int layer, const LayerWeights& weights, int64_t n_tokens, const KvGeometry& geometry,
                      bool last_layer, std::span<const int32_t> keep_rows);
   void ensure_workspace(int64_t n_tokens);
+  // logits (n_out, n_vocab) = normed * output^T, chunk by chunk from the layer source.
+  void output_from_source(int64_t n_out, float* logits);
   float* buffer(int index) const { return workspace_[index].as<float>(); }
 
   const Model& model_;
@@ -61,6 +73,7 @@ class ModelRunner {
   AttentionParams attention_params_;
   int64_t workspace_tokens_ = 0;
   std::vector<Buffer> workspace_;
+  Buffer chunk_logits_;  // one output chunk's logits before they go to their columns
   // Per-step plain data.
   std::vector<AttentionRow> attention_rows_;
   std::vector<int32_t> positions_;

@@ -1,8 +1,12 @@
-// The tiered weight store for one model (ARCHITECTURE.md section 3): the first layers that
-// fit the device budget are resident in device memory; the others live packed in pinned
-// host slabs and stream through a ring of device slots, one copy per layer, on a copy
-// stream that runs ahead of compute by the ring's depth. Prefetch is cyclic: releasing
-// the last layer of a pass starts the copies of the next pass's first streamed layers.
+// The tiered weight store for one model (ARCHITECTURE.md section 3). A pass reads its
+// weights as a sequence of segments: each layer, packed into one slab, then the LM head in
+// row chunks no larger than a layer. As many segments as fit the device budget are
+// resident in device memory, spread evenly over the pass so the copy engine keeps loading
+// while compute works on them; the others live in pinned host slabs and stream through a
+// ring of device slots, one copy per segment, on a copy stream that runs ahead of compute
+// by the ring's depth. Prefetch is cyclic: releasing the last segment of a pass starts the
+// copies of the next pass's first streamed segments. The token embedding stays in host
+// memory (a pass gathers only its tokens' rows) and is not counted against the budget.
 #pragma once
 
 #include <deque>
@@ -17,7 +21,7 @@
 namespace so {
 
 struct LayerStreamerOptions {
-  int64_t device_budget_bytes = 0;  // for weights: the ring plus resident layers
+  int64_t device_budget_bytes = 0;  // for weights: resident segments, the ring, the output norm
   int ring_slots = 2;
 };
 
@@ -29,31 +33,49 @@ class LayerStreamer final : public LayerSource {
 
   const LayerWeights& acquire(int layer) override;
   void release(int layer) override;
+  int n_output_chunks() const override { return static_cast<int>(chunk_rows_.size()); }
+  OutputChunk acquire_output(int chunk) override;
+  void release_output(int chunk) override;
 
-  int n_resident() const { return n_resident_; }
-  int n_streamed() const { return static_cast<int>(layouts_.size()) - n_resident_; }
+  int n_segments() const { return static_cast<int>(segment_bytes_.size()); }
+  int n_resident() const { return n_segments() - n_streamed(); }
+  int n_streamed() const { return static_cast<int>(streamed_.size()); }
+  bool resident(int segment) const { return slab_index_[segment] < 0; }
   int ring_slots() const { return static_cast<int>(slots_.size()); }
   int64_t device_bytes() const { return device_bytes_; }
   int64_t streamed_bytes_per_pass() const;
   // Totals since creation.
   int64_t bytes_copied() const { return bytes_copied_; }
   double copy_wait_seconds() const { return copy_wait_seconds_; }
+  // Finished copies, and compute's waits for them ("wait layer N"), since the last call.
+  std::vector<StreamSpan> take_copy_spans();
+  std::vector<StreamSpan> take_wait_spans();
 
  private:
   explicit LayerStreamer(const Model& model) : model_(model) {}
+  // The device memory holding segment `segment` now (resident slab or its ring slot).
+  const void* acquire_segment(int segment);
+  void release_segment(int segment);
   void issue_next_load();
+  std::string segment_name(int segment) const;
 
   const Model& model_;
-  int n_resident_ = 0;
+  int n_layers_ = 0;
+  std::vector<int64_t> segment_bytes_;
+  // Per segment: its host slab (streamed) or -1 - its resident slab.
+  std::vector<int> slab_index_;
+  std::vector<int> streamed_;             // streamed segments in pass order
   std::vector<LayerSlabLayout> layouts_;  // per layer
-  std::vector<Buffer> resident_slabs_;    // device, layers [0, n_resident)
-  std::vector<Buffer> host_slabs_;        // pinned host, streamed layers
+  std::vector<int64_t> chunk_rows_;       // per output chunk: its first row
+  int64_t rows_per_chunk_ = 0;
+  std::vector<Buffer> resident_slabs_;    // device
+  std::vector<Buffer> host_slabs_;        // pinned host, streamed segments
   std::vector<Buffer> slots_;             // device ring
   std::vector<LayerWeights> views_;       // per layer, into its resident slab or current slot
   std::unique_ptr<Stream> copy_stream_;
-  // Load k copies streamed layer k % n_streamed into slot k % ring_slots.
+  // Load k copies streamed segment k % n_streamed into slot k % ring_slots.
   struct Load {
-    int layer;
+    int segment;
     int slot;
     std::shared_ptr<Event> ready;
   };
@@ -62,6 +84,7 @@ class LayerStreamer final : public LayerSource {
   int64_t device_bytes_ = 0;
   int64_t bytes_copied_ = 0;
   double copy_wait_seconds_ = 0.0;
+  std::vector<StreamSpan> wait_spans_;
 };
 
 }  // namespace so

@@ -57,7 +57,18 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
   engine->draft_model_ = std::move(drafter.draft_model);
   engine->drafter_ = std::move(drafter.drafter);
   engine->draft_length_ = std::make_unique<DraftLengthPolicy>(options.spec.draft_max, options.spec.adaptive);
+  engine->pass_log_ = std::make_unique<PassLog>(options.trace);
   return engine;
+}
+
+void Engine::reset_stats() {
+  stats_ = EngineStats{};
+  pass_log_ = std::make_unique<PassLog>(options_.trace);
+}
+
+Status Engine::write_trace(const std::string& path) const {
+  if (!options_.trace) return invalid_argument("the engine keeps no trace spans; create it with trace on (--trace)");
+  return pass_log_->write_chrome_trace(path);
 }
 
 Status Engine::forward(StepBuilder& builder, std::vector<float>& logits, int64_t n_prompt_tokens) {
@@ -67,16 +78,30 @@ Status Engine::forward(StepBuilder& builder, std::vector<float>& logits, int64_t
   if (logits_buffer_.bytes() < logit_bytes) {
     SO_ASSIGN_OR_RETURN(logits_buffer_, backend_->allocate(logit_bytes, MemoryKind::kDevice));
   }
-  Stopwatch watch;
+  const double start = now_seconds();
   const int64_t streamed_before = streamer_ ? streamer_->bytes_copied() : 0;
   const double waited_before = streamer_ ? streamer_->copy_wait_seconds() : 0.0;
   SO_TRY(runner_->forward(step, kv_->geometry(), logits_buffer_.as<float>()));
+  last_forward_ = {};
   if (streamer_) {
-    stats_.streamed_bytes += streamer_->bytes_copied() - streamed_before;
-    stats_.copy_wait_seconds += streamer_->copy_wait_seconds() - waited_before;
+    last_forward_.streamed_bytes = streamer_->bytes_copied() - streamed_before;
+    last_forward_.copy_wait_seconds = streamer_->copy_wait_seconds() - waited_before;
+    stats_.streamed_bytes += last_forward_.streamed_bytes;
+    stats_.copy_wait_seconds += last_forward_.copy_wait_seconds;
+    for (const StreamSpan& span : streamer_->take_wait_spans()) {
+      pass_log_->add_span(TraceTrack::kCompute, span.label, span.start_seconds, span.end_seconds);
+    }
   }
   builder.commit();
-  const double seconds = watch.elapsed_seconds();
+  const double end = now_seconds();
+  const double seconds = end - start;
+  last_forward_.seconds = seconds;
+  pass_log_->add_span(TraceTrack::kCompute, str_cat("verify ", step.tokens.size(), " tokens"), start, end);
+  if (streamer_) {
+    const std::vector<StreamSpan> copies = streamer_->take_copy_spans();
+    for (const StreamSpan& span : copies) stats_.copy_busy_seconds += span.end_seconds - span.start_seconds;
+    pass_log_->add_copy_spans(copies);
+  }
   logits.resize(size_t(step.n_logit_rows()) * n_vocab);
   backend_->copy_to_host(logits.data(), logits_buffer_.data(), logit_bytes);
 

@@ -15,6 +15,7 @@
 #include "model/forward.h"
 #include "model/model.h"
 #include "offload/layer_streamer.h"
+#include "runtime/pass_log.h"
 #include "runtime/stats.h"
 #include "sampler/sampler.h"
 #include "spec/draft_length.h"
@@ -51,6 +52,7 @@ struct EngineOptions {
   int kv_page_tokens = 256;
   SpecOptions spec;
   OffloadOptions offload;
+  bool trace = false;  // keep every span for write_trace (memory grows with the run)
 };
 
 enum class FinishReason { kStop, kLength, kError };
@@ -106,7 +108,11 @@ class Engine {
   Status forward(StepBuilder& step, std::vector<float>& logits, int64_t n_prompt_tokens = -1);
 
   const EngineStats& stats() const { return stats_; }
-  void reset_stats() { stats_ = EngineStats{}; }
+  // Per-pass records of generate() calls since the last reset.
+  const PassLog& pass_log() const { return *pass_log_; }
+  void reset_stats();
+  // Chrome trace-event JSON of the passes (needs EngineOptions::trace).
+  Status write_trace(const std::string& path) const;
 
  private:
   Engine() = default;
@@ -122,6 +128,12 @@ class Engine {
   std::unique_ptr<DraftLengthPolicy> draft_length_;
   Buffer logits_buffer_;
   EngineStats stats_;
+  std::unique_ptr<PassLog> pass_log_;
+  // The last forward(), for the pass record.
+  struct ForwardTimes {
+    double seconds = 0, copy_wait_seconds = 0;
+    int64_t streamed_bytes = 0;
+  } last_forward_;
 };
 
 }  // namespace so

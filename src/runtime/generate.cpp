@@ -91,6 +91,9 @@ std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest
       }
     }
 
+    pass_log_->begin_pass();
+    const double pass_start = now_seconds();
+
     // Draft for the generating rows that fit the step's token budget. Caps: no drafts past
     // the token limit (the pending token is already emitted, and a pass commits up to
     // k + 1), past either model's context, or past the budget.
@@ -125,11 +128,13 @@ std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest
     proposals.assign(queries.size(), {});
     const bool any_draft = std::any_of(queries.begin(), queries.end(), [](const DraftQuery& q) { return q.k > 0; });
     if (drafter_ && any_draft) {
-      Stopwatch watch;
+      const double draft_start = now_seconds();
       const double catch_up_before = drafter_->catch_up_seconds();
       Status drafted = drafter_->propose(queries, proposals);
-      const double seconds = watch.elapsed_seconds();
+      const double seconds = now_seconds() - draft_start;
       stats_.draft_seconds += seconds;
+      pass_log_->current().draft_seconds += seconds;
+      pass_log_->add_span(TraceTrack::kDraft, "draft", draft_start, draft_start + seconds);
       if (!drafted.ok()) {
         // Decoding goes on without drafts; the failure is the drafter's, not the rows'.
         if (!warned_draft_failure) SO_LOG(Warn, "drafting failed, decoding without drafts: ", drafted.to_string());
@@ -189,6 +194,7 @@ std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest
       for (auto [slot, reason] : finished) finish(slot, reason);
     };
     if (step.empty()) {
+      pass_log_->discard_pass();
       retire_finished();
       continue;
     }
@@ -198,7 +204,15 @@ std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest
     for (size_t i = 0; i < step_slots.size(); ++i) kv_before[i] = kv_->length(active[step_slots[i]].kv_row);
     Stopwatch step_watch;
     Status status = forward(step, logits, prompt_tokens);
+    PassRecord& pass = pass_log_->current();
+    pass.rows = static_cast<int>(step_slots.size());
+    pass.prefill_tokens = prompt_tokens;
+    pass.verify_tokens = int64_t(step.input().tokens.size()) - prompt_tokens;
+    pass.compute_seconds = last_forward_.seconds - last_forward_.copy_wait_seconds;
+    pass.copy_wait_seconds = last_forward_.copy_wait_seconds;
+    pass.streamed_bytes = last_forward_.streamed_bytes;
     if (!status.ok()) {
+      pass_log_->end_pass();
       // A step failure (e.g. KV budget) fails the rows in it; the others go on.
       for (size_t slot : step_slots) {
         results[active[slot].request].error = status;
@@ -233,6 +247,9 @@ std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest
 
       if (was_generating) {
         stats_.record_verification(n_drafts, verdict.n_accepted);
+        pass.drafted += n_drafts;
+        pass.accepted += verdict.n_accepted;
+        pass.committed += verdict.n_accepted + 1;
         results[row.request].drafted_tokens += n_drafts;
         results[row.request].accepted_tokens += verdict.n_accepted;
         stats_.decode_tokens += verdict.n_accepted + 1;
@@ -268,6 +285,9 @@ std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest
       }
       if (!done) row.pending = verdict.next_token;
     }
+    pass_log_->end_pass();
+    stats_.passes += 1;
+    stats_.pass_seconds += now_seconds() - pass_start;
     retire_finished();
   }
   return results;

@@ -27,8 +27,9 @@ std::string EngineStats::summary_line() const {
                 static_cast<long long>(steps));
   std::string result = line;
   if (streamed_bytes > 0) {
-    std::snprintf(line, sizeof line, " | streamed %s, waited %.2f s", format_bytes(double(streamed_bytes)).c_str(),
-                  copy_wait_seconds);
+    std::snprintf(line, sizeof line, " | streamed %s in %.2f s of copies (%.2f GB/s), compute waited %.2f s",
+                  format_bytes(double(streamed_bytes)).c_str(), copy_busy_seconds,
+                  copy_busy_seconds > 0 ? streamed_bytes / copy_busy_seconds / 1e9 : 0.0, copy_wait_seconds);
     result += line;
   }
   if (spec_row_passes > 0) {
@@ -56,6 +57,9 @@ std::string EngineStats::to_json() const {
       {"bytes_per_second", bytes_per_second()},
       {"streamed_bytes", streamed_bytes},
       {"copy_wait_seconds", copy_wait_seconds},
+      {"copy_busy_seconds", copy_busy_seconds},
+      {"passes", passes},
+      {"pass_seconds", pass_seconds},
       {"spec_row_passes", spec_row_passes},
       {"drafted_tokens", drafted_tokens},
       {"accepted_tokens", accepted_tokens},

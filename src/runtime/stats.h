@@ -24,6 +24,9 @@ struct EngineStats {
   int64_t kv_bytes_read = 0;      // KV cache read by attention
   int64_t streamed_bytes = 0;     // offload: weights copied host -> device
   double copy_wait_seconds = 0.0; // offload: compute waiting for a layer's copy
+  double copy_busy_seconds = 0.0; // offload: the copy engine's busy time
+  double pass_seconds = 0.0;      // wall time of generate()'s passes (drafting included)
+  int64_t passes = 0;
 
   // Speculation: per row and pass, k drafted, n accepted (a prefix), n + 1 committed.
   int64_t spec_row_passes = 0;  // row-passes that verified at least one draft

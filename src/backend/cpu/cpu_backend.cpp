@@ -47,6 +47,14 @@ void CpuBackend::copy_to_host(void* destination, const void* source, size_t byte
   std::memcpy(destination, source, bytes);
 }
 
+void CpuBackend::copy_2d(void* destination, size_t destination_pitch, const void* source, size_t source_pitch,
+                         size_t width, size_t height) {
+  for (size_t row = 0; row < height; ++row) {
+    std::memcpy(static_cast<uint8_t*>(destination) + row * destination_pitch,
+                static_cast<const uint8_t*>(source) + row * source_pitch, width);
+  }
+}
+
 std::unique_ptr<Stream> CpuBackend::create_stream(StreamRole role) {
   const double link = role == StreamRole::kCopy ? sim_link_gbps_ * 1e9 : 0.0;
   return std::make_unique<CpuStream>(role, link);

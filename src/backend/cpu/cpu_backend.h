@@ -46,6 +46,8 @@ class CpuBackend final : public Backend {
   void free(void* data, size_t bytes, MemoryKind kind) override;
   void copy_to_device(void* destination, const void* source, size_t bytes) override;
   void copy_to_host(void* destination, const void* source, size_t bytes) override;
+  void copy_2d(void* destination, size_t destination_pitch, const void* source, size_t source_pitch, size_t width,
+               size_t height) override;
   std::unique_ptr<Stream> create_stream(StreamRole role) override;
 
   void matmul(const TensorView& weight, const float* x, int64_t n_rows, float* y) override;
