@@ -112,4 +112,10 @@ std::string process_escapes(std::string_view text) {
   return out;
 }
 
+std::string format_double(double value, int decimals) {
+  char text[64];
+  std::snprintf(text, sizeof text, "%.*f", decimals, value);
+  return text;
+}
+
 }  // namespace so

@@ -27,6 +27,8 @@ std::string str_trim(std::string_view text);
 std::optional<uint64_t> parse_byte_size(std::string_view text);
 // 1536 -> "1.50 KiB"
 std::string format_bytes(double bytes);
+// (3.14159, 2) -> "3.14"
+std::string format_double(double value, int decimals);
 
 // Printable form of arbitrary bytes for error messages: quotes and escapes control and
 // non-UTF-8 bytes, truncates after max_chars.

@@ -18,11 +18,6 @@ constexpr double kShrinkWeight = 2.0;     // in pseudo-observations
 
 }  // namespace
 
-double expected_tokens_per_pass(double alpha, int k) {
-  if (alpha >= 1.0) return k + 1.0;
-  return (1.0 - std::pow(alpha, k + 1)) / (1.0 - alpha);
-}
-
 double DraftLengthPolicy::pooled_alpha() const {
   return (pool_.accepted + kPoolPrior * kShrinkWeight) / (pool_.accepted + pool_.rejected + kShrinkWeight);
 }

@@ -23,10 +23,9 @@
 #include <cstdint>
 #include <span>
 
-namespace so {
+#include "planner/cost_model.h"  // expected_tokens_per_pass
 
-// Expected tokens committed per row per pass.
-double expected_tokens_per_pass(double alpha, int k);
+namespace so {
 
 struct RowAcceptance {
   double accepted = 0.0;  // decayed count of accepted drafts

@@ -1,0 +1,42 @@
+#include "planner/cost_model.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace so {
+
+double expected_tokens_per_pass(double alpha, int k) {
+  if (k <= 0) return 1.0;
+  alpha = std::clamp(alpha, 0.0, 1.0);
+  if (alpha >= 1.0) return k + 1.0;
+  return (1.0 - std::pow(alpha, k + 1)) / (1.0 - alpha);
+}
+
+namespace {
+
+double matrix_seconds(const MatrixShape& matrix, const HardwareProfile& profile, int64_t tokens) {
+  if (tokens <= 0) return 0.0;
+  const MatmulSpeed speed = profile.matmul_speed(matrix.dtype);
+  // An expert is read when at least one of the step's tokens is routed to it.
+  const double read_share = matrix.token_share >= 1.0 ? 1.0 : 1.0 - std::pow(1.0 - matrix.token_share, double(tokens));
+  const double flops = 2.0 * double(matrix.rows) * double(matrix.cols) * double(tokens) * matrix.token_share;
+  return read_share * double(matrix.bytes) / (speed.weight_gbps * 1e9) + flops / (speed.gflops * 1e9);
+}
+
+}  // namespace
+
+double step_compute_seconds(const ModelShape& model, const HardwareProfile& profile, const StepShape& step) {
+  double layer = 0.0;
+  for (const MatrixShape& matrix : model.layer) layer += matrix_seconds(matrix, profile, step.tokens);
+  const double attention_gflops = step.kv_on_device ? profile.attention_gflops : profile.cpu_attention_gflops;
+  const double attention_flops = 4.0 * model.head_dim * double(model.n_heads) * step.attention_pairs;
+  layer += attention_flops / (std::max(attention_gflops, 1e-9) * 1e9);
+  return model.n_layers * layer + matrix_seconds(model.head, profile, step.logit_rows) + profile.step_overhead_seconds;
+}
+
+double copy_seconds(const HardwareProfile& profile, int64_t bytes) {
+  if (bytes <= 0) return 0.0;
+  return double(bytes) / (std::max(profile.copy_pinned_gbps, 1e-9) * 1e9);
+}
+
+}  // namespace so

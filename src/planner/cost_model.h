@@ -1,0 +1,32 @@
+// Predicted seconds of a forward step and of a whole pass (ARCHITECTURE.md section 2), from
+// a model shape and a hardware profile. Pure functions: the planner's arithmetic.
+#pragma once
+
+#include <cstdint>
+
+#include "planner/model_shape.h"
+#include "planner/profile.h"
+
+namespace so {
+
+// Expected tokens committed per row per pass when each of k drafts is accepted with
+// probability alpha, independently, and acceptance stops at the first rejection:
+// tau = (1 - alpha^(k+1)) / (1 - alpha); tau = 1 at k = 0.
+double expected_tokens_per_pass(double alpha, int k);
+
+// One forward step of a model: `tokens` token rows, `logit_rows` of them through the head,
+// attention over `attention_pairs` (query, key position) pairs per layer and head.
+struct StepShape {
+  int64_t tokens = 0;
+  int64_t logit_rows = 0;
+  double attention_pairs = 0;
+  bool kv_on_device = true;
+};
+
+// Compute seconds of the step with all weights in place (no copies).
+double step_compute_seconds(const ModelShape& model, const HardwareProfile& profile, const StepShape& step);
+
+// Seconds to stream `bytes` over the host-to-device link.
+double copy_seconds(const HardwareProfile& profile, int64_t bytes);
+
+}  // namespace so

@@ -1,0 +1,176 @@
+#include "planner/planner.h"
+
+#include <algorithm>
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "base/strings.h"
+
+namespace so {
+namespace {
+
+// Float activations a step keeps in device memory (residual, norms, Q/K/V, FFN, logits).
+int64_t workspace_bytes(const ModelShape& model, int64_t tokens, int64_t logit_rows) {
+  return int64_t(sizeof(float)) * (tokens * (4LL * model.dim + 3LL * model.ffn_dim) + logit_rows * model.n_vocab);
+}
+
+// Pairs of (query, key position) for `rows` rows at mean context `context`, each with
+// `queries` new positions.
+double attention_pairs(int64_t rows, double context, int queries) {
+  return double(rows) * (queries * context + queries * (queries + 1) / 2.0);
+}
+
+}  // namespace
+
+Result<Plan> evaluate_plan(const PlanInput& input, int rows, int draft_length, int ring_slots, bool kv_on_device) {
+  const ModelShape& target = input.target;
+  const HardwareProfile& profile = input.profile;
+  const Workload& work = input.workload;
+  const int64_t device_budget = input.device_budget_bytes > 0 ? input.device_budget_bytes : profile.device_memory_bytes;
+  const int64_t host_budget = input.host_budget_bytes > 0 ? input.host_budget_bytes : profile.host_memory_bytes;
+  const bool drafts = input.draft != DraftSource::kNone && draft_length > 0;
+  const int k = drafts ? draft_length : 0;
+
+  Plan plan;
+  plan.rows = rows;
+  plan.draft_length = k;
+  plan.draft_subbatch = drafts ? rows : 0;
+  plan.ring_slots = ring_slots;
+  plan.kv_on_device = kv_on_device;
+  plan.prefill_chunk = input.step_tokens;
+
+  // Device memory: the draft model and its KV (a separate model only), the target's KV
+  // when placed there, the step's workspace, the ring; what is left keeps layers resident.
+  const int64_t max_context = std::min<int64_t>(int64_t(work.prompt_tokens) + work.gen_tokens + k + 1, target.n_ctx);
+  const int64_t kv_bytes = int64_t(rows) * max_context * target.kv_bytes_per_token;
+  const int64_t verify_tokens = int64_t(rows) * (k + 1);
+  const int64_t step_tokens = std::max<int64_t>(verify_tokens, input.step_tokens);
+  int64_t fixed = workspace_bytes(target, step_tokens, verify_tokens);
+  if (kv_on_device) fixed += kv_bytes;
+  if (drafts && input.draft == DraftSource::kModel) {
+    fixed += input.draft_model.device_bytes() + int64_t(rows) * max_context * input.draft_model.kv_bytes_per_token;
+  }
+  const int64_t slot_bytes = std::max<int64_t>(target.layer_bytes, 1);
+  const int64_t weights = target.device_bytes();
+  const int64_t ring_bytes = int64_t(ring_slots) * slot_bytes;
+  if (fixed + std::min(ring_bytes, weights) > device_budget) {
+    return resource_exhausted("the plan needs ", format_bytes(double(fixed + ring_bytes)), " of device memory (",
+                              rows, " rows, k ", k, ", ring ", ring_slots, ", KV ", kv_on_device ? "on device" : "in host",
+                              ") but the budget is ", format_bytes(double(device_budget)));
+  }
+  if (weights + fixed <= device_budget) {
+    plan.resident_bytes = weights;  // everything fits: nothing streams
+  } else {
+    // Whole segments (layers or head chunks of a layer's size) stay resident.
+    const int64_t left = device_budget - fixed - ring_bytes;
+    plan.resident_bytes = std::min(weights - slot_bytes, left / slot_bytes * slot_bytes);
+  }
+  plan.streamed_bytes = weights - plan.resident_bytes;
+  plan.device_bytes = fixed + plan.resident_bytes + (plan.streamed_bytes > 0 ? ring_bytes : 0);
+  plan.host_bytes = plan.streamed_bytes + (kv_on_device ? 0 : kv_bytes);
+  if (plan.host_bytes > host_budget) {
+    return resource_exhausted("the plan needs ", format_bytes(double(plan.host_bytes)), " of host memory but the budget is ",
+                              format_bytes(double(host_budget)));
+  }
+
+  // One decode pass at the mean context of the generation phase.
+  const double context = work.prompt_tokens + work.gen_tokens / 2.0;
+  StepShape verify{verify_tokens, verify_tokens, attention_pairs(rows, context, k + 1), kv_on_device};
+  plan.decode.compute = step_compute_seconds(target, profile, verify);
+  plan.decode.copy = copy_seconds(profile, plan.streamed_bytes);
+  if (drafts && input.draft != DraftSource::kNgram) {
+    const StepShape draft_step{rows, rows, attention_pairs(rows, context, 1), true};
+    plan.decode.draft = k * step_compute_seconds(input.draft_model, profile, draft_step);
+  }
+  const double ring_copy = plan.streamed_bytes > 0 ? copy_seconds(profile, std::min(ring_bytes, plan.streamed_bytes)) : 0;
+  plan.decode.pass = plan.decode.draft +
+                     std::max(plan.decode.copy - std::min(plan.decode.draft, ring_copy), plan.decode.compute);
+  plan.tokens_per_pass = rows * expected_tokens_per_pass(input.alpha, k);
+  plan.decode_tokens_per_second = plan.tokens_per_pass / plan.decode.pass;
+
+  // Prefill in chunks of the step budget; every chunk streams the weights once.
+  const double prompt_total = double(work.n_prompts) * work.prompt_tokens;
+  const int64_t chunk = std::max(1, input.step_tokens);
+  const double chunks = std::ceil(prompt_total / double(chunk));
+  const double prompts_per_chunk = std::max(1.0, double(chunk) / std::max(1, work.prompt_tokens));
+  StepShape prefill{chunk, int64_t(std::ceil(prompts_per_chunk)),
+                    prompts_per_chunk * work.prompt_tokens * (work.prompt_tokens + 1) / 2.0, kv_on_device};
+  plan.prefill_seconds =
+      chunks * std::max(copy_seconds(profile, plan.streamed_bytes), step_compute_seconds(target, profile, prefill));
+  const double generated = double(work.n_prompts) * work.gen_tokens;
+  plan.job_seconds = plan.prefill_seconds + generated / plan.decode_tokens_per_second;
+  plan.tokens_per_second = generated / plan.job_seconds;
+  return plan;
+}
+
+Result<Plan> make_plan(const PlanInput& input) {
+  std::vector<int> row_choices;
+  const int most = std::max(1, std::min(input.max_rows, input.workload.n_prompts));
+  for (int rows = 1; rows < most; rows *= 2) row_choices.push_back(rows);
+  row_choices.push_back(most);
+  const int max_k = input.draft == DraftSource::kNone ? 0 : std::max(0, input.max_draft);
+
+  std::optional<Plan> best;
+  Status last_error = invalid_argument("no plan was tried");
+  for (int rows : row_choices) {
+    for (int k = 0; k <= max_k; ++k) {
+      for (int ring = 2; ring <= 4; ++ring) {
+        for (bool kv_on_device : {true, false}) {
+          Result<Plan> plan = evaluate_plan(input, rows, k, ring, kv_on_device);
+          if (!plan.ok()) {
+            last_error = plan.status();
+            continue;
+          }
+          // note: strictly better only, so ties keep fewer rows, shorter drafts, a
+          // shallower ring and KV on the device.
+          if (!best || plan->tokens_per_second > best->tokens_per_second * (1 + 1e-9)) best = *plan;
+        }
+      }
+    }
+  }
+  if (!best) return last_error.with_context("no plan fits the budgets");
+  return *best;
+}
+
+std::string Plan::to_json() const {
+  nlohmann::ordered_json json = {
+      {"rows", rows},
+      {"draft_length", draft_length},
+      {"draft_subbatch", draft_subbatch},
+      {"ring_slots", ring_slots},
+      {"kv_placement", kv_on_device ? "device" : "host"},
+      {"prefill_chunk", prefill_chunk},
+      {"resident_bytes", resident_bytes},
+      {"streamed_bytes_per_pass", streamed_bytes},
+      {"device_bytes", device_bytes},
+      {"host_bytes", host_bytes},
+      {"decode_pass", {{"copy_seconds", decode.copy}, {"compute_seconds", decode.compute},
+                       {"draft_seconds", decode.draft}, {"pass_seconds", decode.pass}}},
+      {"tokens_per_pass", tokens_per_pass},
+      {"decode_tokens_per_second", decode_tokens_per_second},
+      {"prefill_seconds", prefill_seconds},
+      {"job_seconds", job_seconds},
+      {"tokens_per_second", tokens_per_second},
+  };
+  return json.dump(2);
+}
+
+std::string Plan::describe() const {
+  return str_cat("rows per pass      ", rows, "\n",
+                 "draft length k     ", draft_length, draft_length > 0 ? str_cat(" (draft sub-batch ", draft_subbatch, ")") : "", "\n",
+                 "resident weights   ", format_bytes(double(resident_bytes)), ", streamed per pass ",
+                 format_bytes(double(streamed_bytes)), "\n",
+                 "ring slots         ", ring_slots, "\n",
+                 "KV cache           ", kv_on_device ? "device" : "host (attention on CPU threads)", "\n",
+                 "prefill chunk      ", prefill_chunk, " tokens\n",
+                 "device memory      ", format_bytes(double(device_bytes)), "\n",
+                 "decode pass        ", format_double(decode.pass * 1e3, 2), " ms = draft ", format_double(decode.draft * 1e3, 2),
+                 " ms + max(copy ", format_double(decode.copy * 1e3, 2), " ms, compute ", format_double(decode.compute * 1e3, 2),
+                 " ms) with the ring's overlap\n",
+                 "tokens per pass    ", format_double(tokens_per_pass, 2), "\n",
+                 "predicted          ", format_double(decode_tokens_per_second, 1), " tok/s decoding, ",
+                 format_double(tokens_per_second, 1), " tok/s over the job (prefill ", format_double(prefill_seconds, 2),
+                 " s, job ", format_double(job_seconds, 2), " s)\n");
+}
+
+}  // namespace so
