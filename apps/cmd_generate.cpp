@@ -28,6 +28,8 @@ struct GenerateOptions {
   bool escape = false;
   std::string stats_json;
   std::string trace;
+  std::string profile;
+  double alpha = 0.5;
 };
 
 Result<std::vector<std::string>> read_prompts(const GenerateOptions& options) {
@@ -46,6 +48,28 @@ Result<std::vector<std::string>> read_prompts(const GenerateOptions& options) {
   return std::vector<std::string>{options.prompt};
 }
 
+// With --profile, the planner picks rows, draft length and ring depth for this job
+// (flags the user gave keep their values); the plan goes to stderr.
+Status apply_planner(const GenerateOptions& options, const PlanOverrides& given,
+                     const std::vector<std::string>& prompts, EngineOptions& engine_config) {
+  const size_t n_prompts = prompts.size();
+  if (options.profile.empty()) return Status::Ok();
+  SO_ASSIGN_OR_RETURN(HardwareProfile profile,
+                      HardwareProfile::load(options.profile == "auto" ? default_profile_path() : options.profile));
+  SO_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, load_tokenizer(engine_config.model_path));
+  int64_t prompt_tokens = 0;
+  for (const std::string& prompt : prompts) prompt_tokens += int64_t(tokenizer->encode(prompt, true, true).size());
+  PlanRequest request;
+  request.workload = {int(n_prompts), int(prompt_tokens / int64_t(n_prompts)) + (options.chat ? 16 : 0),
+                      std::max(1, options.max_tokens)};
+  request.alpha = options.alpha;
+  request.profile = profile;
+  SO_ASSIGN_OR_RETURN(Plan plan, plan_for(engine_config, request, given));
+  apply_plan(plan, given, engine_config);
+  std::fprintf(stderr, "plan (from %s):\n%s", options.profile.c_str(), plan.describe().c_str());
+  return Status::Ok();
+}
+
 Result<std::string> apply_chat(const Engine& engine, const GenerateOptions& options, const std::string& prompt) {
   std::string jinja;
   if (const MetadataValue* value = engine.model().file.metadata.find("tokenizer.chat_template");
@@ -59,16 +83,19 @@ Result<std::string> apply_chat(const Engine& engine, const GenerateOptions& opti
   return render_chat(chat, messages, /*add_generation_prompt=*/true);
 }
 
-int run_generate(const GenerateOptions& options) {
+int run_generate(const GenerateOptions& options, const PlanOverrides& given) {
   auto engine_config = engine_options(options.model, options.batch, options.spec);
   if (!engine_config.ok()) return report_error(engine_config.status());
+  auto prompts = read_prompts(options);
+  if (!prompts.ok()) return report_error(prompts.status());
+  if (Status planned = apply_planner(options, given, *prompts, *engine_config); !planned.ok()) {
+    return report_error(planned);
+  }
   engine_config->trace = !options.trace.empty();
   auto engine_or = Engine::create(*engine_config);
   if (!engine_or.ok()) return report_error(engine_or.status());
   Engine& engine = **engine_or;
 
-  auto prompts = read_prompts(options);
-  if (!prompts.ok()) return report_error(prompts.status());
   const SamplingParams sampling = sampling_params(options.sampling);
   if (Status valid = sampling.validate(); !valid.ok()) return report_error(valid);
 
@@ -177,11 +204,17 @@ Command register_generate(CLI::App& app) {
                       "write the run's stats (tokens, seconds, bytes) and per-pass records as JSON");
   command->add_option("--trace", options->trace,
                       "write a per-pass timeline (Chrome trace-event JSON: chrome://tracing or Perfetto)");
-  return {command, [options] {
+  command->add_option("--profile", options->profile,
+                      "plan rows, draft length and ring depth from this hardware profile ('auto': the cache's); "
+                      "flags given keep their values");
+  command->add_option("--alpha", options->alpha, "with --profile: the acceptance estimate to plan for")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  return {command, [options, command] {
             if (options->prompt.empty() && options->prompt_file.empty()) {
               return report_error(invalid_argument("give a prompt with -p TEXT or a prompt file with -f FILE"));
             }
-            return run_generate(*options);
+            return run_generate(*options, given_overrides(*command));
           }};
 }
 

@@ -14,5 +14,7 @@ struct Command {
 Command register_generate(CLI::App& app);
 Command register_tokenize(CLI::App& app);
 Command register_logits(CLI::App& app);
+Command register_profile(CLI::App& app);
+Command register_plan(CLI::App& app);
 
 }  // namespace so::cli

@@ -59,18 +59,19 @@ void add_spec_options(CLI::App& command, SpecCliOptions& options) {
       ->check(CLI::IsMember({"fixed", "adaptive"}));
 }
 
+std::string cache_directory() {
+  if (const char* dir = std::getenv("SPECOFFLOAD_CACHE"); dir && *dir) return dir;
+  const char* home = std::getenv("HOME");
+  return std::string(home ? home : ".") + "/.cache/specoffload";
+}
+
 std::string resolve_model_path(const std::string& model) {
   if (model != "default") return model;
   if (const char* path = std::getenv("SPECOFFLOAD_DEFAULT_MODEL"); path && *path) return path;
-  std::string cache;
-  if (const char* dir = std::getenv("SPECOFFLOAD_CACHE"); dir && *dir) {
-    cache = dir;
-  } else {
-    const char* home = std::getenv("HOME");
-    cache = std::string(home ? home : ".") + "/.cache/specoffload";
-  }
-  return cache + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+  return cache_directory() + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
 }
+
+std::string default_profile_path() { return cache_directory() + "/profile.json"; }
 
 Result<EngineOptions> engine_options(const ModelOptions& model, const BatchOptions& batch,
                                      const SpecCliOptions& spec) {
@@ -119,6 +120,14 @@ SamplingParams sampling_params(const SamplingOptions& options) {
   params.min_p = options.min_p;
   params.seed = options.seed >= 0 ? static_cast<uint64_t>(options.seed) : std::random_device{}();
   return params;
+}
+
+PlanOverrides given_overrides(const CLI::App& command) {
+  PlanOverrides given;
+  given.max_rows = command.count("--max-rows") > 0;
+  given.draft_max = command.count("--draft-max") > 0;
+  given.ring_slots = command.count("--ring-slots") > 0;
+  return given;
 }
 
 int report_error(const Status& status) {

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "runtime/engine.h"
+#include "runtime/plan_setup.h"
 
 namespace so::cli {
 
@@ -46,9 +47,14 @@ void add_spec_options(CLI::App& command, SpecCliOptions& options);
 
 // "default" -> the model scripts/setup.sh fetched ($SPECOFFLOAD_DEFAULT_MODEL, else the cache).
 std::string resolve_model_path(const std::string& model);
+// Where `profile` writes and `plan`/`generate --profile auto` read: the cache's profile.json.
+std::string default_profile_path();
 Result<EngineOptions> engine_options(const ModelOptions& model, const BatchOptions& batch,
                                      const SpecCliOptions& spec = {});
 SamplingParams sampling_params(const SamplingOptions& options);
+
+// The plan-setting options the user gave on the command line (they override the plan).
+PlanOverrides given_overrides(const CLI::App& command);
 
 // Prints "error: ..." to stderr; returns the exit code for it.
 int report_error(const Status& status);

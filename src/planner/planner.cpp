@@ -26,7 +26,7 @@ Result<Plan> evaluate_plan(const PlanInput& input, int rows, int draft_length, i
   const ModelShape& target = input.target;
   const HardwareProfile& profile = input.profile;
   const Workload& work = input.workload;
-  const int64_t device_budget = input.device_budget_bytes > 0 ? input.device_budget_bytes : profile.device_memory_bytes;
+  const int64_t weight_budget = input.device_budget_bytes > 0 ? input.device_budget_bytes : profile.device_memory_bytes;
   const int64_t host_budget = input.host_budget_bytes > 0 ? input.host_budget_bytes : profile.host_memory_bytes;
   const bool drafts = input.draft != DraftSource::kNone && draft_length > 0;
   const int k = drafts ? draft_length : 0;
@@ -39,8 +39,9 @@ Result<Plan> evaluate_plan(const PlanInput& input, int rows, int draft_length, i
   plan.kv_on_device = kv_on_device;
   plan.prefill_chunk = input.step_tokens;
 
-  // Device memory: the draft model and its KV (a separate model only), the target's KV
-  // when placed there, the step's workspace, the ring; what is left keeps layers resident.
+  // Device memory: the budget (--device-mem) holds the target's weights: resident segments
+  // and the ring. The draft model and its KV, the target's KV when placed there and the
+  // step's workspace come on top and must fit the device's memory with them.
   const int64_t max_context = std::min<int64_t>(int64_t(work.prompt_tokens) + work.gen_tokens + k + 1, target.n_ctx);
   const int64_t kv_bytes = int64_t(rows) * max_context * target.kv_bytes_per_token;
   const int64_t verify_tokens = int64_t(rows) * (k + 1);
@@ -53,20 +54,23 @@ Result<Plan> evaluate_plan(const PlanInput& input, int rows, int draft_length, i
   const int64_t slot_bytes = std::max<int64_t>(target.layer_bytes, 1);
   const int64_t weights = target.device_bytes();
   const int64_t ring_bytes = int64_t(ring_slots) * slot_bytes;
-  if (fixed + std::min(ring_bytes, weights) > device_budget) {
-    return resource_exhausted("the plan needs ", format_bytes(double(fixed + ring_bytes)), " of device memory (",
-                              rows, " rows, k ", k, ", ring ", ring_slots, ", KV ", kv_on_device ? "on device" : "in host",
-                              ") but the budget is ", format_bytes(double(device_budget)));
+  if (std::min(ring_bytes, weights) > weight_budget) {
+    return resource_exhausted("the plan needs ", format_bytes(double(ring_bytes)), " of device memory for a ring of ",
+                              ring_slots, " layers but the weights' budget is ", format_bytes(double(weight_budget)));
   }
-  if (weights + fixed <= device_budget) {
+  if (weights <= weight_budget) {
     plan.resident_bytes = weights;  // everything fits: nothing streams
   } else {
     // Whole segments (layers or head chunks of a layer's size) stay resident.
-    const int64_t left = device_budget - fixed - ring_bytes;
-    plan.resident_bytes = std::min(weights - slot_bytes, left / slot_bytes * slot_bytes);
+    plan.resident_bytes = std::min(weights - slot_bytes, (weight_budget - ring_bytes) / slot_bytes * slot_bytes);
   }
   plan.streamed_bytes = weights - plan.resident_bytes;
   plan.device_bytes = fixed + plan.resident_bytes + (plan.streamed_bytes > 0 ? ring_bytes : 0);
+  if (plan.device_bytes > profile.device_memory_bytes) {
+    return resource_exhausted("the plan needs ", format_bytes(double(plan.device_bytes)), " of device memory (",
+                              rows, " rows, k ", k, ", KV ", kv_on_device ? "on device" : "in host",
+                              ") but the device has ", format_bytes(double(profile.device_memory_bytes)));
+  }
   plan.host_bytes = plan.streamed_bytes + (kv_on_device ? 0 : kv_bytes);
   if (plan.host_bytes > host_budget) {
     return resource_exhausted("the plan needs ", format_bytes(double(plan.host_bytes)), " of host memory but the budget is ",
@@ -108,13 +112,17 @@ Result<Plan> make_plan(const PlanInput& input) {
   const int most = std::max(1, std::min(input.max_rows, input.workload.n_prompts));
   for (int rows = 1; rows < most; rows *= 2) row_choices.push_back(rows);
   row_choices.push_back(most);
+  if (input.fixed_rows > 0) row_choices = {input.fixed_rows};
   const int max_k = input.draft == DraftSource::kNone ? 0 : std::max(0, input.max_draft);
+  const int min_k = input.fixed_draft >= 0 ? std::min(input.fixed_draft, max_k) : 0;
+  const int min_ring = input.fixed_ring > 0 ? input.fixed_ring : 2;
+  const int max_ring = input.fixed_ring > 0 ? input.fixed_ring : 4;
 
   std::optional<Plan> best;
   Status last_error = invalid_argument("no plan was tried");
   for (int rows : row_choices) {
-    for (int k = 0; k <= max_k; ++k) {
-      for (int ring = 2; ring <= 4; ++ring) {
+    for (int k = min_k; k <= (input.fixed_draft >= 0 ? min_k : max_k); ++k) {
+      for (int ring = min_ring; ring <= max_ring; ++ring) {
         for (bool kv_on_device : {true, false}) {
           Result<Plan> plan = evaluate_plan(input, rows, k, ring, kv_on_device);
           if (!plan.ok()) {

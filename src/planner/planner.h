@@ -40,11 +40,15 @@ struct PlanInput {
   double alpha = 0.6;      // acceptance estimate per drafted token
   Workload workload;
   HardwareProfile profile;
-  int64_t device_budget_bytes = 0;  // 0: the profile's device memory
+  int64_t device_budget_bytes = 0;  // the target's weights in device memory; 0: the profile's device memory
   int64_t host_budget_bytes = 0;    // 0: the profile's host memory
   int max_draft = 8;
   int max_rows = 256;
   int step_tokens = 512;  // prefill chunk (tokens per forward step)
+  // Choices the user fixed (flags override the plan); 0: the planner's.
+  int fixed_rows = 0;
+  int fixed_draft = -1;  // -1: the planner's
+  int fixed_ring = 0;
 };
 
 struct StageTimes {
@@ -61,7 +65,7 @@ struct Plan {
   int ring_slots = 2;
   bool kv_on_device = true;
   int prefill_chunk = 512;
-  int64_t resident_bytes = 0;  // target weights kept in device memory
+  int64_t resident_bytes = 0;  // target weights kept in device memory (with the ring: <= the budget)
   int64_t streamed_bytes = 0;  // per pass
   int64_t device_bytes = 0;    // everything the plan puts in device memory
   int64_t host_bytes = 0;      // pinned host slabs, plus KV when it lives there

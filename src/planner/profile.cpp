@@ -25,6 +25,7 @@ std::string HardwareProfile::to_json() const {
                                  {"attention_gflops", attention_gflops},
                                  {"cpu_attention_gflops", cpu_attention_gflops},
                                  {"step_overhead_seconds", step_overhead_seconds},
+                                 {"op_overhead_seconds", op_overhead_seconds},
                                  {"device_memory_bytes", device_memory_bytes},
                                  {"host_memory_bytes", host_memory_bytes}};
   nlohmann::ordered_json speeds = nlohmann::ordered_json::object();
@@ -56,6 +57,7 @@ Result<HardwareProfile> HardwareProfile::from_json(const std::string& text) {
   SO_TRY(number("attention_gflops", profile.attention_gflops));
   SO_TRY(number("cpu_attention_gflops", profile.cpu_attention_gflops));
   SO_TRY(number("step_overhead_seconds", profile.step_overhead_seconds));
+  SO_TRY(number("op_overhead_seconds", profile.op_overhead_seconds));
   SO_TRY(number("device_memory_bytes", profile.device_memory_bytes));
   SO_TRY(number("host_memory_bytes", profile.host_memory_bytes));
   if (auto backend = json.find("backend"); backend != json.end() && backend->is_string()) profile.backend = *backend;

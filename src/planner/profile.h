@@ -29,6 +29,7 @@ struct HardwareProfile {
   double attention_gflops = 0;    // KV in device memory: 4 * head_dim flops per (query head, key) pair
   double cpu_attention_gflops = 0;  // KV in host memory, attention on CPU threads
   double step_overhead_seconds = 0;  // per forward step: launches, sampling, bookkeeping
+  double op_overhead_seconds = 0;    // per op (a layer runs about 16): dispatch and synchronization
   int64_t device_memory_bytes = 0;
   int64_t host_memory_bytes = 0;
   std::map<DType, MatmulSpeed> matmul;  // by weight dtype

@@ -125,3 +125,41 @@ def test_copies_overlap_compute(tmp_path):
     # Copies and compute overlap in time somewhere on the timeline.
     verify = [e for e in compute_spans if e["name"].startswith("verify")]
     assert any(c["ts"] < v["ts"] + v["dur"] and v["ts"] < c["ts"] + c["dur"] for v in verify[-5:] for c in copy_spans)
+
+
+def test_profile_plan_and_planned_generate(tmp_path):
+    """`profile` measures, `plan` plans within the budget, and `generate --profile` runs the plan:
+    the planned run (its own rows, draft length and ring) gives the same greedy tokens."""
+    model = default_model()
+    binary = str(engine.require_engine())
+    profile = tmp_path / "profile.json"
+    done = subprocess.run([binary, "profile", "-o", str(profile), "-t", str(engine.THREADS), "--seconds", "0.05",
+                           "--sim-link-gbps", "2"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    measured = json.loads(profile.read_text())
+    assert 1.0 < measured["copy_pinned_gbps"] < 2.2, measured  # the simulated link, measured
+    assert all(speed["gflops"] > 0 and speed["weight_gbps"] > 0 for speed in measured["matmul"].values())
+
+    device_mem = budget(model, 0.3)
+    done = subprocess.run([binary, "plan", "-m", str(model), "--profile", str(profile), "--device-mem", device_mem, "--json",
+                           "--draft-ngram", "--prompts", "12", "--gen-tokens", "24"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout)
+    assert plan["streamed_bytes_per_pass"] > 0
+    assert 1 <= plan["rows"] <= 12 and 2 <= plan["ring_slots"] <= 4
+    budget_bytes = int(device_mem[:-1]) * 1024
+    assert plan["resident_bytes"] < budget_bytes
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("".join(PROMPTS.read_text().splitlines(keepends=True)[:12]))
+    plain, _, _ = generate(model, prompts, 24, "--chat")
+    planned, stats, stderr = generate(model, prompts, 24, "--chat", "--profile", profile, "--device-mem", device_mem,
+                                      "--draft-ngram")
+    assert "plan (from" in stderr and "rows per pass" in stderr
+    assert planned == plain
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"n_threads": 2}')
+    done = subprocess.run([binary, "plan", "-m", str(model), "--profile", str(bad)], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "copy_pinned_gbps" in done.stderr, done.stderr

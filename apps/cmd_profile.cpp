@@ -1,0 +1,60 @@
+// specoffload profile: measure the machine for the planner.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+#include "backend/cpu/cpu_backend.h"
+#include "commands.h"
+#include "options.h"
+#include "runtime/profile_machine.h"
+
+namespace so::cli {
+namespace {
+
+struct ProfileCliOptions {
+  std::string output;
+  std::string disk_file;
+  int n_threads = 0;
+  double sim_link_gbps = 0.0;
+  double seconds = 0.25;
+};
+
+int run_profile(const ProfileCliOptions& options) {
+  CpuBackendOptions backend_options;
+  backend_options.n_threads = options.n_threads;
+  backend_options.sim_link_gbps = options.sim_link_gbps;
+  CpuBackend backend(backend_options);
+  ProfileOptions profile_options;
+  profile_options.disk_file = options.disk_file.empty() ? "" : resolve_model_path(options.disk_file);
+  profile_options.seconds_per_measure = options.seconds;
+  auto profile = profile_machine(backend, profile_options);
+  if (!profile.ok()) return report_error(profile.status());
+  profile->n_threads = backend.n_threads();
+  const std::string path = options.output.empty() ? default_profile_path() : options.output;
+  std::error_code ignored;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ignored);
+  std::ofstream out(path);
+  out << profile->to_json() << "\n";
+  if (!out) return report_error(io_error("cannot write the profile '", path, "'"));
+  std::printf("%s\n", profile->to_json().c_str());
+  std::fprintf(stderr, "profile written to %s\n", path.c_str());
+  return 0;
+}
+
+}  // namespace
+
+Command register_profile(CLI::App& app) {
+  auto options = std::make_shared<ProfileCliOptions>();
+  CLI::App* command = app.add_subcommand("profile", "measure the machine (link, disk, matmul, attention) for the planner");
+  command->add_option("-o,--output", options->output, "profile JSON to write (default: the cache's profile.json)");
+  command->add_option("--disk-file", options->disk_file, "a file to read cold for the disk tier's bandwidth (e.g. the model)");
+  command->add_option("-t,--threads", options->n_threads, "compute threads (default: one per physical core)")
+      ->check(CLI::Range(0, 1024));
+  command->add_option("--sim-link-gbps", options->sim_link_gbps, "CPU backend: the simulated host-to-device link")
+      ->check(CLI::NonNegativeNumber);
+  command->add_option("--seconds", options->seconds, "time per measurement")->check(CLI::Range(0.01, 60.0));
+  return {command, [options] { return run_profile(*options); }};
+}
+
+}  // namespace so::cli

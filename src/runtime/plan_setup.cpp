@@ -1,0 +1,45 @@
+#include "runtime/plan_setup.h"
+
+#include "runtime/model_shape_of.h"
+
+namespace so {
+
+Result<Plan> plan_for(const EngineOptions& options, const PlanRequest& request, const PlanOverrides& given) {
+  SO_ASSIGN_OR_RETURN(std::unique_ptr<Model> target, load_model(options.model_path));
+  PlanInput input;
+  input.target = model_shape_of(*target);
+  switch (options.spec.drafter) {
+    case DrafterKind::kNone: input.draft = DraftSource::kNone; break;
+    case DrafterKind::kNgram: input.draft = DraftSource::kNgram; break;
+    case DrafterKind::kSelfDraft:
+      input.draft = DraftSource::kSelf;
+      input.draft_model = input.target.first_layers(options.spec.draft_layers);
+      break;
+    case DrafterKind::kDraftModel: {
+      SO_ASSIGN_OR_RETURN(std::unique_ptr<Model> draft, load_model(options.spec.draft_model_path));
+      input.draft = DraftSource::kModel;
+      input.draft_model = model_shape_of(*draft);
+      break;
+    }
+  }
+  input.alpha = request.alpha;
+  input.workload = request.workload;
+  input.profile = request.profile;
+  input.device_budget_bytes = options.offload.device_budget_bytes;
+  input.host_budget_bytes = request.host_budget_bytes;
+  input.max_draft = options.spec.draft_max > 0 ? options.spec.draft_max : 8;
+  input.max_rows = 256;
+  input.step_tokens = options.max_step_tokens;
+  if (given.max_rows) input.fixed_rows = options.max_rows;
+  if (given.draft_max) input.fixed_draft = options.spec.draft_max;
+  if (given.ring_slots) input.fixed_ring = options.offload.ring_slots;
+  return make_plan(input);
+}
+
+void apply_plan(const Plan& plan, const PlanOverrides& given, EngineOptions& options) {
+  if (!given.max_rows) options.max_rows = plan.rows;
+  if (!given.draft_max && options.spec.drafter != DrafterKind::kNone) options.spec.draft_max = plan.draft_length;
+  if (!given.ring_slots) options.offload.ring_slots = plan.ring_slots;
+}
+
+}  // namespace so

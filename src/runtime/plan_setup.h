@@ -1,0 +1,29 @@
+// The planner applied to engine options: shapes from the model files, the plan, and the
+// options it sets (only those the user left alone).
+#pragma once
+
+#include "planner/planner.h"
+#include "runtime/engine.h"
+
+namespace so {
+
+struct PlanRequest {
+  Workload workload;
+  double alpha = 0.5;  // acceptance estimate
+  HardwareProfile profile;
+  int64_t host_budget_bytes = 0;
+};
+
+// Which engine options a plan sets; a user's flag keeps its value.
+struct PlanOverrides {
+  bool max_rows = false;
+  bool draft_max = false;
+  bool ring_slots = false;
+};
+// Loads the target (and draft) model's shapes named in `options` and plans, keeping the
+// options the user gave. The device budget is options.offload.device_budget_bytes, or the
+// profile's device memory.
+Result<Plan> plan_for(const EngineOptions& options, const PlanRequest& request, const PlanOverrides& given);
+void apply_plan(const Plan& plan, const PlanOverrides& given, EngineOptions& options);
+
+}  // namespace so

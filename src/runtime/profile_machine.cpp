@@ -1,0 +1,144 @@
+#include "runtime/profile_machine.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "base/timer.h"
+#include "kv/kv_cache.h"
+
+namespace so {
+namespace {
+
+// Best-of timing: runs fn until `budget` seconds pass (at least 3 times), returns the
+// fastest run's seconds.
+template <typename Fn>
+double fastest_seconds(double budget, Fn&& fn) {
+  double best = 1e30;
+  const Stopwatch total;
+  for (int run = 0; run < 3 || total.elapsed_seconds() < budget; ++run) {
+    const Stopwatch watch;
+    fn();
+    best = std::min(best, watch.elapsed_seconds());
+    if (run > 200) break;
+  }
+  return best;
+}
+
+Result<double> copy_gbps(Backend& backend, MemoryKind source_kind, double budget) {
+  const size_t bytes = size_t(64) << 20;
+  SO_ASSIGN_OR_RETURN(Buffer source, backend.allocate(bytes, source_kind));
+  SO_ASSIGN_OR_RETURN(Buffer destination, backend.allocate(bytes, MemoryKind::kDevice));
+  std::memset(source.data(), 1, bytes);
+  std::unique_ptr<Stream> stream = backend.create_stream(StreamRole::kCopy);
+  const double seconds = fastest_seconds(budget, [&] {
+    stream->copy(destination.data(), source.data(), bytes, "profile copy");
+    stream->synchronize();
+  });
+  return double(bytes) / seconds / 1e9;
+}
+
+// Cold sequential read of a file: the page cache is asked to drop it first.
+double disk_read_gbps(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) return 0.0;
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  std::vector<char> chunk(size_t(8) << 20);
+  int64_t total = 0;
+  const Stopwatch watch;
+  for (ssize_t got; (got = ::read(fd, chunk.data(), chunk.size())) > 0 && total < (int64_t(1) << 30);) total += got;
+  const double seconds = watch.elapsed_seconds();
+  ::close(fd);
+  return seconds > 0 && total > 0 ? double(total) / seconds / 1e9 : 0.0;
+}
+
+// weight_gbps and gflops from two matmul timings: rows 1 (reading dominates) and many.
+Result<MatmulSpeed> matmul_speed(Backend& backend, DType dtype, double budget) {
+  // note: 64 MiB of weights, well past the caches, as a model's layers are.
+  const int64_t n_in = 4096, many = 64;
+  const int64_t n_out = (int64_t(64) << 20) / dtype_row_bytes(dtype, n_in);
+  TensorView weight{dtype, Shape{n_out, n_in}, nullptr};
+  SO_ASSIGN_OR_RETURN(Buffer weights, backend.allocate(size_t(weight.bytes()), MemoryKind::kDevice));
+  // note: 0x11 bytes are small normal numbers in every float and scale format, so no
+  // denormals or NaNs skew the timing.
+  std::memset(weights.data(), 0x11, weights.bytes());
+  weight.data = weights.data();
+  SO_ASSIGN_OR_RETURN(Buffer x, backend.allocate(size_t(many * n_in) * sizeof(float), MemoryKind::kDevice));
+  SO_ASSIGN_OR_RETURN(Buffer y, backend.allocate(size_t(many * n_out) * sizeof(float), MemoryKind::kDevice));
+  std::fill_n(x.as<float>(), many * n_in, 0.01f);
+  const double one = fastest_seconds(budget / 2, [&] { backend.matmul(weight, x.as<float>(), 1, y.as<float>()); });
+  const double lots = fastest_seconds(budget / 2, [&] { backend.matmul(weight, x.as<float>(), many, y.as<float>()); });
+  const double params = double(n_out) * n_in;
+  const double per_token = std::max((lots - one) / (many - 1), 1e-12);
+  MatmulSpeed speed;
+  speed.gflops = 2 * params / per_token / 1e9;
+  speed.weight_gbps = double(weight.bytes()) / std::max(one - per_token, one * 0.05) / 1e9;
+  return speed;
+}
+
+// The fixed cost of one op: a tiny matmul, all dispatch and synchronization.
+Result<double> op_overhead_seconds(Backend& backend, double budget) {
+  TensorView weight{DType::kF32, Shape{64, 64}, nullptr};
+  SO_ASSIGN_OR_RETURN(Buffer weights, backend.allocate(size_t(weight.bytes()), MemoryKind::kDevice));
+  std::memset(weights.data(), 0x11, weights.bytes());
+  weight.data = weights.data();
+  std::vector<float> x(64, 0.01f), y(64);
+  return fastest_seconds(budget, [&] {
+    for (int i = 0; i < 100; ++i) backend.matmul(weight, x.data(), 1, y.data());
+  }) / 100;
+}
+
+// Attention over a paged KV cache: 8 rows of 512 positions, 4 new queries each.
+Result<double> attention_gflops(Backend& backend, double budget) {
+  KvGeometry geometry{1, 4, 64, 256, DType::kF16};
+  KvCache kv(backend, geometry, 0);
+  AttentionParams params{16, 4, 64, 0.125f};
+  const int n_rows = 8, context = 512, queries = 4;
+  std::vector<AttentionRow> rows;
+  std::vector<int32_t> ids;
+  for (int r = 0; r < n_rows; ++r) {
+    ids.push_back(kv.add_row());
+    SO_TRY(kv.reserve(ids.back(), context));
+  }
+  // Fill the cache (zeros are fine for timing) then time the last `queries` positions.
+  std::vector<float> zeros(size_t(context) * geometry.n_kv_heads * geometry.head_dim, 0.0f);
+  for (int r = 0; r < n_rows; ++r) {
+    const AttentionRow all = kv.attention_row(ids[r], 0, context);
+    backend.kv_store(geometry, 0, std::span(&all, 1), zeros.data(), zeros.data());
+    rows.push_back(kv.attention_row(ids[r], r * queries, queries));
+    rows.back().kv_start = context - queries;
+  }
+  const size_t q_floats = size_t(n_rows) * queries * params.n_heads * params.head_dim;
+  std::vector<float> q(q_floats, 0.01f), out(q_floats);
+  const double seconds =
+      fastest_seconds(budget, [&] { backend.attention(geometry, 0, rows, params, q.data(), out.data()); });
+  double pairs = 0;
+  for (int i = 0; i < queries; ++i) pairs += n_rows * double(context - queries + i + 1);
+  return 4.0 * params.head_dim * params.n_heads * pairs / seconds / 1e9;
+}
+
+}  // namespace
+
+Result<HardwareProfile> profile_machine(Backend& backend, const ProfileOptions& options) {
+  const double budget = options.seconds_per_measure;
+  HardwareProfile profile;
+  profile.backend = backend.name();
+  SO_ASSIGN_OR_RETURN(profile.copy_pinned_gbps, copy_gbps(backend, MemoryKind::kPinnedHost, budget));
+  SO_ASSIGN_OR_RETURN(profile.copy_pageable_gbps, copy_gbps(backend, MemoryKind::kHost, budget));
+  if (!options.disk_file.empty()) profile.disk_read_gbps = disk_read_gbps(options.disk_file);
+  for (DType dtype : {DType::kF32, DType::kF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ4_K, DType::kQ6_K}) {
+    SO_ASSIGN_OR_RETURN(profile.matmul[dtype], matmul_speed(backend, dtype, budget));
+  }
+  SO_ASSIGN_OR_RETURN(profile.attention_gflops, attention_gflops(backend, budget));
+  profile.cpu_attention_gflops = profile.attention_gflops;
+  SO_ASSIGN_OR_RETURN(profile.op_overhead_seconds, op_overhead_seconds(backend, budget));  // note: the CPU backend's KV is host memory anyway
+  const int64_t pages = ::sysconf(_SC_PHYS_PAGES), page_size = ::sysconf(_SC_PAGE_SIZE);
+  profile.host_memory_bytes = pages * page_size;
+  profile.device_memory_bytes = profile.host_memory_bytes;  // note: the CPU backend's "device" is host RAM
+  return profile;
+}
+
+}  // namespace so
