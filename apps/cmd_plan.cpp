@@ -33,12 +33,9 @@ int run_plan(const PlanCliOptions& options, const PlanOverrides& given) {
   request.alpha = options.alpha;
   request.profile = *profile;
   if (!options.host_mem.empty()) {
-    auto bytes = parse_byte_size(options.host_mem);
-    if (!bytes || *bytes == 0) {
-      return report_error(invalid_argument("--host-mem ", quote_for_message(options.host_mem),
-                                           " is not a size; expected bytes with an optional K/M/G/T suffix, e.g. 64G"));
-    }
-    request.host_budget_bytes = static_cast<int64_t>(*bytes);
+    auto bytes = parse_size_flag("--host-mem", options.host_mem, "64G");
+    if (!bytes.ok()) return report_error(bytes.status());
+    request.host_budget_bytes = *bytes;
   }
   auto plan = plan_for(*engine_config, request, given);
   if (!plan.ok()) return report_error(plan.status());

@@ -73,6 +73,16 @@ std::string resolve_model_path(const std::string& model) {
 
 std::string default_profile_path() { return cache_directory() + "/profile.json"; }
 
+Result<int64_t> parse_size_flag(std::string_view flag, const std::string& text, std::string_view example,
+                                bool allow_zero) {
+  const std::optional<uint64_t> bytes = parse_byte_size(text);
+  if (!bytes || (*bytes == 0 && !allow_zero)) {
+    return invalid_argument(flag, " ", quote_for_message(text),
+                            " is not a size; expected bytes with an optional K/M/G/T suffix, e.g. ", example);
+  }
+  return static_cast<int64_t>(*bytes);
+}
+
 Result<EngineOptions> engine_options(const ModelOptions& model, const BatchOptions& batch,
                                      const SpecCliOptions& spec) {
   EngineOptions options;
@@ -92,20 +102,10 @@ Result<EngineOptions> engine_options(const ModelOptions& model, const BatchOptio
   options.max_rows = batch.max_rows;
   options.max_step_tokens = batch.max_step_tokens;
   if (!batch.kv_budget.empty()) {
-    auto bytes = parse_byte_size(batch.kv_budget);
-    if (!bytes) {
-      return invalid_argument("--kv-mem ", quote_for_message(batch.kv_budget),
-                              " is not a size; expected bytes with an optional K/M/G/T suffix, e.g. 4G");
-    }
-    options.kv_budget_bytes = static_cast<int64_t>(*bytes);
+    SO_ASSIGN_OR_RETURN(options.kv_budget_bytes, parse_size_flag("--kv-mem", batch.kv_budget, "4G", /*allow_zero=*/true));
   }
   if (!batch.device_mem.empty()) {
-    auto bytes = parse_byte_size(batch.device_mem);
-    if (!bytes || *bytes == 0) {
-      return invalid_argument("--device-mem ", quote_for_message(batch.device_mem),
-                              " is not a size; expected bytes with an optional K/M/G/T suffix, e.g. 24G");
-    }
-    options.offload.device_budget_bytes = static_cast<int64_t>(*bytes);
+    SO_ASSIGN_OR_RETURN(options.offload.device_budget_bytes, parse_size_flag("--device-mem", batch.device_mem, "24G"));
   }
   options.offload.ring_slots = batch.ring_slots;
   options.offload.sim_link_gbps = batch.sim_link_gbps;

@@ -53,6 +53,10 @@ Result<EngineOptions> engine_options(const ModelOptions& model, const BatchOptio
                                      const SpecCliOptions& spec = {});
 SamplingParams sampling_params(const SamplingOptions& options);
 
+// "24G" for a byte-size flag, or an error naming the flag and showing `example`.
+Result<int64_t> parse_size_flag(std::string_view flag, const std::string& text, std::string_view example,
+                                bool allow_zero = false);
+
 // The plan-setting options the user gave on the command line (they override the plan).
 PlanOverrides given_overrides(const CLI::App& command);
 

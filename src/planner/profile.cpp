@@ -1,5 +1,6 @@
 #include "planner/profile.h"
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>

@@ -81,8 +81,8 @@ Status Engine::forward(StepBuilder& builder, std::vector<float>& logits, int64_t
   const double start = now_seconds();
   const int64_t streamed_before = streamer_ ? streamer_->bytes_copied() : 0;
   const double waited_before = streamer_ ? streamer_->copy_wait_seconds() : 0.0;
-  SO_TRY(runner_->forward(step, kv_->geometry(), logits_buffer_.as<float>()));
   last_forward_ = {};
+  SO_TRY(runner_->forward(step, kv_->geometry(), logits_buffer_.as<float>()));
   if (streamer_) {
     last_forward_.streamed_bytes = streamer_->bytes_copied() - streamed_before;
     last_forward_.copy_wait_seconds = streamer_->copy_wait_seconds() - waited_before;
@@ -96,7 +96,9 @@ Status Engine::forward(StepBuilder& builder, std::vector<float>& logits, int64_t
   const double end = now_seconds();
   const double seconds = end - start;
   last_forward_.seconds = seconds;
-  pass_log_->add_span(TraceTrack::kCompute, str_cat("verify ", step.tokens.size(), " tokens"), start, end);
+  if (pass_log_->keeps_spans()) {
+    pass_log_->add_span(TraceTrack::kCompute, str_cat("verify ", step.tokens.size(), " tokens"), start, end);
+  }
   if (streamer_) {
     const std::vector<StreamSpan> copies = streamer_->take_copy_spans();
     for (const StreamSpan& span : copies) stats_.copy_busy_seconds += span.end_seconds - span.start_seconds;

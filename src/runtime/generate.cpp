@@ -92,7 +92,6 @@ std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest
     }
 
     pass_log_->begin_pass();
-    const double pass_start = now_seconds();
 
     // Draft for the generating rows that fit the step's token budget. Caps: no drafts past
     // the token limit (the pending token is already emitted, and a pass commits up to
@@ -287,7 +286,7 @@ std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest
     }
     pass_log_->end_pass();
     stats_.passes += 1;
-    stats_.pass_seconds += now_seconds() - pass_start;
+    stats_.pass_seconds += pass.seconds();
     retire_finished();
   }
   return results;

@@ -1,6 +1,5 @@
 #include "runtime/model_shape_of.h"
 
-#include "kv/kv_cache.h"
 #include "model/forward.h"
 #include "offload/layer_slab.h"
 
