@@ -12,6 +12,20 @@ void add_model_options(CLI::App& command, ModelOptions& options) {
       ->required();
   command.add_option("-t,--threads", options.n_threads, "compute threads (default: one per physical core)")
       ->check(CLI::Range(0, 1024));
+  command.add_option("--backend", options.backend,
+                     "cpu, cuda, or auto: CUDA when a GPU is found (default: $SPECOFFLOAD_BACKEND, else auto)");
+  command.add_option("--gpu-mem", options.gpu_mem,
+                     "CUDA: device memory the run may use in all, e.g. 24G, so a large card acts as a small one "
+                     "(default: what is free)");
+}
+
+Result<BackendKind> backend_kind(const ModelOptions& options) {
+  std::string text = options.backend;
+  if (text.empty()) {
+    const char* env = std::getenv("SPECOFFLOAD_BACKEND");
+    text = env && *env ? env : "auto";
+  }
+  return parse_backend_kind(text);
 }
 
 void add_batch_options(CLI::App& command, BatchOptions& options) {
@@ -99,6 +113,10 @@ Result<EngineOptions> engine_options(const ModelOptions& model, const BatchOptio
   }
   options.model_path = resolve_model_path(model.model);
   options.n_threads = model.n_threads;
+  SO_ASSIGN_OR_RETURN(options.backend, backend_kind(model));
+  if (!model.gpu_mem.empty()) {
+    SO_ASSIGN_OR_RETURN(options.gpu_memory_bytes, parse_size_flag("--gpu-mem", model.gpu_mem, "24G"));
+  }
   options.max_rows = batch.max_rows;
   options.max_step_tokens = batch.max_step_tokens;
   if (!batch.kv_budget.empty()) {

@@ -13,6 +13,8 @@ namespace so::cli {
 struct ModelOptions {
   std::string model;  // GGUF file, HF directory, or "default"
   int n_threads = 0;
+  std::string backend;  // cpu | cuda | auto; empty: $SPECOFFLOAD_BACKEND, else auto
+  std::string gpu_mem;  // CUDA: hard cap on device memory, "24G"; empty: what is free
 };
 
 struct BatchOptions {
@@ -41,6 +43,8 @@ struct SamplingOptions {
 };
 
 void add_model_options(CLI::App& command, ModelOptions& options);
+// --backend, or $SPECOFFLOAD_BACKEND, or auto.
+Result<BackendKind> backend_kind(const ModelOptions& options);
 void add_batch_options(CLI::App& command, BatchOptions& options);
 void add_sampling_options(CLI::App& command, SamplingOptions& options);
 void add_spec_options(CLI::App& command, SpecCliOptions& options);

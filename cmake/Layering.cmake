@@ -23,7 +23,7 @@ function(so_layer_closure out)
 endfunction()
 
 # so_add_library(<lib> [SUBDIRS <dir>...] USES <lib>... [LINK <target>...])
-# Sources: every .cpp in src/<lib>/ and its SUBDIRS. Files named *_avx2.cpp are compiled
+# Sources: every .cpp in src/<lib>/ and its SUBDIRS (and .cu there when CUDA is on). Files named *_avx2.cpp are compiled
 # with AVX2/FMA/F16C, *_avx512.cpp also with AVX-512 F/BW/VL/DQ/VNNI; their code must only
 # run after a CPU check.
 function(so_add_library lib)
@@ -31,6 +31,9 @@ function(so_add_library lib)
   set(globs "${PROJECT_SOURCE_DIR}/src/${lib}/*.cpp")
   foreach(dir IN LISTS ARG_SUBDIRS)
     list(APPEND globs "${PROJECT_SOURCE_DIR}/src/${lib}/${dir}/*.cpp")
+    if(SO_HAVE_CUDA)
+      list(APPEND globs "${PROJECT_SOURCE_DIR}/src/${lib}/${dir}/*.cu")
+    endif()
   endforeach()
   file(GLOB ARG_SOURCES CONFIGURE_DEPENDS ${globs})
   set(avx2_sources ${ARG_SOURCES})

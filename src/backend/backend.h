@@ -80,6 +80,19 @@ class Backend {
   // An in-order queue for asynchronous copies and work (backend/stream.h).
   virtual std::unique_ptr<Stream> create_stream(StreamRole role) = 0;
 
+  // Whether ops can read host memory (weights, norms) directly. A device backend cannot:
+  // everything an op reads must be in its kDevice memory.
+  virtual bool reads_host_memory() const { return true; }
+  // Order between the ops' queue and streams. The CPU backend runs ops synchronously, so
+  // its queue has always reached the current point and a wait is a host wait; a device
+  // backend records and waits events on its compute stream.
+  virtual std::shared_ptr<Event> record_compute();
+  virtual void wait_compute(const Event& event) { event.wait_host(); }
+  // Blocks the host until every op issued so far has finished.
+  virtual void synchronize() {}
+  // kDevice bytes still allocatable under the backend's own cap; -1: no cap of its own.
+  virtual int64_t device_memory_free() const { return -1; }
+
   // --- ops (shapes outer to inner) ---
   // y (n_rows, n_out) = x (n_rows, n_in) * W^T
   virtual void matmul(const TensorView& weight, const float* x, int64_t n_rows, float* y) = 0;

@@ -127,8 +127,9 @@ Status ModelRunner::forward(const StepInput& step, const KvGeometry& geometry, f
   }
   const int64_t n_out = static_cast<int64_t>(logit_tokens_.size());
   if (n_out > 0) {
-    backend_.rmsnorm(buffer(kResidual), w.output_norm, c.rms_eps, n_out, c.dim, buffer(kNormed));
-    if (layer_source_ != nullptr && n_layers_ == c.n_layers) {
+    const float* output_norm = layer_source_ && layer_source_->output_norm() ? layer_source_->output_norm() : w.output_norm;
+    backend_.rmsnorm(buffer(kResidual), output_norm, c.rms_eps, n_out, c.dim, buffer(kNormed));
+    if (layer_source_ != nullptr) {
       output_from_source(n_out, logits);
     } else {
       backend_.matmul(w.output, buffer(kNormed), n_out, logits);

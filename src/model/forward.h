@@ -21,10 +21,11 @@ struct OutputChunk {
   int64_t first_row = 0;
 };
 
-// Where a pass gets each layer's weights, and the LM head's, when they are not all
-// resident: the offload pipeline streams them into device slots (offload/). acquire blocks
-// until the weights are in place; after release their memory may be reused. A pass
-// acquires layers 0..n-1, then output chunks 0..n_output_chunks()-1, in order.
+// Where a pass gets each layer's weights, and the LM head's, when they are not read in
+// place from the model file: the offload pipeline streams them into device slots, or holds
+// them all in device memory (offload/). After acquire, ops issued next see the weights in
+// place; after release their memory may be reused. A pass acquires layers 0..n-1, then
+// output chunks 0..n_output_chunks()-1, in order.
 class LayerSource {
  public:
   virtual ~LayerSource() = default;
@@ -33,6 +34,8 @@ class LayerSource {
   virtual int n_output_chunks() const = 0;
   virtual OutputChunk acquire_output(int chunk) = 0;
   virtual void release_output(int chunk) = 0;
+  // The final norm's weights where ops can read them; null: the model's own.
+  virtual const float* output_norm() const { return nullptr; }
 };
 
 class ModelRunner {

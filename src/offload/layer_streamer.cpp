@@ -37,15 +37,15 @@ std::vector<bool> spread_residents(const std::vector<int64_t>& bytes, int64_t bu
 
 Result<std::unique_ptr<LayerStreamer>> LayerStreamer::create(const Model& model, Backend& backend,
                                                              const LayerStreamerOptions& options) {
-  std::unique_ptr<LayerStreamer> streamer(new LayerStreamer(model));
+  std::unique_ptr<LayerStreamer> streamer(new LayerStreamer(model, backend));
   LayerStreamer& s = *streamer;
   const ModelConfig& config = model.config;
-  s.n_layers_ = config.n_layers;
+  s.n_layers_ = options.n_layers < 0 ? config.n_layers : std::min(options.n_layers, config.n_layers);
   if (options.ring_slots < 1) return invalid_argument("ring slots ", options.ring_slots, " must be at least 1");
 
   int64_t largest = 0;
-  for (const LayerWeights& layer : model.weights.layers) {
-    s.layouts_.push_back(layer_slab_layout(layer, config));
+  for (int layer = 0; layer < s.n_layers_; ++layer) {
+    s.layouts_.push_back(layer_slab_layout(model.weights.layers[layer], config));
     s.segment_bytes_.push_back(s.layouts_.back().bytes);
     largest = std::max(largest, s.layouts_.back().bytes);
   }
@@ -59,20 +59,28 @@ Result<std::unique_ptr<LayerStreamer>> LayerStreamer::create(const Model& model,
   const int n_segments = s.n_segments();
   const int64_t slot_bytes = *std::max_element(s.segment_bytes_.begin(), s.segment_bytes_.end());
   const int64_t norm_bytes = config.dim * int64_t(sizeof(float));
+  int64_t all_bytes = norm_bytes;
+  for (int64_t bytes : s.segment_bytes_) all_bytes += bytes;
 
-  // Residents take what the ring leaves of the budget, spread evenly over the pass; at
-  // least one segment streams (with everything resident there is nothing to offload).
-  const int64_t ring_bytes = slot_bytes * std::min(options.ring_slots, n_segments) + norm_bytes;
-  if (options.device_budget_bytes < ring_bytes) {
-    return invalid_argument("a device budget of ", format_bytes(double(options.device_budget_bytes)), " holds fewer than ",
-                            options.ring_slots, " streamed layers of ", format_bytes(double(slot_bytes)),
-                            " each; give at least ", format_bytes(double(ring_bytes)), " (e.g. --device-mem ",
-                            (ring_bytes >> 20) + 1, "M) or fewer ring slots");
+  // With room for everything, everything is resident. Otherwise residents take what the
+  // ring leaves of the budget, spread evenly over the pass.
+  std::vector<bool> resident(size_t(n_segments), true);
+  if (options.device_budget_bytes < all_bytes) {
+    const int64_t ring_bytes = slot_bytes * std::min(options.ring_slots, n_segments) + norm_bytes;
+    if (options.device_budget_bytes < ring_bytes) {
+      return invalid_argument("a device budget of ", format_bytes(double(options.device_budget_bytes)),
+                              " holds fewer than ", options.ring_slots, " streamed layers of ",
+                              format_bytes(double(slot_bytes)), " each; give at least ",
+                              format_bytes(double(ring_bytes)), " (e.g. --device-mem ", (ring_bytes >> 20) + 1,
+                              "M) or fewer ring slots");
+    }
+    resident = spread_residents(s.segment_bytes_, options.device_budget_bytes - ring_bytes);
   }
-  const std::vector<bool> resident =
-      spread_residents(s.segment_bytes_, options.device_budget_bytes - ring_bytes);
-  s.device_bytes_ = norm_bytes;  // note: the output norm is read in place; it is counted, not moved
-
+  s.device_bytes_ = norm_bytes;
+  if (!backend.reads_host_memory()) {
+    SO_ASSIGN_OR_RETURN(s.output_norm_, backend.allocate(size_t(norm_bytes), MemoryKind::kDevice));
+    backend.copy_to_device(s.output_norm_.data(), model.weights.output_norm, size_t(norm_bytes));
+  }
   s.views_.resize(s.n_layers_);
   s.slab_index_.resize(n_segments);
   std::vector<uint8_t> staging;
@@ -111,6 +119,7 @@ Result<std::unique_ptr<LayerStreamer>> LayerStreamer::create(const Model& model,
     s.slots_.push_back(std::move(buffer));
     s.device_bytes_ += slot_bytes;
   }
+  s.slot_free_.resize(size_t(n_slots));
   if (n_slots > 0) {
     s.copy_stream_ = backend.create_stream(StreamRole::kCopy);
     for (int slot = 0; slot < n_slots; ++slot) s.issue_next_load();
@@ -148,6 +157,7 @@ void LayerStreamer::issue_next_load() {
   const int slot = static_cast<int>(next_load_ % int64_t(slots_.size()));
   ++next_load_;
   const int64_t bytes = segment_bytes_[segment];
+  if (slot_free_[slot]) copy_stream_->wait(std::move(slot_free_[slot]));
   copy_stream_->copy(slots_[slot].data(), host_slabs_[streamed].data(), size_t(bytes), segment_name(segment));
   loads_.push_back({segment, slot, copy_stream_->record()});
   bytes_copied_ += bytes;
@@ -158,7 +168,10 @@ const void* LayerStreamer::acquire_segment(int segment) {
   SO_CHECK(!loads_.empty() && loads_.front().segment == segment, "weights must be acquired in order; expected ",
            loads_.empty() ? std::string("none") : segment_name(loads_.front().segment), ", got ", segment_name(segment));
   const Load& load = loads_.front();
-  if (!load.ready->done()) {
+  if (!backend_.reads_host_memory()) {
+    // note: a device backend's ops queue behind the copy; the host does not wait.
+    backend_.wait_compute(*load.ready);
+  } else if (!load.ready->done()) {
     const double start = now_seconds();
     load.ready->wait_host();
     const double end = now_seconds();
@@ -171,8 +184,9 @@ const void* LayerStreamer::acquire_segment(int segment) {
 void LayerStreamer::release_segment(int segment) {
   if (resident(segment)) return;
   SO_CHECK(!loads_.empty() && loads_.front().segment == segment, "release of ", segment_name(segment), " out of order");
-  // note: CPU compute is synchronous, so the slot is free now; a device backend records an
-  // event on its compute stream here and the copy stream waits on it.
+  // note: CPU compute is synchronous, so the slot is free now; on a device backend the next
+  // copy into the slot waits for the ops issued so far.
+  if (!backend_.reads_host_memory()) slot_free_[loads_.front().slot] = backend_.record_compute();
   loads_.pop_front();
   issue_next_load();
 }

@@ -7,6 +7,8 @@
 // by the ring's depth. Prefetch is cyclic: releasing the last segment of a pass starts the
 // copies of the next pass's first streamed segments. The token embedding stays in host
 // memory (a pass gathers only its tokens' rows) and is not counted against the budget.
+// With a budget that holds every segment nothing streams: that is how a device backend
+// keeps a model resident (the draft, or a target that fits).
 #pragma once
 
 #include <deque>
@@ -23,6 +25,7 @@ namespace so {
 struct LayerStreamerOptions {
   int64_t device_budget_bytes = 0;  // for weights: resident segments, the ring, the output norm
   int ring_slots = 2;
+  int n_layers = -1;  // the model's first n layers and the head (a self-draft); < 0: all
 };
 
 class LayerStreamer final : public LayerSource {
@@ -36,6 +39,7 @@ class LayerStreamer final : public LayerSource {
   int n_output_chunks() const override { return static_cast<int>(chunk_rows_.size()); }
   OutputChunk acquire_output(int chunk) override;
   void release_output(int chunk) override;
+  const float* output_norm() const override { return output_norm_ ? output_norm_.as<float>() : nullptr; }
 
   int n_segments() const { return static_cast<int>(segment_bytes_.size()); }
   int n_resident() const { return n_segments() - n_streamed(); }
@@ -52,7 +56,7 @@ class LayerStreamer final : public LayerSource {
   std::vector<StreamSpan> take_wait_spans();
 
  private:
-  explicit LayerStreamer(const Model& model) : model_(model) {}
+  LayerStreamer(const Model& model, Backend& backend) : model_(model), backend_(backend) {}
   // The device memory holding segment `segment` now (resident slab or its ring slot).
   const void* acquire_segment(int segment);
   void release_segment(int segment);
@@ -60,6 +64,7 @@ class LayerStreamer final : public LayerSource {
   std::string segment_name(int segment) const;
 
   const Model& model_;
+  Backend& backend_;
   int n_layers_ = 0;
   std::vector<int64_t> segment_bytes_;
   // Per segment: its host slab (streamed) or -1 - its resident slab.
@@ -71,6 +76,9 @@ class LayerStreamer final : public LayerSource {
   std::vector<Buffer> resident_slabs_;    // device
   std::vector<Buffer> host_slabs_;        // pinned host, streamed segments
   std::vector<Buffer> slots_;             // device ring
+  // Per slot: compute's last read of it (an asynchronous backend's copy waits for it).
+  std::vector<std::shared_ptr<Event>> slot_free_;
+  Buffer output_norm_;                    // device copy, for backends that can't read host memory
   std::vector<LayerWeights> views_;       // per layer, into its resident slab or current slot
   std::unique_ptr<Stream> copy_stream_;
   // Load k copies streamed segment k % n_streamed into slot k % ring_slots.

@@ -1,9 +1,29 @@
 #include "runtime/drafter_setup.h"
 
+#include <limits>
+
+#include "offload/layer_streamer.h"
 #include "spec/model_drafter.h"
 #include "spec/ngram_drafter.h"
 
 namespace so {
+
+namespace {
+// A device backend cannot read the draft's weights from the model file: they go to device
+// memory once, all of them (the draft stays resident; only the target streams).
+Result<std::unique_ptr<ModelDrafter>> resident_drafter(const Model& model, Backend& backend,
+                                                       const ModelDrafterOptions& options) {
+  auto drafter = std::make_unique<ModelDrafter>(model, backend, options);
+  if (backend.reads_host_memory()) return drafter;
+  LayerStreamerOptions resident;
+  resident.device_budget_bytes = std::numeric_limits<int64_t>::max();
+  resident.n_layers = options.n_layers;
+  auto streamer = LayerStreamer::create(model, backend, resident);
+  if (!streamer.ok()) return streamer.status().with_context("placing the draft's weights in device memory");
+  drafter->set_layer_source(std::move(streamer).value());
+  return drafter;
+}
+}  // namespace
 
 Status check_same_vocabulary(const Tokenizer& target, const Tokenizer& draft, const ModelConfig& target_config,
                              const ModelConfig& draft_config) {
@@ -49,7 +69,7 @@ Result<DrafterSetup> create_drafter(const EngineOptions& options, const Model& t
                                 " layers, so a self-draft takes 1 to ", n_layers - 1);
       }
       model_options.n_layers = spec.draft_layers;
-      setup.drafter = std::make_unique<ModelDrafter>(target, backend, model_options);
+      SO_ASSIGN_OR_RETURN(setup.drafter, resident_drafter(target, backend, model_options));
       break;
     }
     case DrafterKind::kDraftModel: {
@@ -62,7 +82,7 @@ Result<DrafterSetup> create_drafter(const EngineOptions& options, const Model& t
       SO_TRY(check_same_vocabulary(target_tokenizer, **tokenizer, target.config, (*model)->config)
                  .with_context(str_cat("draft model '", spec.draft_model_path, "'")));
       setup.draft_model = std::move(model).value();
-      setup.drafter = std::make_unique<ModelDrafter>(*setup.draft_model, backend, model_options);
+      SO_ASSIGN_OR_RETURN(setup.drafter, resident_drafter(*setup.draft_model, backend, model_options));
       break;
     }
   }

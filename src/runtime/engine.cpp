@@ -1,6 +1,8 @@
 #include "runtime/engine.h"
 
-#include "backend/cpu/cpu_backend.h"
+#include <limits>
+
+#include "backend/backend_factory.h"
 #include "base/timer.h"
 #include "runtime/drafter_setup.h"
 
@@ -24,6 +26,29 @@ Result<std::unique_ptr<Tokenizer>> load_tokenizer(const std::string& model_path)
   return tokenizer;
 }
 
+namespace {
+
+// The device budget for the target's weights; 0: read them in place (no streamer).
+// A backend that cannot read host memory always places them: all resident when they fit,
+// else streamed through what the draft leaves minus a reserve for the KV cache and the
+// activations.
+Result<int64_t> target_weights_budget(const EngineOptions& options, const Model& model, const Backend& backend) {
+  const int64_t given = options.offload.device_budget_bytes;
+  if (backend.reads_host_memory()) return given > 0 && given < model.weights.bytes() ? given : 0;
+  if (given > 0) return given;
+  const int64_t free = backend.device_memory_free();
+  if (free < 0) return std::numeric_limits<int64_t>::max();
+  const int64_t reserve = options.kv_budget_bytes > 0 ? options.kv_budget_bytes + (free / 20) : free / 5;
+  if (free - reserve <= 0) {
+    return resource_exhausted("device memory left for the target's weights is ", format_bytes(double(free)),
+                              " before a reserve of ", format_bytes(double(reserve)),
+                              " for the KV cache and activations; raise --gpu-mem or give --device-mem and --kv-mem");
+  }
+  return free - reserve;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
   if (options.max_rows < 1) return invalid_argument("max rows ", options.max_rows, " must be at least 1");
   if (options.max_step_tokens < 1) {
@@ -39,23 +64,28 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
     return format_error("the tokenizer has ", engine->tokenizer_->n_vocab(), " tokens but the model's embedding has ",
                         engine->model_->config.n_vocab, " rows; the file is inconsistent");
   }
-  CpuBackendOptions backend_options;
+  BackendOptions backend_options;
+  backend_options.kind = options.backend;
   backend_options.n_threads = options.n_threads;
   backend_options.sim_link_gbps = options.offload.sim_link_gbps;
-  engine->backend_ = std::make_unique<CpuBackend>(backend_options);
-  engine->kv_ = std::make_unique<KvCache>(*engine->backend_, kv_geometry_for(engine->model_->config, options.kv_page_tokens),
+  backend_options.gpu_memory_bytes = options.gpu_memory_bytes;
+  SO_ASSIGN_OR_RETURN(engine->backend_, create_backend(backend_options));
+  Backend& backend = *engine->backend_;
+  engine->kv_ = std::make_unique<KvCache>(backend, kv_geometry_for(engine->model_->config, options.kv_page_tokens),
                                           options.kv_budget_bytes);
-  engine->runner_ = std::make_unique<ModelRunner>(*engine->model_, *engine->backend_);
-  const OffloadOptions& offload = options.offload;
-  if (offload.device_budget_bytes > 0 && offload.device_budget_bytes < engine->model_->weights.bytes()) {
-    LayerStreamerOptions streamer_options{offload.device_budget_bytes, offload.ring_slots};
-    SO_ASSIGN_OR_RETURN(engine->streamer_, LayerStreamer::create(*engine->model_, *engine->backend_, streamer_options));
-    engine->runner_->set_layer_source(engine->streamer_.get());
-  }
-  SO_ASSIGN_OR_RETURN(DrafterSetup drafter,
-                      create_drafter(options, *engine->model_, *engine->tokenizer_, *engine->backend_));
+  engine->runner_ = std::make_unique<ModelRunner>(*engine->model_, backend);
+  // The draft first: it is resident, and the target streams through what is left.
+  SO_ASSIGN_OR_RETURN(DrafterSetup drafter, create_drafter(options, *engine->model_, *engine->tokenizer_, backend));
   engine->draft_model_ = std::move(drafter.draft_model);
   engine->drafter_ = std::move(drafter.drafter);
+  SO_ASSIGN_OR_RETURN(const int64_t weights_budget, target_weights_budget(options, *engine->model_, backend));
+  if (weights_budget > 0) {
+    LayerStreamerOptions streamer_options{weights_budget, options.offload.ring_slots};
+    auto streamer = LayerStreamer::create(*engine->model_, backend, streamer_options);
+    if (!streamer.ok()) return streamer.status().with_context("placing the target's weights");
+    engine->streamer_ = std::move(streamer).value();
+    engine->runner_->set_layer_source(engine->streamer_.get());
+  }
   engine->draft_length_ = std::make_unique<DraftLengthPolicy>(options.spec.draft_max, options.spec.adaptive);
   engine->pass_log_ = std::make_unique<PassLog>(options.trace);
   return engine;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/backend_factory.h"
 #include "base/status.h"
 #include "kv/kv_cache.h"
 #include "kv/step_builder.h"
@@ -45,6 +46,8 @@ struct OffloadOptions {
 
 struct EngineOptions {
   std::string model_path;
+  BackendKind backend = BackendKind::kCpu;
+  int64_t gpu_memory_bytes = 0;  // CUDA: hard cap on device memory (--gpu-mem); 0: what is free
   int n_threads = 0;            // 0: one per physical core
   int max_rows = 32;            // rows generating at once (continuous batching)
   int max_step_tokens = 512;    // tokens per forward step, prefill chunks included

@@ -18,6 +18,11 @@ ModelDrafter::ModelDrafter(const Model& model, Backend& backend, const ModelDraf
 
 ModelDrafter::~ModelDrafter() = default;
 
+void ModelDrafter::set_layer_source(std::unique_ptr<LayerSource> source) {
+  layer_source_ = std::move(source);
+  runner_->set_layer_source(layer_source_.get());
+}
+
 ModelDrafter::Row& ModelDrafter::row_of(int64_t row) {
   auto found = rows_.find(row);
   SO_CHECK(found != rows_.end(), "unknown draft row ", row);

@@ -27,6 +27,9 @@ class ModelDrafter final : public Drafter {
   // The model outlives the drafter (the engine owns both).
   ModelDrafter(const Model& model, Backend& backend, const ModelDrafterOptions& options);
   ~ModelDrafter() override;
+  // Where the draft's weights come from (a device backend keeps them resident through one);
+  // the drafter keeps it alive.
+  void set_layer_source(std::unique_ptr<LayerSource> source);
 
   std::string_view name() const override { return name_; }
   Status add_row(int64_t row, std::span<const int32_t> prompt) override;
@@ -55,6 +58,7 @@ class ModelDrafter final : public Drafter {
   ModelDrafterOptions options_;
   std::string name_;
   std::unique_ptr<KvCache> kv_;
+  std::unique_ptr<LayerSource> layer_source_;  // before runner_: the runner points at it
   std::unique_ptr<ModelRunner> runner_;
   Buffer logits_buffer_;
   std::unordered_map<int64_t, Row> rows_;

@@ -30,6 +30,8 @@ import pytest
 from parity import Sequence
 
 THREADS = 2  # the CI machine has two cores
+# The parity tests pin the CPU backend (test_cuda.py asks for CUDA explicitly).
+os.environ.setdefault("SPECOFFLOAD_BACKEND", "cpu")
 TIMEOUT_S = 300
 
 

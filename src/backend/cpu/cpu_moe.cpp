@@ -1,14 +1,12 @@
 // The MoE FFN on the CPU: route every token, group tokens by expert, run each expert's
 // FFN once over its group, and combine the outputs in each token's top-k order.
 #include <algorithm>
-#include <numeric>
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/moe_routing.h"
 
 namespace so {
-
-
 
 void CpuBackend::moe_ffn(const MoeWeights& weights, const float* x, int64_t n_tokens, int64_t dim, int64_t ffn_dim,
                          float* out) {
@@ -24,22 +22,8 @@ void CpuBackend::moe_ffn(const MoeWeights& weights, const float* x, int64_t n_to
   kernels_.softmax(probabilities, n_tokens, n_experts);
   s.selected.resize(size_t(n_tokens) * n_used);
   s.weights.resize(size_t(n_tokens) * n_used);
-  std::vector<int32_t> order(n_experts);
-  for (int64_t t = 0; t < n_tokens; ++t) {
-    const float* p = probabilities + t * n_experts;
-    std::iota(order.begin(), order.end(), 0);
-    std::partial_sort(order.begin(), order.begin() + n_used, order.end(),
-                      [p](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
-    double sum = 0.0;
-    for (int k = 0; k < n_used; ++k) {
-      s.selected[t * n_used + k] = order[k];
-      s.weights[t * n_used + k] = p[order[k]];
-      sum += p[order[k]];
-    }
-    if (weights.normalize_weights) {
-      for (int k = 0; k < n_used; ++k) s.weights[t * n_used + k] /= static_cast<float>(sum);
-    }
-  }
+  route_top_k(probabilities, n_tokens, n_experts, n_used, weights.normalize_weights, s.selected.data(),
+              s.weights.data());
 
   // Run each expert over the tokens routed to it.
   s.expert_outputs.resize(size_t(n_tokens) * n_used * dim * sizeof(float));

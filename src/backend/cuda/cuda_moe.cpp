@@ -1,0 +1,66 @@
+// The MoE FFN on the device. Routing (softmax and top-k over a few experts per token) runs
+// on the host from the router's logits; each expert then runs once over its group of
+// tokens, and the outputs combine in each token's top-k order as on the CPU.
+#include <vector>
+
+#include "backend/cpu/kernels.h"
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/kernels.h"
+#include "backend/moe_routing.h"
+
+namespace so {
+
+namespace {
+// Scratch indices (0 and 1 belong to matmul).
+enum MoeScratchIndex { kRouter = 2, kExpertOutputs, kGathered, kGate, kUp, kDown };
+}  // namespace
+
+void CudaBackend::moe_ffn(const MoeWeights& weights, const float* x, int64_t n_tokens, int64_t dim, int64_t ffn_dim,
+                          float* out) {
+  const int n_experts = static_cast<int>(weights.gate.size());
+  const int n_used = weights.n_experts_used;
+  if (n_tokens == 0) return;
+
+  auto* router = static_cast<float*>(scratch(kRouter, size_t(n_tokens * n_experts) * sizeof(float)));
+  matmul(weights.router, x, n_tokens, router);
+  router_logits_.resize(size_t(n_tokens * n_experts));
+  copy_to_host(router_logits_.data(), router, router_logits_.size() * sizeof(float));
+  cpu::reference::softmax(router_logits_.data(), n_tokens, n_experts);
+  selected_.resize(size_t(n_tokens * n_used));
+  route_weights_.resize(size_t(n_tokens * n_used));
+  route_top_k(router_logits_.data(), n_tokens, n_experts, n_used, weights.normalize_weights, selected_.data(),
+              route_weights_.data());
+
+  auto* expert_outputs = static_cast<float*>(scratch(kExpertOutputs, size_t(n_tokens * n_used * dim) * sizeof(float)));
+  std::vector<int32_t> group_tokens, group_slots;
+  for (int e = 0; e < n_experts; ++e) {
+    group_tokens.clear();
+    group_slots.clear();
+    for (int64_t i = 0; i < n_tokens * n_used; ++i) {
+      if (selected_[size_t(i)] == e) {
+        group_tokens.push_back(static_cast<int32_t>(i / n_used));
+        group_slots.push_back(static_cast<int32_t>(i));
+      }
+    }
+    if (group_tokens.empty()) continue;
+    const int64_t n_group = static_cast<int64_t>(group_tokens.size());
+    auto* gathered = static_cast<float*>(scratch(kGathered, size_t(n_group * dim) * sizeof(float)));
+    auto* gate = static_cast<float*>(scratch(kGate, size_t(n_group * ffn_dim) * sizeof(float)));
+    auto* up = static_cast<float*>(scratch(kUp, size_t(n_group * ffn_dim) * sizeof(float)));
+    auto* down = static_cast<float*>(scratch(kDown, size_t(n_group * dim) * sizeof(float)));
+    gather_rows(x, group_tokens, dim, gathered);
+    matmul(weights.gate[size_t(e)], gathered, n_group, gate);
+    matmul(weights.up[size_t(e)], gathered, n_group, up);
+    cuda::swiglu(gate, up, gate, n_group * ffn_dim, stream_);
+    matmul(weights.down[size_t(e)], gate, n_group, down);
+    const auto* slots = static_cast<const int32_t*>(upload(Upload::kSlots, group_slots.data(),
+                                                           group_slots.size() * sizeof(int32_t)));
+    cuda::scatter_rows(down, slots, n_group, dim, expert_outputs, stream_);
+  }
+  const auto* route_weights = static_cast<const float*>(
+      upload(Upload::kMoeWeights, route_weights_.data(), route_weights_.size() * sizeof(float)));
+  cuda::moe_combine(expert_outputs, route_weights, n_tokens, n_used, dim, out, stream_);
+}
+
+}  // namespace so
