@@ -44,15 +44,12 @@ __device__ __forceinline__ float warp_max(float value) {
   return value;
 }
 
-__device__ __forceinline__ float warp_sum(float value) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) value += __shfl_xor_sync(0xFFFFFFFFu, value, offset);
-  return value;
-}
-
-// One warp per (token, query head), online softmax over tiles of 32 positions: lane j scores
-// position base + j against the whole query; then every lane accumulates its dims
-// (lane + 32 e) over the tile's values. q is rounded to f16 values as on the CPU.
+// One warp per (token, query head), with the CPU's numerics (llama.cpp's non-flash path):
+// q rounded to f16, scores in f32, softmax with the sum of exponentials in double and the
+// probabilities rounded to f16, values accumulated position by position in f32. Three
+// sweeps over the keys (max, sum, values); in each, lane j scores position base + j against
+// the whole query, and in the last every lane then accumulates its dims (lane + 32 e) over
+// the tile's values.
 template <int E>
 __global__ void __launch_bounds__(32 * kWarpsPerBlock) attention_kernel(
     PageLayout layout, const TokenKv* __restrict__ tokens, const uint8_t* const* __restrict__ pages,
@@ -74,37 +71,39 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) attention_kernel(
   const uint8_t* const* row_pages = pages + kv.page_base;
   const int64_t key_offset = layout.key_offset + kv_head * layout.head_slab_bytes;
   const int64_t value_offset = layout.value_offset + kv_head * layout.head_slab_bytes;
-  float running_max = -INFINITY, running_sum = 0.0f;
+  auto scaled_score = [&](int position) {
+    const uint8_t* page = row_pages[position / layout.page_tokens];
+    const uint4* key = reinterpret_cast<const uint4*>(page + key_offset + int64_t(position % layout.page_tokens) * D * 2);
+    float dot = 0.0f;
+#pragma unroll
+    for (int i = 0; i < D / 8; ++i) {
+      const uint4 u = key[i];
+      const __half2* h = reinterpret_cast<const __half2*>(&u);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const float2 f = __half22float2(h[j]);
+        dot += qs[8 * i + 2 * j] * f.x + qs[8 * i + 2 * j + 1] * f.y;
+      }
+    }
+    return dot * scale;
+  };
+
+  float max_score = -INFINITY;
+  for (int position = lane; position < kv.visible; position += 32) max_score = fmaxf(max_score, scaled_score(position));
+  max_score = warp_max(max_score);
+  double sum = 0.0;
+  for (int position = lane; position < kv.visible; position += 32) sum += double(expf(scaled_score(position) - max_score));
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) sum += __shfl_xor_sync(0xFFFFFFFFu, sum, offset);
+  const float inverse = float(1.0 / sum);
+
   float acc[E];
 #pragma unroll
   for (int e = 0; e < E; ++e) acc[e] = 0.0f;
-
   for (int base = 0; base < kv.visible; base += 32) {
     const int position = base + lane;
-    float score = -INFINITY;
-    if (position < kv.visible) {
-      const uint8_t* page = row_pages[position / layout.page_tokens];
-      const uint4* key = reinterpret_cast<const uint4*>(page + key_offset +
-                                                        int64_t(position % layout.page_tokens) * D * 2);
-      float dot = 0.0f;
-#pragma unroll
-      for (int i = 0; i < D / 8; ++i) {
-        const uint4 u = key[i];
-        const __half2* h = reinterpret_cast<const __half2*>(&u);
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          const float2 f = __half22float2(h[j]);
-          dot += qs[8 * i + 2 * j] * f.x + qs[8 * i + 2 * j + 1] * f.y;
-        }
-      }
-      score = dot * scale;
-    }
-    const float new_max = fmaxf(running_max, warp_max(score));
-    const float correction = expf(running_max - new_max);
-    const float probability = position < kv.visible ? expf(score - new_max) : 0.0f;
-    running_sum = running_sum * correction + warp_sum(probability);
-#pragma unroll
-    for (int e = 0; e < E; ++e) acc[e] *= correction;
+    const float probability =
+        position < kv.visible ? __half2float(__float2half_rn(expf(scaled_score(position) - max_score) * inverse)) : 0.0f;
     const int n_valid = min(32, kv.visible - base);
     for (int j = 0; j < n_valid; ++j) {
       const float p = __shfl_sync(0xFFFFFFFFu, probability, j);
@@ -114,11 +113,9 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) attention_kernel(
 #pragma unroll
       for (int e = 0; e < E; ++e) acc[e] += p * __half2float(value[lane + 32 * e]);
     }
-    running_max = new_max;
   }
-  const float inverse = 1.0f / running_sum;
 #pragma unroll
-  for (int e = 0; e < E; ++e) out[item * D + lane + 32 * e] = acc[e] * inverse;
+  for (int e = 0; e < E; ++e) out[item * D + lane + 32 * e] = acc[e];
 }
 
 template <int E>

@@ -176,10 +176,19 @@ void CudaBackend::matmul(const TensorView& weight, const float* x, int64_t n_row
   SO_CHECK(cuda::supports_weight(weight.dtype), "the CUDA backend has no kernels for ", dtype_name(weight.dtype),
            " weights (it computes with F32, F16, BF16, Q4_0, Q4_1, Q8_0, Q4_K, Q6_K)");
   if (n_rows == 0 || n_out == 0) return;
-  const bool quantized = dtype_info(weight.dtype).is_quantized;
-  // Small batches read the weights once through the dequantizing kernel; larger ones go to
-  // cuBLAS (quantized weights dequantized to f16 first).
-  if (n_rows <= (quantized ? 32 : 8)) {
+  // Quantized weights: per-block integer dot products against Q8 activations, as the CPU
+  // computes them, at every batch size (logits track the CPU's; results do not depend on
+  // the batch).
+  if (cuda::uses_q8_activations(weight.dtype)) {
+    void* memory = scratch(kQ8Scratch, cuda::q8_activation_bytes(n_rows, n_in));
+    const cuda::Q8Activations activations = cuda::q8_activations_in(memory, n_rows, n_in);
+    cuda::quantize_activations(weight.dtype, x, n_rows, n_in, activations, stream_);
+    cuda::matvec_q8(weight.dtype, weight.data, n_out, n_in, activations, n_rows, y, stream_);
+    return;
+  }
+  // Float weights: small batches read them once through the f32 kernel; larger ones go to
+  // cuBLAS (F16/BF16 with activations rounded to the weight's type, f32 accumulation).
+  if (n_rows <= 8) {
     cuda::matvec(weight.dtype, weight.data, n_out, n_in, x, n_rows, y, stream_);
     return;
   }
@@ -190,18 +199,12 @@ void CudaBackend::matmul(const TensorView& weight, const float* x, int64_t n_row
     return;
   }
   const bool bf16 = weight.dtype == DType::kBF16;
-  const void* w = weight.data;
-  if (quantized) {
-    void* dequantized = scratch(1, size_t(n_out * n_in) * 2);
-    cuda::dequantize_to_f16(weight.dtype, weight.data, n_out, n_in, dequantized, stream_);
-    w = dequantized;
-  }
-  void* x_half = scratch(0, size_t(n_rows * n_in) * 2);
+  void* x_half = scratch(kHalfActivationScratch, size_t(n_rows * n_in) * 2);
   cuda::convert_f32(x, n_rows * n_in, bf16, x_half, stream_);
   const cudaDataType type = bf16 ? CUDA_R_16BF : CUDA_R_16F;
-  SO_CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(n_out), int(n_rows), int(n_in), &one, w, type,
-                               int(n_in), x_half, type, int(n_in), &zero, y, CUDA_R_32F, int(n_out),
-                               CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  SO_CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(n_out), int(n_rows), int(n_in), &one,
+                               weight.data, type, int(n_in), x_half, type, int(n_in), &zero, y, CUDA_R_32F,
+                               int(n_out), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
 void CudaBackend::matmul_many(std::span<const TensorView> weights, const float* x, int64_t n_rows,

@@ -73,6 +73,16 @@ class CudaBackend final : public Backend {
  private:
   CudaBackend() = default;
   // Device scratch that only grows; contents are stream-ordered like every op's.
+  enum ScratchIndex {
+    kHalfActivationScratch = 0,  // matmul: activations rounded for cuBLAS
+    kQ8Scratch,                  // matmul: Q8 activations
+    kMoeRouter,                  // moe_ffn
+    kMoeExpertOutputs,
+    kMoeGathered,
+    kMoeGate,
+    kMoeUp,
+    kMoeDown,
+  };
   void* scratch(int index, size_t bytes);
   // Uploads the per-token KV view of `rows` (positions and page tables).
   void upload_kv_rows(std::span<const AttentionRow> rows, const void** tokens, const void** pages);

@@ -11,18 +11,13 @@
 
 namespace so {
 
-namespace {
-// Scratch indices (0 and 1 belong to matmul).
-enum MoeScratchIndex { kRouter = 2, kExpertOutputs, kGathered, kGate, kUp, kDown };
-}  // namespace
-
 void CudaBackend::moe_ffn(const MoeWeights& weights, const float* x, int64_t n_tokens, int64_t dim, int64_t ffn_dim,
                           float* out) {
   const int n_experts = static_cast<int>(weights.gate.size());
   const int n_used = weights.n_experts_used;
   if (n_tokens == 0) return;
 
-  auto* router = static_cast<float*>(scratch(kRouter, size_t(n_tokens * n_experts) * sizeof(float)));
+  auto* router = static_cast<float*>(scratch(kMoeRouter, size_t(n_tokens * n_experts) * sizeof(float)));
   matmul(weights.router, x, n_tokens, router);
   router_logits_.resize(size_t(n_tokens * n_experts));
   copy_to_host(router_logits_.data(), router, router_logits_.size() * sizeof(float));
@@ -32,7 +27,7 @@ void CudaBackend::moe_ffn(const MoeWeights& weights, const float* x, int64_t n_t
   route_top_k(router_logits_.data(), n_tokens, n_experts, n_used, weights.normalize_weights, selected_.data(),
               route_weights_.data());
 
-  auto* expert_outputs = static_cast<float*>(scratch(kExpertOutputs, size_t(n_tokens * n_used * dim) * sizeof(float)));
+  auto* expert_outputs = static_cast<float*>(scratch(kMoeExpertOutputs, size_t(n_tokens * n_used * dim) * sizeof(float)));
   std::vector<int32_t> group_tokens, group_slots;
   for (int e = 0; e < n_experts; ++e) {
     group_tokens.clear();
@@ -45,10 +40,10 @@ void CudaBackend::moe_ffn(const MoeWeights& weights, const float* x, int64_t n_t
     }
     if (group_tokens.empty()) continue;
     const int64_t n_group = static_cast<int64_t>(group_tokens.size());
-    auto* gathered = static_cast<float*>(scratch(kGathered, size_t(n_group * dim) * sizeof(float)));
-    auto* gate = static_cast<float*>(scratch(kGate, size_t(n_group * ffn_dim) * sizeof(float)));
-    auto* up = static_cast<float*>(scratch(kUp, size_t(n_group * ffn_dim) * sizeof(float)));
-    auto* down = static_cast<float*>(scratch(kDown, size_t(n_group * dim) * sizeof(float)));
+    auto* gathered = static_cast<float*>(scratch(kMoeGathered, size_t(n_group * dim) * sizeof(float)));
+    auto* gate = static_cast<float*>(scratch(kMoeGate, size_t(n_group * ffn_dim) * sizeof(float)));
+    auto* up = static_cast<float*>(scratch(kMoeUp, size_t(n_group * ffn_dim) * sizeof(float)));
+    auto* down = static_cast<float*>(scratch(kMoeDown, size_t(n_group * dim) * sizeof(float)));
     gather_rows(x, group_tokens, dim, gathered);
     matmul(weights.gate[size_t(e)], gathered, n_group, gate);
     matmul(weights.up[size_t(e)], gathered, n_group, up);

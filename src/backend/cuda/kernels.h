@@ -14,11 +14,27 @@ namespace so::cuda {
 // Weight dtypes with device kernels: F32, F16, BF16, Q4_0, Q4_1, Q8_0, Q4_K, Q6_K.
 bool supports_weight(DType dtype);
 
-// y (n_rows, n_out) = x (n_rows, n_in) * W^T, W dequantized on the fly; for small n_rows.
+// y (n_rows, n_out) = x (n_rows, n_in) * W^T for F32/F16/BF16 W, f32 math; for small n_rows.
 void matvec(DType dtype, const void* weight, int64_t n_out, int64_t n_in, const float* x, int64_t n_rows, float* y,
             cudaStream_t stream);
-// W (n_out, n_in) -> f16 (for cuBLAS on quantized weights).
-void dequantize_to_f16(DType dtype, const void* weight, int64_t n_out, int64_t n_in, void* out, cudaStream_t stream);
+
+// Activations quantized per row to 8-bit blocks, for quantized weights (matmul_q8.cu).
+struct Q8Activations {
+  int8_t* q;       // (n_rows * n_in)
+  float* d;        // per 32 elements (Q8_K: at every 8th entry, one per 256)
+  float* s;        // per 32 elements: d * sum(q) (Q8_1)
+  int32_t* bsums;  // per 16 elements (Q8_K)
+};
+// Whether `weight` is computed against Q8 activations (the quantized weight dtypes).
+bool uses_q8_activations(DType weight);
+size_t q8_activation_bytes(int64_t n_rows, int64_t n_in);
+Q8Activations q8_activations_in(void* memory, int64_t n_rows, int64_t n_in);
+// x (n_rows, n_in) -> the activation blocks `weight` dtype pairs with.
+void quantize_activations(DType weight, const float* x, int64_t n_rows, int64_t n_in, const Q8Activations& a,
+                          cudaStream_t stream);
+// y (n_rows, n_out) = W * a, per-block integer dot products; any batch size.
+void matvec_q8(DType weight_dtype, const void* weight, int64_t n_out, int64_t n_in, const Q8Activations& a,
+               int64_t n_rows, float* y, cudaStream_t stream);
 // f32 -> f16 or bf16 (n elements).
 void convert_f32(const float* x, int64_t n, bool to_bf16, void* out, cudaStream_t stream);
 

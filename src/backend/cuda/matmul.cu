@@ -1,5 +1,5 @@
-// Weight × activation products with weights dequantized on the fly (small batches), and the
-// conversions that feed cuBLAS for large ones (cuda_matmul.cpp chooses).
+// Float weights (F32/F16/BF16) against f32 activations for small batches, and the
+// conversion that feeds cuBLAS for large ones (CudaBackend::matmul chooses).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -56,38 +56,20 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) matvec_kernel(const uint8
   }
 }
 
-template <DType T>
-__global__ void dequantize_f16_kernel(const uint8_t* __restrict__ weight, int64_t row_bytes, int64_t n_out,
-                                      int64_t n_chunks, __half* __restrict__ out) {
-  const int64_t index = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (index >= n_out * n_chunks) return;
-  const int64_t row = index / n_chunks, chunk = index % n_chunks;
-  float v[32];
-  Chunk<T>::load(weight + row * row_bytes, chunk, v);
-  __half2* destination = reinterpret_cast<__half2*>(out + row * n_chunks * 32 + chunk * 32);
-#pragma unroll
-  for (int i = 0; i < 16; ++i) destination[i] = __floats2half2_rn(v[2 * i], v[2 * i + 1]);
-}
-
 __global__ void convert_kernel(const float* __restrict__ x, int64_t n, bool to_bf16, uint16_t* __restrict__ out) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n) return;
   out[i] = to_bf16 ? __bfloat16_as_ushort(__float2bfloat16_rn(x[i])) : __half_as_ushort(__float2half_rn(x[i]));
 }
 
-// Calls f.template operator()<T>() for the dtype's kernels.
+// Calls f.template operator()<T>() for a float weight dtype.
 template <typename F>
 void dispatch(DType dtype, F&& f) {
   switch (dtype) {
     case DType::kF32: return f.template operator()<DType::kF32>();
     case DType::kF16: return f.template operator()<DType::kF16>();
     case DType::kBF16: return f.template operator()<DType::kBF16>();
-    case DType::kQ4_0: return f.template operator()<DType::kQ4_0>();
-    case DType::kQ4_1: return f.template operator()<DType::kQ4_1>();
-    case DType::kQ8_0: return f.template operator()<DType::kQ8_0>();
-    case DType::kQ4_K: return f.template operator()<DType::kQ4_K>();
-    case DType::kQ6_K: return f.template operator()<DType::kQ6_K>();
-    default: SO_CHECK(false, "the CUDA backend has no kernels for ", dtype_name(dtype), " weights");
+    default: SO_CHECK(false, "the f32-activation kernel takes F32, F16 or BF16 weights, not ", dtype_name(dtype));
   }
 }
 
@@ -121,17 +103,6 @@ void matvec(DType dtype, const void* weight, int64_t n_out, int64_t n_in, const 
     if (n_rows == 2) return launch_matvec<T, 2>(weight, n_out, n_in, x, n_rows, y, stream);
     if (n_rows <= 4) return launch_matvec<T, 4>(weight, n_out, n_in, x, n_rows, y, stream);
     launch_matvec<T, 8>(weight, n_out, n_in, x, n_rows, y, stream);
-  });
-}
-
-void dequantize_to_f16(DType dtype, const void* weight, int64_t n_out, int64_t n_in, void* out, cudaStream_t stream) {
-  SO_CHECK(n_in % 32 == 0, "CUDA dequantize: row length ", n_in, " is not a multiple of 32");
-  dispatch(dtype, [&]<DType T>() {
-    const int64_t n_chunks = n_in / 32, total = n_out * n_chunks;
-    const int threads = 256;
-    dequantize_f16_kernel<T><<<unsigned((total + threads - 1) / threads), threads, 0, stream>>>(
-        static_cast<const uint8_t*>(weight), dtype_row_bytes(T, n_in), n_out, n_chunks, static_cast<__half*>(out));
-    SO_CUDA_LAUNCHED();
   });
 }
 
