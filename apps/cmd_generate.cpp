@@ -151,6 +151,7 @@ int run_generate(const GenerateOptions& options, const PlanOverrides& given) {
                                {"finish_reason", finish_reason_name(result.finish)},
                                {"seed", sampling.seed}};
       if (result.finish == FinishReason::kError) record["error"] = result.error.message();
+      if (engine.options().spec.simulate_alpha >= 0) record["simulated_acceptance"] = engine.options().spec.simulate_alpha;
       if (!engine.drafter_name().empty()) {
         record["drafted_tokens"] = result.drafted_tokens;
         record["accepted_tokens"] = result.accepted_tokens;
@@ -164,10 +165,16 @@ int run_generate(const GenerateOptions& options, const PlanOverrides& given) {
   }
   std::cout.flush();
   const std::string drafter = engine.drafter_name().empty() ? "" : str_cat(" | drafter ", engine.drafter_name());
-  std::fprintf(stderr, "%s | %s%s | seed %llu\n", engine.stats().summary_line().c_str(), engine.backend_name().c_str(),
-               drafter.c_str(), static_cast<unsigned long long>(sampling.seed));
+  const double simulated = engine.options().spec.simulate_alpha;
+  const std::string simulation =
+      simulated >= 0 ? str_cat(" | SIMULATED ACCEPTANCE alpha=", simulated, " (dummy weights)") : std::string();
+  std::fprintf(stderr, "%s | %s%s | seed %llu%s\n", engine.stats().summary_line().c_str(), engine.backend_name().c_str(),
+               drafter.c_str(), static_cast<unsigned long long>(sampling.seed), simulation.c_str());
   if (!options.stats_json.empty()) {
     nlohmann::ordered_json stats = nlohmann::ordered_json::parse(engine.stats().to_json());
+    stats["backend"] = engine.backend_name();
+    stats["dummy_weights"] = engine.options().dummy_weights;
+    if (simulated >= 0) stats["simulated_acceptance"] = simulated;
     stats["pass_records"] = nlohmann::ordered_json::parse(engine.pass_log().records_json());
     std::ofstream out(options.stats_json);
     out << stats.dump() << "\n";

@@ -17,6 +17,11 @@ void add_model_options(CLI::App& command, ModelOptions& options) {
   command.add_option("--gpu-mem", options.gpu_mem,
                      "CUDA: device memory the run may use in all, e.g. 24G, so a large card acts as a small one "
                      "(default: what is free)");
+  command.add_option("--load-format", options.load_format,
+                     "auto: read the model file; dummy: random weights of real shapes from a config.json (-m names the "
+                     "config or its directory, e.g. configs/mixtral-8x7b), for throughput at scale")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "dummy"}));
 }
 
 Result<BackendKind> backend_kind(const ModelOptions& options) {
@@ -71,6 +76,10 @@ void add_spec_options(CLI::App& command, SpecCliOptions& options) {
                      "fixed: always --draft-max; adaptive: per row, from its recent acceptance and measured costs")
       ->capture_default_str()
       ->check(CLI::IsMember({"fixed", "adaptive"}));
+  command.add_option("--simulate-acceptance", options.simulate_acceptance,
+                     "dummy weights only: draw each row's accepted drafts from the acceptance law with this alpha "
+                     "after a real verification pass (outputs then say 'simulated acceptance')")
+      ->check(CLI::Range(0.0, 1.0));
 }
 
 std::string cache_directory() {
@@ -102,6 +111,8 @@ Result<EngineOptions> engine_options(const ModelOptions& model, const BatchOptio
   EngineOptions options;
   options.spec.draft_max = spec.draft_max;
   options.spec.adaptive = spec.draft_length == "adaptive";
+  options.spec.simulate_alpha = spec.simulate_acceptance;
+  options.dummy_weights = model.load_format == "dummy";
   if (!spec.draft_model.empty()) {
     options.spec.drafter = DrafterKind::kDraftModel;
     options.spec.draft_model_path = resolve_model_path(spec.draft_model);

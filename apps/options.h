@@ -15,6 +15,7 @@ struct ModelOptions {
   int n_threads = 0;
   std::string backend;  // cpu | cuda | auto; empty: $SPECOFFLOAD_BACKEND, else auto
   std::string gpu_mem;  // CUDA: hard cap on device memory, "24G"; empty: what is free
+  std::string load_format = "auto";  // auto | dummy
 };
 
 struct BatchOptions {
@@ -32,6 +33,7 @@ struct SpecCliOptions {
   bool draft_ngram = false;
   int draft_max = 6;
   std::string draft_length = "adaptive";  // fixed | adaptive
+  double simulate_acceptance = -1.0;      // dummy weights only
 };
 
 struct SamplingOptions {

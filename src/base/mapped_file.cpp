@@ -41,6 +41,21 @@ Result<MappedFile> MappedFile::open(const std::string& path) {
   return file;
 }
 
+Result<MappedFile> MappedFile::anonymous(size_t bytes, std::string name) {
+  MappedFile file;
+  file.path_ = std::move(name);
+  file.size_ = bytes;
+  file.writable_ = true;
+  if (bytes > 0) {
+    void* address = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (address == MAP_FAILED) {
+      return resource_exhausted("cannot map ", bytes, " bytes of memory for ", file.path_, ": ", std::strerror(errno));
+    }
+    file.data_ = static_cast<const uint8_t*>(address);
+  }
+  return file;
+}
+
 MappedFile::MappedFile(MappedFile&& other) noexcept { *this = std::move(other); }
 
 MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
@@ -49,6 +64,7 @@ MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
     path_ = std::move(other.path_);
     data_ = other.data_;
     size_ = other.size_;
+    writable_ = other.writable_;
     other.data_ = nullptr;
     other.size_ = 0;
   }

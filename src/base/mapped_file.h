@@ -13,6 +13,9 @@ namespace so {
 class MappedFile {
  public:
   static Result<MappedFile> open(const std::string& path);
+  // Zero-filled private memory of `bytes`, named `name` for messages; writable through
+  // writable_data().
+  static Result<MappedFile> anonymous(size_t bytes, std::string name);
 
   MappedFile() = default;
   MappedFile(MappedFile&& other) noexcept;
@@ -22,6 +25,7 @@ class MappedFile {
   ~MappedFile();
 
   const uint8_t* data() const { return data_; }
+  uint8_t* writable_data() const { return writable_ ? const_cast<uint8_t*>(data_) : nullptr; }
   size_t size() const { return size_; }
   std::span<const uint8_t> bytes() const { return {data_, size_}; }
   const std::string& path() const { return path_; }
@@ -34,6 +38,7 @@ class MappedFile {
   std::string path_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  bool writable_ = false;
 };
 
 // Whole file into a string; for small files such as config.json.

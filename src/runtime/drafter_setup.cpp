@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "offload/layer_streamer.h"
+#include "runtime/dummy_model.h"
 #include "spec/model_drafter.h"
 #include "spec/ngram_drafter.h"
 
@@ -73,9 +74,9 @@ Result<DrafterSetup> create_drafter(const EngineOptions& options, const Model& t
       break;
     }
     case DrafterKind::kDraftModel: {
-      auto model = load_model(spec.draft_model_path);
+      auto model = load_model_as(spec.draft_model_path, options.dummy_weights);
       if (!model.ok()) return model.status().with_context(str_cat("loading the draft model '", spec.draft_model_path, "'"));
-      auto tokenizer = Tokenizer::from_model_file((*model)->file);
+      auto tokenizer = tokenizer_of(**model, options.dummy_weights);
       if (!tokenizer.ok()) {
         return tokenizer.status().with_context(str_cat("loading the tokenizer of the draft model '", spec.draft_model_path, "'"));
       }

@@ -35,6 +35,10 @@ struct SpecOptions {
   int draft_max = 6;             // k, or its cap when adaptive; 0 decodes plainly
   bool adaptive = true;          // spec/draft_length.h states the rule
   int ngram_max = 3;             // kNgram: longest suffix looked up
+  // With dummy weights only: each row's accepted length drawn from the acceptance law
+  // (P(accept draft i | drafts before it accepted) = alpha) after a real verification pass;
+  // < 0: off.
+  double simulate_alpha = -1.0;
 };
 
 // Weight offload (offload/): layers beyond the device budget stream from host memory.
@@ -46,6 +50,7 @@ struct OffloadOptions {
 
 struct EngineOptions {
   std::string model_path;
+  bool dummy_weights = false;  // --load-format dummy: model_path (and the draft's) is a config
   BackendKind backend = BackendKind::kCpu;
   int64_t gpu_memory_bytes = 0;  // CUDA: hard cap on device memory (--gpu-mem); 0: what is free
   int n_threads = 0;            // 0: one per physical core

@@ -241,8 +241,12 @@ std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest
       const int64_t first_position = kv_->length(row.kv_row) - n_drafts;  // where drafts[0] (or the new token) goes
       const std::span<const float> row_logits(logits.data() + logit_row * n_vocab, size_t(n_drafts + 1) * n_vocab);
       logit_row += n_drafts + 1;
+      const double alpha = options_.spec.simulate_alpha;
       const Verdict verdict =
-          verify_sampled(drafts, q, row_logits, n_vocab, request.sampling, request.stream_id, first_position);
+          alpha >= 0 && n_drafts > 0
+              ? verify_simulated(row_logits, n_drafts, n_vocab, alpha, request.sampling.seed, request.stream_id,
+                                 first_position)
+              : verify_sampled(drafts, q, row_logits, n_vocab, request.sampling, request.stream_id, first_position);
 
       if (was_generating) {
         stats_.record_verification(n_drafts, verdict.n_accepted);

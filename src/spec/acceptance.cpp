@@ -97,4 +97,17 @@ Verdict verify_sampled(std::span<const int32_t> draft, std::span<const std::vect
   return verdict;
 }
 
+Verdict verify_simulated(std::span<const float> logits, int n_drafts, int64_t n_vocab, double alpha, uint64_t seed,
+                         uint64_t stream, int64_t first_position) {
+  Verdict verdict;
+  while (verdict.n_accepted < n_drafts &&
+         sampling_uniform(seed, stream, draw_counter(DrawPurpose::kAcceptTest, first_position + verdict.n_accepted)) <
+             alpha) {
+    ++verdict.n_accepted;
+  }
+  const float* row = logits.data() + int64_t(verdict.n_accepted) * n_vocab;
+  verdict.next_token = static_cast<int32_t>(std::max_element(row, row + n_vocab) - row);
+  return verdict;
+}
+
 }  // namespace so

@@ -35,6 +35,12 @@ Verdict verify_sampled(std::span<const int32_t> draft, std::span<const std::vect
                        std::span<const float> logits, int64_t n_vocab, const SamplingParams& params, uint64_t stream,
                        int64_t first_position);
 
+// --simulate-acceptance: the accepted length drawn from the acceptance law (each draft kept
+// with probability alpha while the ones before it were), the next token the target's argmax
+// after it. Throughput studies with dummy weights only: outputs are not the model's.
+Verdict verify_simulated(std::span<const float> logits, int n_drafts, int64_t n_vocab, double alpha, uint64_t seed,
+                         uint64_t stream, int64_t first_position);
+
 // One position of the rejection rule, on distributions as sampling_distribution returns
 // them. q empty: a point mass on x.
 struct AcceptOutcome {

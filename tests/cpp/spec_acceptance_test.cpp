@@ -188,3 +188,32 @@ TEST(SpecAcceptance, VerifiedSequencesFollowTheTargetJointDistribution) {
 
 }  // namespace
 }  // namespace so
+
+namespace so {
+namespace {
+
+// --simulate-acceptance: accepted lengths follow the truncated geometric law, and the next
+// token is the target's argmax after the accepted drafts.
+TEST(SimulatedAcceptance, FollowsTheAcceptanceLaw) {
+  const int64_t n_vocab = 8;
+  const int k = 4;
+  std::vector<float> logits(size_t(k + 1) * n_vocab, 0.0f);
+  for (int row = 0; row <= k; ++row) logits[size_t(row) * n_vocab + row + 1] = 5.0f;  // argmax of row r is r + 1
+  for (double alpha : {0.0, 0.6, 0.8, 1.0}) {
+    std::vector<int> counts(k + 1, 0);
+    const int trials = 40000;
+    for (int t = 0; t < trials; ++t) {
+      const Verdict v = verify_simulated(logits, k, n_vocab, alpha, 7, uint64_t(t), 100);
+      ++counts[v.n_accepted];
+      ASSERT_EQ(v.next_token, v.n_accepted + 1);
+    }
+    for (int n = 0; n <= k; ++n) {
+      // P(n) = alpha^n (1 - alpha) for n < k, alpha^k for n = k.
+      const double expected = n < k ? std::pow(alpha, n) * (1 - alpha) : std::pow(alpha, k);
+      EXPECT_NEAR(double(counts[n]) / trials, expected, 0.01) << "alpha " << alpha << " accepted " << n;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace so

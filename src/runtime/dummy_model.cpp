@@ -1,0 +1,205 @@
+#include "runtime/dummy_model.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/mapped_file.h"
+#include "base/strings.h"
+#include "format/hf_config.h"
+#include "model/weights.h"
+
+namespace so {
+
+namespace {
+
+struct TensorSpec {
+  std::string name;
+  Shape shape;
+};
+
+std::vector<TensorSpec> hf_tensor_specs(const ModelConfig& c, bool tied) {
+  const int64_t q_dim = c.q_dim(), kv_dim = c.kv_dim();
+  std::vector<TensorSpec> specs = {{"model.embed_tokens.weight", Shape{c.n_vocab, c.dim}},
+                                   {"model.norm.weight", Shape{c.dim}}};
+  if (!tied) specs.push_back({"lm_head.weight", Shape{c.n_vocab, c.dim}});
+  for (int l = 0; l < c.n_layers; ++l) {
+    const std::string p = str_cat("model.layers.", l, ".");
+    specs.push_back({p + "input_layernorm.weight", Shape{c.dim}});
+    specs.push_back({p + "post_attention_layernorm.weight", Shape{c.dim}});
+    specs.push_back({p + "self_attn.q_proj.weight", Shape{q_dim, c.dim}});
+    specs.push_back({p + "self_attn.k_proj.weight", Shape{kv_dim, c.dim}});
+    specs.push_back({p + "self_attn.v_proj.weight", Shape{kv_dim, c.dim}});
+    specs.push_back({p + "self_attn.o_proj.weight", Shape{c.dim, q_dim}});
+    if (c.is_moe()) {
+      specs.push_back({p + "block_sparse_moe.gate.weight", Shape{c.n_experts, c.dim}});
+      for (int e = 0; e < c.n_experts; ++e) {
+        const std::string x = str_cat(p, "block_sparse_moe.experts.", e, ".");
+        specs.push_back({x + "w1.weight", Shape{c.ffn_dim, c.dim}});
+        specs.push_back({x + "w2.weight", Shape{c.dim, c.ffn_dim}});
+        specs.push_back({x + "w3.weight", Shape{c.ffn_dim, c.dim}});
+      }
+    } else {
+      specs.push_back({p + "mlp.gate_proj.weight", Shape{c.ffn_dim, c.dim}});
+      specs.push_back({p + "mlp.up_proj.weight", Shape{c.ffn_dim, c.dim}});
+      specs.push_back({p + "mlp.down_proj.weight", Shape{c.dim, c.ffn_dim}});
+    }
+  }
+  return specs;
+}
+
+uint64_t splitmix(uint64_t& state) {
+  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// Random 16-bit floats of magnitude in [2^-9, 2^-4) (weights) or [0.5, 2) (norms), random
+// sign; bf16 or f16 bit patterns; f32 values the same way.
+void fill_random(uint8_t* data, size_t bytes, DType dtype, bool near_one, uint64_t seed) {
+  const int n_threads = std::max(1u, std::min(16u, std::thread::hardware_concurrency()));
+  std::vector<std::thread> threads;
+  const size_t words = bytes / 8;
+  for (int t = 0; t < n_threads; ++t) {
+    threads.emplace_back([=] {
+      uint64_t state = seed * 0x100000001B3ull + uint64_t(t);
+      auto* out = reinterpret_cast<uint64_t*>(data);
+      for (size_t i = words * t / n_threads; i < words * (t + 1) / n_threads; ++i) {
+        uint64_t r = splitmix(state), patterns[4];
+        for (int k = 0; k < 4; ++k, r >>= 16) {
+          const uint64_t sign = near_one ? 0 : (r & 1);
+          const uint64_t mantissa = (r >> 1) & 0x7F;
+          if (dtype == DType::kF16) {
+            const uint64_t exponent = near_one ? 14 + ((r >> 8) & 1) : 6 + ((r >> 8) % 5);
+            patterns[k] = (sign << 15) | (exponent << 10) | (mantissa << 3);
+          } else {  // bf16, and the upper half of an f32
+            const uint64_t exponent = near_one ? 126 + ((r >> 8) & 1) : 118 + ((r >> 8) % 5);
+            patterns[k] = (sign << 15) | (exponent << 7) | mantissa;
+          }
+        }
+        const uint64_t word = dtype == DType::kF32
+                                  ? (patterns[0] << 16) | (patterns[1] << 48)
+                                  : patterns[0] | (patterns[1] << 16) | (patterns[2] << 32) | (patterns[3] << 48);
+        out[i] = word;
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+}
+
+Result<DType> dtype_of_config(const std::string& torch_dtype) {
+  if (torch_dtype == "bfloat16" || torch_dtype.empty()) return DType::kBF16;
+  if (torch_dtype == "float16") return DType::kF16;
+  if (torch_dtype == "float32") return DType::kF32;
+  return unsupported("torch_dtype '", torch_dtype, "' has no dummy weights; use bfloat16, float16 or float32");
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Model>> load_dummy_model(const std::string& path, uint64_t seed) {
+  std::filesystem::path config_path(path);
+  std::error_code error;
+  if (std::filesystem::is_directory(config_path, error)) config_path /= "config.json";
+  SO_ASSIGN_OR_RETURN(std::string text, read_text_file(config_path.string()));
+  auto model = std::make_unique<Model>();
+  ModelFile& file = model->file;
+  file.format = ModelFormat::kSafetensors;
+  file.path = config_path.parent_path().string();
+  auto metadata = parse_hf_config(text);
+  if (!metadata.ok()) return metadata.status().with_context(str_cat("reading '", config_path.string(), "'"));
+  file.metadata = std::move(metadata).value();
+  // Shapes first (the config alone), then the tensors they call for.
+  auto shapes = model_config_from_file(file);
+  if (!shapes.ok()) return shapes.status().with_context(str_cat("dummy model from '", config_path.string(), "'"));
+  const ModelConfig& c = *shapes;
+  if (c.arch != Architecture::kLlama && c.arch != Architecture::kMixtral) {
+    return unsupported("dummy weights are made for Llama, Mistral and Mixtral layouts, not ", config_path.string());
+  }
+  const nlohmann::json json = nlohmann::json::parse(text, nullptr, false);
+  const bool tied = json.is_object() && json.value("tie_word_embeddings", false);
+  SO_ASSIGN_OR_RETURN(const DType dtype,
+                      dtype_of_config(json.is_object() ? json.value("torch_dtype", std::string()) : std::string()));
+
+  const std::vector<TensorSpec> specs = hf_tensor_specs(c, tied);
+  uint64_t largest = 0;
+  for (const TensorSpec& spec : specs) largest = std::max<uint64_t>(largest, dtype_row_bytes(dtype, spec.shape.inner()) * spec.shape.rows());
+  // One pool for matrices (aliased at spread offsets), one for vectors (norms near 1).
+  const uint64_t spread = 64 << 20, vectors = 1 << 20;
+  SO_ASSIGN_OR_RETURN(MappedFile pool, MappedFile::anonymous(largest + spread + vectors, "dummy weights"));
+  fill_random(pool.writable_data(), largest + spread, dtype, false, seed);
+  fill_random(pool.writable_data() + largest + spread, vectors, dtype, true, seed + 1);
+  uint64_t at = 0;
+  for (const TensorSpec& spec : specs) {
+    TensorInfo info;
+    info.name = spec.name;
+    info.dtype = dtype;
+    info.shape = spec.shape;
+    info.bytes = dtype_row_bytes(dtype, spec.shape.inner()) * spec.shape.rows();
+    if (spec.shape.n_dims == 1) {
+      info.offset = largest + spread;
+    } else {
+      at = (at + 7919 * 4096) % spread;  // different tensors start at different places
+      info.offset = at / 64 * 64;
+    }
+    info.data = pool.data() + info.offset;
+    SO_TRY(file.tensors.add(std::move(info)));
+  }
+  file.files.push_back(std::move(pool));
+  SO_ASSIGN_OR_RETURN(model->config, model_config_from_file(file));
+  auto weights = map_model_weights(file, model->config);
+  if (!weights.ok()) return weights.status().with_context(str_cat("dummy model from '", config_path.string(), "'"));
+  model->weights = std::move(weights).value();
+  return model;
+}
+
+namespace {
+// GPT-2's byte-to-character map: printable bytes stand for themselves, the rest move past 255.
+std::string byte_character(int byte) {
+  const bool printable = (byte >= 33 && byte <= 126) || (byte >= 161 && byte <= 172) || (byte >= 174 && byte <= 255);
+  int code = byte;
+  if (!printable) {
+    int shifted = 0;
+    for (int b = 0; b < byte; ++b) {
+      if (!((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255))) ++shifted;
+    }
+    code = 256 + shifted;
+  }
+  std::string utf8;
+  if (code < 0x80) {
+    utf8 += char(code);
+  } else {
+    utf8 += char(0xC0 | (code >> 6));
+    utf8 += char(0x80 | (code & 0x3F));
+  }
+  return utf8;
+}
+}  // namespace
+
+Result<std::unique_ptr<Tokenizer>> dummy_tokenizer(int32_t n_vocab) {
+  if (n_vocab < 258) return invalid_argument("a dummy tokenizer needs at least 258 ids, the model has ", n_vocab);
+  nlohmann::json vocab = nlohmann::json::object();
+  for (int b = 0; b < 256; ++b) vocab[byte_character(b)] = b;
+  for (int32_t id = 258; id < n_vocab; ++id) vocab[str_cat("<dummy_", id, ">")] = id;
+  const nlohmann::json tokenizer = {
+      {"added_tokens",
+       {{{"id", 256}, {"content", "<s>"}, {"special", true}}, {{"id", 257}, {"content", "</s>"}, {"special", true}}}},
+      {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}},
+      {"decoder", {{"type", "ByteLevel"}}},
+      {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::json::array()}}}};
+  const nlohmann::json config = {{"bos_token", "<s>"}, {"eos_token", "</s>"}, {"add_bos_token", true}};
+  return Tokenizer::from_hf_json(tokenizer.dump(), config.dump());
+}
+
+Result<std::unique_ptr<Model>> load_model_as(const std::string& path, bool dummy) {
+  return dummy ? load_dummy_model(path) : load_model(path);
+}
+
+Result<std::unique_ptr<Tokenizer>> tokenizer_of(const Model& model, bool dummy) {
+  return dummy ? dummy_tokenizer(model.config.n_vocab) : Tokenizer::from_model_file(model.file);
+}
+
+}  // namespace so
