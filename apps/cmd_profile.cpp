@@ -4,6 +4,7 @@
 #include <fstream>
 #include <memory>
 
+#include "backend/backend_factory.h"
 #include "backend/cpu/cpu_backend.h"
 #include "commands.h"
 #include "options.h"
@@ -18,19 +19,27 @@ struct ProfileCliOptions {
   int n_threads = 0;
   double sim_link_gbps = 0.0;
   double seconds = 0.25;
+  std::string backend;  // cpu | cuda | auto; empty: $SPECOFFLOAD_BACKEND, else auto
 };
 
 int run_profile(const ProfileCliOptions& options) {
-  CpuBackendOptions backend_options;
+  ModelOptions model_options;
+  model_options.backend = options.backend;
+  auto kind = backend_kind(model_options);
+  if (!kind.ok()) return report_error(kind.status());
+  BackendOptions backend_options;
+  backend_options.kind = *kind;
   backend_options.n_threads = options.n_threads;
   backend_options.sim_link_gbps = options.sim_link_gbps;
-  CpuBackend backend(backend_options);
+  auto created = create_backend(backend_options);
+  if (!created.ok()) return report_error(created.status());
+  Backend& backend = **created;
   ProfileOptions profile_options;
   profile_options.disk_file = options.disk_file.empty() ? "" : resolve_model_path(options.disk_file);
   profile_options.seconds_per_measure = options.seconds;
   auto profile = profile_machine(backend, profile_options);
   if (!profile.ok()) return report_error(profile.status());
-  profile->n_threads = backend.n_threads();
+  if (const auto* cpu = dynamic_cast<const CpuBackend*>(&backend)) profile->n_threads = cpu->n_threads();
   const std::string path = options.output.empty() ? default_profile_path() : options.output;
   std::error_code ignored;
   std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ignored);
@@ -54,6 +63,7 @@ Command register_profile(CLI::App& app) {
   command->add_option("--sim-link-gbps", options->sim_link_gbps, "CPU backend: the simulated host-to-device link")
       ->check(CLI::NonNegativeNumber);
   command->add_option("--seconds", options->seconds, "time per measurement")->check(CLI::Range(0.01, 60.0));
+  command->add_option("--backend", options->backend, "cpu, cuda or auto (default: $SPECOFFLOAD_BACKEND, else auto)");
   return {command, [options] { return run_profile(*options); }};
 }
 

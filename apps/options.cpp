@@ -43,6 +43,9 @@ void add_batch_options(CLI::App& command, BatchOptions& options) {
   command.add_option("--kv-mem", options.kv_budget, "KV cache budget, e.g. 4G (default: no cap)");
   command.add_option("--device-mem", options.device_mem,
                      "device memory for the target's weights, e.g. 24G; layers beyond it stream from host memory");
+  command.add_option("--kv-page-tokens", options.kv_page_tokens, "positions per KV cache page")
+      ->capture_default_str()
+      ->check(CLI::Range(16, 4096));
   command.add_option("--ring-slots", options.ring_slots, "device slots streamed layers rotate through")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
@@ -137,6 +140,7 @@ Result<EngineOptions> engine_options(const ModelOptions& model, const BatchOptio
     SO_ASSIGN_OR_RETURN(options.offload.device_budget_bytes, parse_size_flag("--device-mem", batch.device_mem, "24G"));
   }
   options.offload.ring_slots = batch.ring_slots;
+  options.kv_page_tokens = batch.kv_page_tokens;
   options.offload.sim_link_gbps = batch.sim_link_gbps;
   return options;
 }

@@ -25,6 +25,7 @@ struct BatchOptions {
   std::string device_mem;  // weights' device budget, "24G"; empty: all resident
   int ring_slots = 2;
   double sim_link_gbps = 0.0;
+  int kv_page_tokens = 256;
 };
 
 struct SpecCliOptions {

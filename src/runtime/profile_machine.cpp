@@ -55,22 +55,42 @@ double disk_read_gbps(const std::string& path) {
   return seconds > 0 && total > 0 ? double(total) / seconds / 1e9 : 0.0;
 }
 
+// Backend memory holding `bytes` copies of `byte` (written through the host: a device
+// backend's memory is not host-addressable).
+Result<Buffer> filled_buffer(Backend& backend, size_t bytes, uint8_t byte) {
+  SO_ASSIGN_OR_RETURN(Buffer buffer, backend.allocate(bytes, MemoryKind::kDevice));
+  const std::vector<uint8_t> host(bytes, byte);
+  backend.copy_to_device(buffer.data(), host.data(), bytes);
+  return buffer;
+}
+
+Result<Buffer> float_buffer(Backend& backend, size_t n, float value) {
+  SO_ASSIGN_OR_RETURN(Buffer buffer, backend.allocate(n * sizeof(float), MemoryKind::kDevice));
+  const std::vector<float> host(n, value);
+  backend.copy_to_device(buffer.data(), host.data(), n * sizeof(float));
+  return buffer;
+}
+
 // weight_gbps and gflops from two matmul timings: rows 1 (reading dominates) and many.
 Result<MatmulSpeed> matmul_speed(Backend& backend, DType dtype, double budget) {
   // note: 64 MiB of weights, well past the caches, as a model's layers are.
   const int64_t n_in = 4096, many = 64;
   const int64_t n_out = (int64_t(64) << 20) / dtype_row_bytes(dtype, n_in);
   TensorView weight{dtype, Shape{n_out, n_in}, nullptr};
-  SO_ASSIGN_OR_RETURN(Buffer weights, backend.allocate(size_t(weight.bytes()), MemoryKind::kDevice));
   // note: 0x11 bytes are small normal numbers in every float and scale format, so no
   // denormals or NaNs skew the timing.
-  std::memset(weights.data(), 0x11, weights.bytes());
+  SO_ASSIGN_OR_RETURN(Buffer weights, filled_buffer(backend, size_t(weight.bytes()), 0x11));
   weight.data = weights.data();
-  SO_ASSIGN_OR_RETURN(Buffer x, backend.allocate(size_t(many * n_in) * sizeof(float), MemoryKind::kDevice));
+  SO_ASSIGN_OR_RETURN(Buffer x, float_buffer(backend, size_t(many * n_in), 0.01f));
   SO_ASSIGN_OR_RETURN(Buffer y, backend.allocate(size_t(many * n_out) * sizeof(float), MemoryKind::kDevice));
-  std::fill_n(x.as<float>(), many * n_in, 0.01f);
-  const double one = fastest_seconds(budget / 2, [&] { backend.matmul(weight, x.as<float>(), 1, y.as<float>()); });
-  const double lots = fastest_seconds(budget / 2, [&] { backend.matmul(weight, x.as<float>(), many, y.as<float>()); });
+  auto timed = [&](int64_t rows) {
+    return fastest_seconds(budget / 2, [&] {
+      backend.matmul(weight, x.as<float>(), rows, y.as<float>());
+      backend.synchronize();
+    });
+  };
+  const double one = timed(1);
+  const double lots = timed(many);
   const double params = double(n_out) * n_in;
   const double per_token = std::max((lots - one) / (many - 1), 1e-12);
   MatmulSpeed speed;
@@ -82,12 +102,13 @@ Result<MatmulSpeed> matmul_speed(Backend& backend, DType dtype, double budget) {
 // The fixed cost of one op: a tiny matmul, all dispatch and synchronization.
 Result<double> op_overhead_seconds(Backend& backend, double budget) {
   TensorView weight{DType::kF32, Shape{64, 64}, nullptr};
-  SO_ASSIGN_OR_RETURN(Buffer weights, backend.allocate(size_t(weight.bytes()), MemoryKind::kDevice));
-  std::memset(weights.data(), 0x11, weights.bytes());
+  SO_ASSIGN_OR_RETURN(Buffer weights, filled_buffer(backend, size_t(weight.bytes()), 0x11));
   weight.data = weights.data();
-  std::vector<float> x(64, 0.01f), y(64);
+  SO_ASSIGN_OR_RETURN(Buffer x, float_buffer(backend, 64, 0.01f));
+  SO_ASSIGN_OR_RETURN(Buffer y, float_buffer(backend, 64, 0.0f));
   return fastest_seconds(budget, [&] {
-    for (int i = 0; i < 100; ++i) backend.matmul(weight, x.data(), 1, y.data());
+    for (int i = 0; i < 100; ++i) backend.matmul(weight, x.as<float>(), 1, y.as<float>());
+    backend.synchronize();
   }) / 100;
 }
 
@@ -104,17 +125,20 @@ Result<double> attention_gflops(Backend& backend, double budget) {
     SO_TRY(kv.reserve(ids.back(), context));
   }
   // Fill the cache (zeros are fine for timing) then time the last `queries` positions.
-  std::vector<float> zeros(size_t(context) * geometry.n_kv_heads * geometry.head_dim, 0.0f);
+  SO_ASSIGN_OR_RETURN(Buffer zeros, float_buffer(backend, size_t(context) * geometry.n_kv_heads * geometry.head_dim, 0.0f));
   for (int r = 0; r < n_rows; ++r) {
     const AttentionRow all = kv.attention_row(ids[r], 0, context);
-    backend.kv_store(geometry, 0, std::span(&all, 1), zeros.data(), zeros.data());
+    backend.kv_store(geometry, 0, std::span(&all, 1), zeros.as<float>(), zeros.as<float>());
     rows.push_back(kv.attention_row(ids[r], r * queries, queries));
     rows.back().kv_start = context - queries;
   }
   const size_t q_floats = size_t(n_rows) * queries * params.n_heads * params.head_dim;
-  std::vector<float> q(q_floats, 0.01f), out(q_floats);
-  const double seconds =
-      fastest_seconds(budget, [&] { backend.attention(geometry, 0, rows, params, q.data(), out.data()); });
+  SO_ASSIGN_OR_RETURN(Buffer q, float_buffer(backend, q_floats, 0.01f));
+  SO_ASSIGN_OR_RETURN(Buffer out, float_buffer(backend, q_floats, 0.0f));
+  const double seconds = fastest_seconds(budget, [&] {
+    backend.attention(geometry, 0, rows, params, q.as<float>(), out.as<float>());
+    backend.synchronize();
+  });
   double pairs = 0;
   for (int i = 0; i < queries; ++i) pairs += n_rows * double(context - queries + i + 1);
   return 4.0 * params.head_dim * params.n_heads * pairs / seconds / 1e9;
@@ -137,7 +161,9 @@ Result<HardwareProfile> profile_machine(Backend& backend, const ProfileOptions& 
   SO_ASSIGN_OR_RETURN(profile.op_overhead_seconds, op_overhead_seconds(backend, budget));  // note: the CPU backend's KV is host memory anyway
   const int64_t pages = ::sysconf(_SC_PHYS_PAGES), page_size = ::sysconf(_SC_PAGE_SIZE);
   profile.host_memory_bytes = pages * page_size;
-  profile.device_memory_bytes = profile.host_memory_bytes;  // note: the CPU backend's "device" is host RAM
+  // note: the CPU backend's "device" is host RAM; a device backend reports its budget.
+  const int64_t device_free = backend.device_memory_free();
+  profile.device_memory_bytes = device_free >= 0 ? device_free : profile.host_memory_bytes;
   return profile;
 }
 
