@@ -93,7 +93,7 @@ def run_engine(args, name: str, extra: list[str]) -> dict:
         print(f"[{name}] {' '.join(command)}", file=sys.stderr, flush=True)
         with UtilizationSampler() as sampler:
             started = time.time()
-            done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
+            done = subprocess.run(command, capture_output=True, text=True, errors="replace", timeout=args.timeout)
             ended = time.time()
         if done.returncode != 0:
             return {"name": name, "error": done.stderr[-3000:]}
