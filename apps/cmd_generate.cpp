@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "runtime/chat_prompt.h"
 #include "options.h"
 #include "tokenizer/chat_template.h"
 
@@ -71,16 +72,10 @@ Status apply_planner(const GenerateOptions& options, const PlanOverrides& given,
 }
 
 Result<std::string> apply_chat(const Engine& engine, const GenerateOptions& options, const std::string& prompt) {
-  std::string jinja;
-  if (const MetadataValue* value = engine.model().file.metadata.find("tokenizer.chat_template");
-      value && value->is_string()) {
-    jinja = value->as_string();
-  }
-  SO_ASSIGN_OR_RETURN(ChatTemplate chat, detect_chat_template(jinja, options.chat_template));
   std::vector<ChatMessage> messages;
   if (!options.system.empty()) messages.push_back({"system", options.system});
   messages.push_back({"user", prompt});
-  return render_chat(chat, messages, /*add_generation_prompt=*/true);
+  return render_chat_prompt(engine, messages, options.chat_template);
 }
 
 int run_generate(const GenerateOptions& options, const PlanOverrides& given) {

@@ -16,5 +16,6 @@ Command register_tokenize(CLI::App& app);
 Command register_logits(CLI::App& app);
 Command register_profile(CLI::App& app);
 Command register_plan(CLI::App& app);
+Command register_run(CLI::App& app);
 
 }  // namespace so::cli

@@ -84,6 +84,8 @@ struct GenerationResult {
 
 // Called after each generated token: (request index, token).
 using TokenCallback = std::function<void(size_t request, int32_t token)>;
+// Called once per request as soon as it is finished (stop, length or error), with its result.
+using FinishCallback = std::function<void(size_t request, const GenerationResult& result)>;
 
 // The tokenizer of a model file alone (no weights mapped into compute).
 Result<std::unique_ptr<Tokenizer>> load_tokenizer(const std::string& model_path);
@@ -104,7 +106,7 @@ class Engine {
   // Continuous batching over all requests; results in request order. A request that
   // can't run (empty prompt, longer than the context) gets finish kError and the rest go on.
   std::vector<GenerationResult> generate(std::span<const GenerationRequest> requests,
-                                         const TokenCallback& on_token = {});
+                                         const TokenCallback& on_token = {}, const FinishCallback& on_finish = {});
 
   // Lower level, for tools and tests: one forward step over rows of the engine's KV cache.
   ModelRunner& runner() { return *runner_; }

@@ -45,7 +45,7 @@ Status check_request(const GenerationRequest& request, const ModelConfig& config
 }  // namespace
 
 std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest> requests,
-                                               const TokenCallback& on_token) {
+                                               const TokenCallback& on_token, const FinishCallback& on_finish) {
   std::vector<GenerationResult> results(requests.size());
   std::deque<size_t> queue;
   for (size_t i = 0; i < requests.size(); ++i) {
@@ -53,8 +53,10 @@ std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest
     if (!valid.ok()) {
       results[i].finish = FinishReason::kError;
       results[i].error = valid;
+      if (on_finish) on_finish(i, results[i]);
     } else if (requests[i].max_tokens == 0) {
       results[i].finish = FinishReason::kLength;
+      if (on_finish) on_finish(i, results[i]);
     } else {
       queue.push_back(i);
     }
@@ -71,6 +73,7 @@ std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest
 
   auto finish = [&](size_t slot, FinishReason reason) {
     results[active[slot].request].finish = reason;
+    if (on_finish) on_finish(active[slot].request, results[active[slot].request]);
     kv_->remove_row(active[slot].kv_row);
     if (drafter_) drafter_->remove_row(active[slot].kv_row);
     active.erase(active.begin() + static_cast<std::ptrdiff_t>(slot));

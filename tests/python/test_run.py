@@ -1,0 +1,164 @@
+"""`specoffload run`: JSONL batch jobs on the default model.
+
+- malformed input: one clear error record per bad line (16 kinds), every good line completed;
+- crash safety: kill -9 at 10 random moments and resume each time; the output ends with every id exactly once and,
+  greedy, the same text as an uninterrupted run; a torn last record is repaired;
+- shards: --shard I/N split the lines deterministically and together cover the job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+import engine
+
+
+def _model() -> str:
+    value = os.environ.get("SPECOFFLOAD_DEFAULT_MODEL")
+    if not value or not Path(value).is_file():
+        pytest.skip("default model unavailable (SPECOFFLOAD_DEFAULT_MODEL)")
+    return value
+
+
+def _command(input_path: Path, output_path: Path, *extra, rows: int = 8) -> list[str]:
+    return [str(engine.require_engine()), "run", "-m", _model(), "-i", str(input_path), "-o", str(output_path),
+            "--temp", "0", "--threads", "2", "--progress", "log", "--max-rows", str(rows), *map(str, extra)]
+
+
+def _run(input_path: Path, output_path: Path, *extra, rows: int = 8) -> dict:
+    done = subprocess.run(_command(input_path, output_path, *extra, rows=rows), capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _good_lines(n: int) -> list[str]:
+    topics = ["the sea", "a robot", "autumn", "bread", "trains", "the moon", "rivers", "chess"]
+    lines = []
+    for i in range(n):
+        if i % 2 == 0:
+            lines.append(json.dumps({"custom_id": f"req-{i}", "method": "POST", "url": "/v1/chat/completions",
+                                     "body": {"messages": [{"role": "user", "content": f"Write one sentence about "
+                                                                                       f"{topics[i % len(topics)]}."}],
+                                              "max_tokens": 12 + i % 5}}))
+        else:
+            lines.append(json.dumps({"id": f"req-{i}", "prompt": f"{i} + {i} =", "max_tokens": 10 + i % 7}))
+    return lines
+
+
+BAD_LINES = {
+    "not json": "this is not json",
+    "truncated json": '{"prompt": "abc"',
+    "not an object": "[1, 2, 3]",
+    "prompt not a string": '{"prompt": 42}',
+    "no prompt or messages": '{"id": "x1", "text": "hello"}',
+    "empty messages": '{"messages": []}',
+    "message without content": '{"messages": [{"role": "user"}]}',
+    "unknown role": '{"messages": [{"role": "wizard", "content": "hi"}]}',
+    "content not a string": '{"messages": [{"role": "user", "content": ["a"]}]}',
+    "unknown url": '{"custom_id": "u1", "method": "POST", "url": "/v1/embeddings", "body": {"input": "x"}}',
+    "method not POST": '{"custom_id": "m1", "method": "GET", "url": "/v1/completions", "body": {"prompt": "x"}}',
+    "body not an object": '{"custom_id": "b1", "method": "POST", "url": "/v1/completions", "body": "x"}',
+    "negative max_tokens": '{"prompt": "hi", "max_tokens": -5}',
+    "max_tokens not an integer": '{"prompt": "hi", "max_tokens": "ten"}',
+    "temperature out of range": '{"prompt": "hi", "temperature": 7}',
+    "custom_id not a string": '{"custom_id": 12, "url": "/v1/completions", "body": {"prompt": "x"}}',
+    "duplicate id": '{"id": "req-0", "prompt": "again"}',
+    "prompt longer than the context": json.dumps({"prompt": "word " * 9000, "max_tokens": 4}),
+}
+
+
+def test_malformed_lines_become_error_records_and_good_lines_complete(tmp_path):
+    good = _good_lines(6)
+    lines = good[:3] + list(BAD_LINES.values()) + good[3:]
+    lines.insert(5, '{"prompt": "bad utf8 \xff"}')  # placeholder, replaced by raw bytes below
+    raw = "\n".join(lines).encode("utf-8").replace('bad utf8 \xff'.encode("utf-8"), b"bad utf8 \xff\xfe") + b"\n"
+    input_path = tmp_path / "in.jsonl"
+    input_path.write_bytes(raw)
+    output = tmp_path / "out.jsonl"
+    summary = _run(input_path, output)
+    records = _records(output)
+    errors = [r for r in records if r["error"] is not None]
+    successes = [r for r in records if r["error"] is None]
+    assert summary["errors"] == len(BAD_LINES) + 1 == len(errors), errors
+    assert sorted(r["custom_id"] for r in successes) == sorted(f"req-{i}" for i in range(6))
+    # One error per bad line, each naming its line and saying what was expected.
+    assert len({r["line"] for r in errors}) == len(errors)
+    for record in errors:
+        message = record["error"]["message"]
+        assert message.startswith(f"line {record['line']}:"), message
+        assert record["response"] is None
+    for record in successes:
+        body = record["response"]["body"]
+        assert record["response"]["status_code"] == 200
+        assert body["usage"]["completion_tokens"] > 0
+        assert body["object"] in ("chat.completion", "text_completion")
+    messages = " ".join(r["error"]["message"] for r in errors)
+    for expected in ("not valid JSON", "expected a JSON object", "should be a string", "expected \"prompt\" or",
+                     "is empty", "expected system, user or assistant", "/v1/embeddings", "expected \"POST\"",
+                     "non-negative integer", "expected a number in", "already used on line", "context"):
+        assert expected in messages, expected
+
+
+def _uninterrupted(tmp_path: Path, input_path: Path, rows: int) -> tuple[dict[str, str], float]:
+    reference = tmp_path / "reference.jsonl"
+    started = time.time()
+    _run(input_path, reference, rows=rows)
+    texts = {r["custom_id"]: json.dumps(r["response"]["body"]["choices"]) for r in _records(reference)}
+    return texts, time.time() - started
+
+
+def test_kill_nine_and_resume_loses_and_repeats_nothing(tmp_path):
+    input_path = tmp_path / "in.jsonl"
+    input_path.write_text("\n".join(_good_lines(40)) + "\n")
+    # note: 2 rows at a time, so the job lasts long enough for ten kills at random moments
+    expected, seconds = _uninterrupted(tmp_path, input_path, rows=2)
+    output = tmp_path / "out.jsonl"
+    rng = random.Random(5)
+    kills = 0
+    while kills < 10:
+        process = subprocess.Popen(_command(input_path, output, rows=2), stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.3, max(0.6, seconds / 8)))
+        if process.poll() is not None:
+            break  # finished before this kill
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        kills += 1
+        if kills == 5:  # a crash mid-append leaves a torn record
+            with open(output, "ab") as f:
+                f.write(b'{"custom_id": "req-1", "line": 2, "respo')
+    summary = _run(input_path, output, rows=2)
+    records = _records(output)
+    ids = [r["custom_id"] for r in records]
+    assert sorted(ids) == sorted(expected), "every id exactly once"
+    assert len(ids) == len(set(ids))
+    assert {r["custom_id"]: json.dumps(r["response"]["body"]["choices"]) for r in records} == expected
+    assert kills == 10, f"only {kills} kills landed before the job finished"
+    assert summary["lines"] == 40
+
+
+def test_shards_split_the_job_and_cover_it(tmp_path):
+    input_path = tmp_path / "in.jsonl"
+    input_path.write_text("\n".join(_good_lines(12)) + "\n")
+    seen = []
+    for index in range(3):
+        output = tmp_path / f"shard{index}.jsonl"
+        summary = _run(input_path, output, "--shard", f"{index}/3")
+        assert summary["lines"] == 4
+        seen += [r["custom_id"] for r in _records(output)]
+    assert sorted(seen) == sorted(f"req-{i}" for i in range(12))
+    done = subprocess.run(_command(input_path, tmp_path / "x.jsonl", "--shard", "3/3"), capture_output=True, text=True)
+    assert done.returncode != 0 and "0 <= I < N" in done.stderr
