@@ -162,3 +162,19 @@ def test_shards_split_the_job_and_cover_it(tmp_path):
     assert sorted(seen) == sorted(f"req-{i}" for i in range(12))
     done = subprocess.run(_command(input_path, tmp_path / "x.jsonl", "--shard", "3/3"), capture_output=True, text=True)
     assert done.returncode != 0 and "0 <= I < N" in done.stderr
+
+
+def test_slurm_array_script_runs_the_shards(tmp_path):
+    """deploy/slurm/run_shards.sbatch as Slurm would run it: one task per array index."""
+    script = Path(__file__).resolve().parents[2] / "deploy" / "slurm" / "run_shards.sbatch"
+    input_path = tmp_path / "in.jsonl"
+    input_path.write_text("\n".join(_good_lines(6)) + "\n")
+    for index in range(2):
+        env = dict(os.environ, SPECOFFLOAD=str(engine.require_engine()), MODEL=_model(), INPUT=str(input_path),
+                   OUTDIR=str(tmp_path / "out"), SLURM_ARRAY_TASK_ID=str(index), SLURM_ARRAY_TASK_MIN="0",
+                   SLURM_ARRAY_TASK_MAX="1", SPECOFFLOAD_ARGS="--temp 0 --threads 2")
+        done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+    merged = [json.loads(line) for path in sorted((tmp_path / "out").glob("answers.*-of-2.jsonl"))
+              for line in path.read_text().splitlines()]
+    assert sorted(r["custom_id"] for r in merged) == sorted(f"req-{i}" for i in range(6))
