@@ -1,4 +1,5 @@
 // specoffload generate: text for one prompt or a file of prompts (one batch).
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -129,6 +130,8 @@ int run_generate(const GenerateOptions& options, const PlanOverrides& given) {
     };
   }
   const std::vector<GenerationResult> results = engine.generate(requests, on_token);
+  const double finished_unix =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 
   int exit_code = 0;
   for (size_t i = 0; i < results.size(); ++i) {
@@ -168,6 +171,7 @@ int run_generate(const GenerateOptions& options, const PlanOverrides& given) {
   if (!options.stats_json.empty()) {
     nlohmann::ordered_json stats = nlohmann::ordered_json::parse(engine.stats().to_json());
     stats["backend"] = engine.backend_name();
+    stats["generate_finished_unix_seconds"] = finished_unix;  // aligns outside samplers with the passes
     stats["dummy_weights"] = engine.options().dummy_weights;
     if (simulated >= 0) stats["simulated_acceptance"] = simulated;
     stats["pass_records"] = nlohmann::ordered_json::parse(engine.pass_log().records_json());

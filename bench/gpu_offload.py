@@ -81,7 +81,8 @@ class UtilizationSampler:
 def run_engine(args, name: str, extra: list[str]) -> dict:
     with tempfile.TemporaryDirectory(prefix="gpu-offload-") as tmp:
         prompt_file = Path(tmp) / "prompts.txt"
-        escaped = [p.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t") for p in prompts(args.rows, args.prompt_chars)]
+        escaped = [p.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
+                   for p in prompts(args.prompts or args.rows, args.prompt_chars)]
         prompt_file.write_text("\n".join(escaped) + "\n", encoding="utf-8")
         stats_path = Path(tmp) / "stats.json"
         command = [args.bin, "generate", "-m", args.target, "--load-format", "dummy", "--backend", args.backend,
@@ -105,7 +106,6 @@ def run_engine(args, name: str, extra: list[str]) -> dict:
     streamed = sum(p["streamed_bytes"] for p in passes)
     copy_busy = sum(p["copy_busy_seconds"] for p in passes)
     draft = sum(p["draft_seconds"] for p in passes)
-    decode_start = min((p["start_seconds"] for p in passes), default=0.0)
     record = {
         "name": name,
         "wall_seconds": round(ended - started, 2),
@@ -124,15 +124,15 @@ def run_engine(args, name: str, extra: list[str]) -> dict:
     }
     if "simulated_acceptance" in stats:
         record["simulated_acceptance"] = stats["simulated_acceptance"]
-    # note: the utilization sampler runs on wall time; the decode phase is the run's last
-    # decode_seconds (prefill and loading come first).
-    utilization = sampler.mean_between(ended - decode_seconds, ended) if decode_seconds else None
+    # note: the decode phase is the last decode_seconds before generate returned (loading and
+    # prefill come first, teardown after).
+    finished = stats.get("generate_finished_unix_seconds", ended)
+    utilization = sampler.mean_between(finished - decode_seconds, finished) if decode_seconds else None
     record["decode_gpu_utilization"] = utilization
     if utilization is not None and passes:
         compute = utilization * record["mean_pass_seconds"]
         largest = max(compute, copy_busy / len(passes), draft / len(passes))
         record["pass_over_largest_stage"] = record["mean_pass_seconds"] / largest if largest else None
-    del decode_start
     return record
 
 
@@ -147,6 +147,8 @@ def main() -> int:
     # caches and the activations; this leaves the target's weights 6.5 GB.
     parser.add_argument("--device-mem", default="6.5G", help="the target's weights budget")
     parser.add_argument("--rows", type=int, default=32)
+    parser.add_argument("--prompts", type=int, default=0,
+                        help="prompts in the job (default: --rows); more than --rows keeps every pass full")
     parser.add_argument("--prompt-chars", type=int, default=128)
     parser.add_argument("--gen", type=int, default=16)
     parser.add_argument("--step-tokens", type=int, default=2048)
