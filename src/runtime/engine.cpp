@@ -131,6 +131,10 @@ Status Engine::forward(StepBuilder& builder, std::vector<float>& logits, int64_t
     }
   }
   builder.commit();
+  // note: reading the logits back waits for the step's work on an asynchronous backend, so
+  // the step's time includes it.
+  logits.resize(size_t(step.n_logit_rows()) * n_vocab);
+  backend_->copy_to_host(logits.data(), logits_buffer_.data(), logit_bytes);
   const double end = now_seconds();
   const double seconds = end - start;
   last_forward_.seconds = seconds;
@@ -142,8 +146,6 @@ Status Engine::forward(StepBuilder& builder, std::vector<float>& logits, int64_t
     for (const StreamSpan& span : copies) stats_.copy_busy_seconds += span.end_seconds - span.start_seconds;
     pass_log_->add_copy_spans(copies);
   }
-  logits.resize(size_t(step.n_logit_rows()) * n_vocab);
-  backend_->copy_to_host(logits.data(), logits_buffer_.data(), logit_bytes);
 
   int64_t prefill = 0, decode = 0;
   if (n_prompt_tokens >= 0) {
