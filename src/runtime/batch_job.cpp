@@ -187,35 +187,39 @@ Result<BatchRequest> parse_batch_line(std::string_view text, int64_t line) {
 
 std::string batch_success_record(const BatchRequest& request, const std::string& model_name,
                                  const BatchCompletion& completion) {
-  json choice = {{"index", 0}, {"finish_reason", completion.finish_reason}};
+  // note: ordered, so records read in the Batch API's field order.
+  using ordered = nlohmann::ordered_json;
+  ordered choice = {{"index", 0}};
   if (request.chat) {
     choice["message"] = {{"role", "assistant"}, {"content", completion.text}};
   } else {
     choice["text"] = completion.text;
   }
-  const json body = {{"id", str_cat(request.chat ? "chatcmpl-" : "cmpl-", request.custom_id)},
+  choice["finish_reason"] = completion.finish_reason;
+  const ordered body = {{"id", str_cat(request.chat ? "chatcmpl-" : "cmpl-", request.custom_id)},
                      {"object", request.chat ? "chat.completion" : "text_completion"},
                      {"model", request.model.empty() ? model_name : request.model},
-                     {"choices", json::array({choice})},
+                     {"choices", ordered::array({choice})},
                      {"usage",
                       {{"prompt_tokens", completion.prompt_tokens},
                        {"completion_tokens", completion.completion_tokens},
                        {"total_tokens", completion.prompt_tokens + completion.completion_tokens}}}};
-  const json record = {{"id", str_cat("batch_req_", request.line)},
-                       {"custom_id", request.custom_id},
-                       {"line", request.line},
-                       {"response", {{"status_code", 200}, {"request_id", str_cat("req_", request.line)}, {"body", body}}},
-                       {"error", nullptr}};
+  const ordered record = {
+      {"id", str_cat("batch_req_", request.line)},
+      {"custom_id", request.custom_id},
+      {"response", {{"status_code", 200}, {"request_id", str_cat("req_", request.line)}, {"body", body}}},
+      {"error", nullptr},
+      {"line", request.line}};
   return record.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 std::string batch_error_record(int64_t line, const std::string& custom_id, std::string_view code,
                                const std::string& message) {
-  const json record = {{"id", str_cat("batch_req_", line)},
-                       {"custom_id", custom_id},
-                       {"line", line},
-                       {"response", nullptr},
-                       {"error", {{"code", std::string(code)}, {"message", message}}}};
+  const nlohmann::ordered_json record = {{"id", str_cat("batch_req_", line)},
+                                         {"custom_id", custom_id},
+                                         {"response", nullptr},
+                                         {"error", {{"code", std::string(code)}, {"message", message}}},
+                                         {"line", line}};
   return record.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 

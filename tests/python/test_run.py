@@ -178,3 +178,17 @@ def test_slurm_array_script_runs_the_shards(tmp_path):
     merged = [json.loads(line) for path in sorted((tmp_path / "out").glob("answers.*-of-2.jsonl"))
               for line in path.read_text().splitlines()]
     assert sorted(r["custom_id"] for r in merged) == sorted(f"req-{i}" for i in range(6))
+
+
+def test_errors_file_takes_error_records_and_resume_reads_both(tmp_path):
+    input_path = tmp_path / "in.jsonl"
+    input_path.write_text("\n".join(_good_lines(3) + ['{"prompt": 1}', "nope"]) + "\n")
+    output, errors = tmp_path / "out.jsonl", tmp_path / "errors.jsonl"
+    first = _run(input_path, output, "--errors", errors)
+    assert first["completed"] == 3 and first["errors"] == 2
+    assert [r["line"] for r in _records(errors)] == [4, 5]
+    assert all(r["error"] is None for r in _records(output))
+    assert list(_records(output)[0]) == ["id", "custom_id", "response", "error", "line"]  # Batch API field order
+    again = _run(input_path, output, "--errors", errors)
+    assert again["already_done"] == 5 and again["completed"] == 0 and again["errors"] == 0
+    assert len(_records(output)) == 3 and len(_records(errors)) == 2
