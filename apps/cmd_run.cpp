@@ -14,7 +14,6 @@
 #include "options.h"
 #include "progress.h"
 #include "runtime/batch_job.h"
-#include "runtime/chat_prompt.h"
 
 namespace so::cli {
 namespace {
@@ -39,16 +38,6 @@ struct Pending {
   BatchRequest request;
   int64_t prompt_tokens = 0;
 };
-
-SamplingParams request_sampling(const SamplingParams& defaults, const BatchRequest& r) {
-  SamplingParams p = defaults;
-  if (r.temperature) p.temperature = float(*r.temperature);
-  if (r.top_p) p.top_p = float(*r.top_p);
-  if (r.top_k) p.top_k = *r.top_k;
-  if (r.min_p) p.min_p = float(*r.min_p);
-  if (r.seed) p.seed = *r.seed;
-  return p;
-}
 
 int run_batch(const RunOptions& options) {
   auto shard = parse_shard(options.shard);
@@ -115,20 +104,17 @@ int run_batch(const RunOptions& options) {
       write_error(line, id, "invalid_request", request.status().message());
       continue;
     }
-    std::string prompt = request->prompt;
-    if (request->chat) {
-      auto rendered = render_chat_prompt(engine, request->messages, options.chat_template);
-      if (!rendered.ok()) {
-        write_error(line, id, "invalid_request", str_cat("line ", line, ": ", rendered.status().message()));
-        continue;
-      }
-      prompt = std::move(rendered).value();
+    auto prompt_tokens = api_prompt_tokens(engine, request->api, options.chat_template);
+    if (!prompt_tokens.ok()) {
+      write_error(line, id, "invalid_request", str_cat("line ", line, ": ", prompt_tokens.status().message()));
+      continue;
     }
     GenerationRequest generation;
-    generation.prompt_tokens = tokenizer.encode(prompt, tokenizer.add_bos_by_default(), /*parse_special=*/request->chat);
-    generation.max_tokens = request->max_tokens.value_or(options.max_tokens);
-    generation.sampling = request_sampling(defaults, *request);
+    generation.prompt_tokens = std::move(prompt_tokens).value();
+    generation.max_tokens = request->api.max_tokens.value_or(options.max_tokens);
+    generation.sampling = api_sampling(defaults, request->api);
     generation.ignore_eos = options.ignore_eos;
+    generation.stop = request->api.stop;
     generation.stream_id = uint64_t(line);  // stable across restarts and shards
     if (Status valid = generation.sampling.validate(); !valid.ok()) {
       write_error(line, id, "invalid_request", str_cat("line ", line, ": ", valid.message()));
@@ -154,9 +140,8 @@ int run_batch(const RunOptions& options) {
                                                  str_cat("line ", request.line, ": ", result.error.message())));
       ++errors;
     } else {
-      BatchCompletion completion{tokenizer.decode(result.tokens),
-                                 result.finish == FinishReason::kStop ? "stop" : "length", pending[i].prompt_tokens,
-                                 int64_t(result.tokens.size())};
+      const ApiCompletion completion{completion_text(tokenizer, result), api_finish_reason(result),
+                                     pending[i].prompt_tokens, int64_t(result.tokens.size())};
       s = output->append(batch_success_record(request, model_name, completion));
       ++completed;
     }

@@ -17,5 +17,6 @@ Command register_logits(CLI::App& app);
 Command register_profile(CLI::App& app);
 Command register_plan(CLI::App& app);
 Command register_run(CLI::App& app);
+Command register_serve(CLI::App& app);
 
 }  // namespace so::cli

@@ -11,7 +11,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "specoffload 0.1.0");
   std::vector<so::cli::Command> commands;
   for (auto register_command : {so::cli::register_generate, so::cli::register_tokenize, so::cli::register_logits,
-                                 so::cli::register_profile, so::cli::register_plan, so::cli::register_run}) {
+                                 so::cli::register_profile, so::cli::register_plan, so::cli::register_run,
+                                 so::cli::register_serve}) {
     commands.push_back(register_command(app));
   }
   // note: CLI11 short names are one character; llama.cpp's multi-letter short flags that

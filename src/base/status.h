@@ -20,6 +20,7 @@ enum class ErrorCode {
   kUnsupported,      // valid but not handled (dtype, architecture, template)
   kOutOfRange,       // prompt longer than the context, budget exceeded
   kResourceExhausted,
+  kUnavailable,  // the service is shutting down
   kInternal,
 };
 
@@ -66,6 +67,9 @@ template <typename... Args>
 Status resource_exhausted(const Args&... args) {
   return make_error(ErrorCode::kResourceExhausted, args...);
 }
+
+template <typename... Args>
+Status unavailable(const Args&... args) { return make_error(ErrorCode::kUnavailable, args...); }
 
 template <typename T>
 class [[nodiscard]] Result {

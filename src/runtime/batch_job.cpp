@@ -18,102 +18,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string type_name(const json& value) {
-  switch (value.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::boolean: return "a boolean";
-    case json::value_t::string: return "a string";
-    case json::value_t::array: return "an array";
-    case json::value_t::object: return "an object";
-    case json::value_t::number_float: return "a number";
-    default: return value.is_number() ? "an integer" : "something else";
-  }
-}
-
-Status field_error(int64_t line, const std::string& field, const std::string& expected, const json& found) {
-  return invalid_argument("line ", line, ": \"", field, "\" should be ", expected, ", found ", type_name(found),
-                          found.is_primitive() ? str_cat(" ", found.dump(-1, ' ', false, json::error_handler_t::replace))
-                                               : std::string());
-}
-
-// Sampling fields of a request body (or a plain line); unknown fields are ignored, as the
-// OpenAI API ignores what it does not use.
-Status read_sampling(const json& body, int64_t line, BatchRequest& request) {
-  for (const char* key : {"max_tokens", "max_completion_tokens"}) {
-    if (!body.contains(key) || body[key].is_null()) continue;
-    const json& value = body[key];
-    if (!value.is_number_integer()) return field_error(line, key, "a non-negative integer", value);
-    const int64_t n = value.get<int64_t>();
-    if (n < 0 || n > 1'000'000) {
-      return invalid_argument("line ", line, ": \"", key, "\" is ", n, "; expected 0 to 1000000 tokens");
-    }
-    request.max_tokens = int(n);
-  }
-  auto number = [&](const char* key, double low, double high, std::optional<double>& out) -> Status {
-    if (!body.contains(key) || body[key].is_null()) return Status::Ok();
-    const json& value = body[key];
-    if (!value.is_number()) return field_error(line, key, str_cat("a number in [", low, ", ", high, "]"), value);
-    const double x = value.get<double>();
-    if (!(x >= low && x <= high)) {
-      return invalid_argument("line ", line, ": \"", key, "\" is ", x, "; expected a number in [", low, ", ", high, "]");
-    }
-    out = x;
-    return Status::Ok();
-  };
-  SO_TRY(number("temperature", 0.0, 2.0, request.temperature));
-  SO_TRY(number("top_p", 0.0, 1.0, request.top_p));
-  SO_TRY(number("min_p", 0.0, 1.0, request.min_p));
-  if (body.contains("top_k") && !body["top_k"].is_null()) {
-    if (!body["top_k"].is_number_integer() || body["top_k"].get<int64_t>() < 0) {
-      return field_error(line, "top_k", "a non-negative integer", body["top_k"]);
-    }
-    request.top_k = int(body["top_k"].get<int64_t>());
-  }
-  if (body.contains("seed") && !body["seed"].is_null()) {
-    if (!body["seed"].is_number_integer()) return field_error(line, "seed", "an integer", body["seed"]);
-    request.seed = body["seed"].get<uint64_t>();
-  }
-  if (body.contains("n") && !body["n"].is_null() && body["n"] != 1) {
-    return invalid_argument("line ", line, ": \"n\" is ", body["n"].dump(), "; batch jobs generate one choice (n = 1)");
-  }
-  if (body.contains("stream") && body["stream"].is_boolean() && body["stream"].get<bool>()) {
-    return invalid_argument("line ", line, ": \"stream\": true has no meaning in a batch job; drop it");
-  }
-  if (body.contains("model") && body["model"].is_string()) request.model = body["model"].get<std::string>();
-  return Status::Ok();
-}
-
-Status read_messages(const json& body, int64_t line, BatchRequest& request) {
-  const json& messages = body["messages"];
-  if (!messages.is_array()) return field_error(line, "messages", "an array of {role, content}", messages);
-  if (messages.empty()) return invalid_argument("line ", line, ": \"messages\" is empty; expected at least one message");
-  for (size_t i = 0; i < messages.size(); ++i) {
-    const json& m = messages[i];
-    const std::string where = str_cat("messages[", i, "]");
-    if (!m.is_object()) return field_error(line, where, "an object {role, content}", m);
-    if (!m.contains("role") || !m["role"].is_string()) {
-      return field_error(line, where + ".role", "a string (system, user, assistant)", m.value("role", json()));
-    }
-    const std::string role = m["role"].get<std::string>();
-    if (role != "system" && role != "user" && role != "assistant" && role != "developer") {
-      return invalid_argument("line ", line, ": ", where, ".role is '", role, "'; expected system, user or assistant");
-    }
-    if (!m.contains("content") || !m["content"].is_string()) {
-      return field_error(line, where + ".content", "a string", m.value("content", json()));
-    }
-    request.messages.push_back({role == "developer" ? "system" : role, m["content"].get<std::string>()});
-  }
-  request.chat = true;
-  return Status::Ok();
-}
-
-Status read_prompt(const json& body, int64_t line, BatchRequest& request) {
-  const json& prompt = body["prompt"];
-  if (!prompt.is_string()) return field_error(line, "prompt", "a string", prompt);
-  request.prompt = prompt.get<std::string>();
-  return Status::Ok();
-}
-
 std::string id_of(const json& line_json, int64_t line) {
   for (const char* key : {"custom_id", "id"}) {
     if (line_json.contains(key) && line_json[key].is_string()) return line_json[key].get<std::string>();
@@ -136,75 +40,56 @@ Result<BatchRequest> parse_batch_line(std::string_view text, int64_t line) {
     return invalid_argument("line ", line, ": not valid JSON (", error.what(),
                             "); expected one JSON object per line, e.g. {\"prompt\": \"...\"}");
   }
-  if (!parsed.is_object()) return invalid_argument("line ", line, ": expected a JSON object, found ", type_name(parsed));
+  if (!parsed.is_object()) {
+    return invalid_argument("line ", line, ": expected a JSON object, found ",
+                            parsed.is_array() ? "an array" : "a JSON value that is not an object");
+  }
   BatchRequest request;
   request.line = line;
+  const std::string where = str_cat("line ", line, ": ");
   for (const char* key : {"custom_id", "id"}) {
-    if (parsed.contains(key) && !parsed[key].is_string()) return field_error(line, key, "a string", parsed[key]);
+    if (parsed.contains(key) && !parsed[key].is_string()) {
+      return invalid_argument(where, "\"", key, "\" should be a string, found ", parsed[key].dump());
+    }
   }
   request.custom_id = id_of(parsed, line);
-  if (request.custom_id.empty()) return invalid_argument("line ", line, ": \"custom_id\" is empty");
+  if (request.custom_id.empty()) return invalid_argument(where, "\"custom_id\" is empty");
+  const ApiParseOptions options{where, /*allow_stream=*/false};
 
   if (parsed.contains("body") || parsed.contains("url")) {  // the Batch API shape
     if (!parsed.contains("custom_id")) {
-      return invalid_argument("line ", line, ": a Batch API line needs \"custom_id\" (with \"method\", \"url\", \"body\")");
+      return invalid_argument(where, "a Batch API line needs \"custom_id\" (with \"method\", \"url\", \"body\")");
     }
     if (parsed.contains("method") && parsed["method"] != "POST") {
-      return invalid_argument("line ", line, ": \"method\" is ", parsed["method"].dump(), "; expected \"POST\"");
+      return invalid_argument(where, "\"method\" is ", parsed["method"].dump(), "; expected \"POST\"");
     }
-    if (!parsed.contains("url") || !parsed["url"].is_string()) {
-      return field_error(line, "url", "\"/v1/chat/completions\" or \"/v1/completions\"", parsed.value("url", json()));
+    const json url = parsed.value("url", json());
+    const bool chat = url == "/v1/chat/completions";
+    if (!chat && url != "/v1/completions") {
+      return invalid_argument(where, "url ", url.dump(), " is not served; expected \"/v1/chat/completions\" or "
+                              "\"/v1/completions\"");
     }
-    const std::string url = parsed["url"].get<std::string>();
     if (!parsed.contains("body") || !parsed["body"].is_object()) {
-      return field_error(line, "body", "an object (the request body)", parsed.value("body", json()));
+      return invalid_argument(where, "\"body\" should be an object (the request body), found ",
+                              parsed.value("body", json()).dump());
     }
-    const json& body = parsed["body"];
-    if (url == "/v1/chat/completions") {
-      if (!body.contains("messages")) return invalid_argument("line ", line, ": a chat completion body needs \"messages\"");
-      SO_TRY(read_messages(body, line, request));
-    } else if (url == "/v1/completions") {
-      if (!body.contains("prompt")) return invalid_argument("line ", line, ": a completion body needs \"prompt\"");
-      SO_TRY(read_prompt(body, line, request));
-    } else {
-      return invalid_argument("line ", line, ": url '", url,
-                              "' is not served; expected /v1/chat/completions or /v1/completions");
-    }
-    SO_TRY(read_sampling(body, line, request));
+    SO_TRY(parse_api_body(parsed["body"], chat, options, request.api));
     return request;
   }
-  if (parsed.contains("messages")) {
-    SO_TRY(read_messages(parsed, line, request));
-  } else if (parsed.contains("prompt")) {
-    SO_TRY(read_prompt(parsed, line, request));
-  } else {
-    return invalid_argument("line ", line, ": expected \"prompt\" or \"messages\" (or a Batch API line with "
+  if (!parsed.contains("messages") && !parsed.contains("prompt")) {
+    return invalid_argument(where, "expected \"prompt\" or \"messages\" (or a Batch API line with "
                             "\"custom_id\", \"url\" and \"body\")");
   }
-  SO_TRY(read_sampling(parsed, line, request));
+  SO_TRY(parse_api_body(parsed, parsed.contains("messages"), options, request.api));
   return request;
 }
 
 std::string batch_success_record(const BatchRequest& request, const std::string& model_name,
-                                 const BatchCompletion& completion) {
+                                 const ApiCompletion& completion) {
   // note: ordered, so records read in the Batch API's field order.
-  using ordered = nlohmann::ordered_json;
-  ordered choice = {{"index", 0}};
-  if (request.chat) {
-    choice["message"] = {{"role", "assistant"}, {"content", completion.text}};
-  } else {
-    choice["text"] = completion.text;
-  }
-  choice["finish_reason"] = completion.finish_reason;
-  const ordered body = {{"id", str_cat(request.chat ? "chatcmpl-" : "cmpl-", request.custom_id)},
-                     {"object", request.chat ? "chat.completion" : "text_completion"},
-                     {"model", request.model.empty() ? model_name : request.model},
-                     {"choices", ordered::array({choice})},
-                     {"usage",
-                      {{"prompt_tokens", completion.prompt_tokens},
-                       {"completion_tokens", completion.completion_tokens},
-                       {"total_tokens", completion.prompt_tokens + completion.completion_tokens}}}};
-  const ordered record = {
+  const nlohmann::ordered_json body = api_response_body(
+      request.api, str_cat(request.api.chat ? "chatcmpl-" : "cmpl-", request.custom_id), model_name, 0, completion);
+  const nlohmann::ordered_json record = {
       {"id", str_cat("batch_req_", request.line)},
       {"custom_id", request.custom_id},
       {"response", {{"status_code", 200}, {"request_id", str_cat("req_", request.line)}, {"body", body}}},

@@ -10,25 +10,16 @@
 #include <vector>
 
 #include "base/status.h"
-#include "tokenizer/chat_template.h"
+#include "runtime/openai_api.h"
 
 namespace so {
 
 // One request, from a line in the Batch API shape ({"custom_id", "method", "url", "body"})
 // or a plain one ({"prompt": ...} or {"messages": [...]}, optional "id").
 struct BatchRequest {
-  int64_t line = 0;            // 1-based line number in the input
-  std::string custom_id;       // "line-N" when the line has none
-  bool chat = false;           // chat completion (messages) or completion (prompt)
-  std::string prompt;          // completions
-  std::vector<ChatMessage> messages;
-  std::string model;           // as the request named it (echoed back)
-  std::optional<int> max_tokens;
-  std::optional<double> temperature;
-  std::optional<double> top_p;
-  std::optional<int> top_k;
-  std::optional<double> min_p;
-  std::optional<uint64_t> seed;
+  int64_t line = 0;       // 1-based line number in the input
+  std::string custom_id;  // "line-N" when the line has none
+  ApiRequest api;
 };
 
 // A line that is not a request gives an error saying what was expected and what was found.
@@ -36,16 +27,9 @@ Result<BatchRequest> parse_batch_line(std::string_view text, int64_t line);
 // The custom_id a line names, when it is readable at all (for error records).
 std::string batch_line_id(std::string_view text, int64_t line);
 
-struct BatchCompletion {
-  std::string text;
-  std::string finish_reason;  // "stop" | "length"
-  int64_t prompt_tokens = 0;
-  int64_t completion_tokens = 0;
-};
-
 // One output line (no newline) in the Batch API output format.
 std::string batch_success_record(const BatchRequest& request, const std::string& model_name,
-                                 const BatchCompletion& completion);
+                                 const ApiCompletion& completion);
 // An error record: response null, error {code, message}; "line" tells which input line.
 std::string batch_error_record(int64_t line, const std::string& custom_id, std::string_view code,
                                const std::string& message);

@@ -9,15 +9,6 @@
 
 namespace so {
 
-std::string_view finish_reason_name(FinishReason reason) {
-  switch (reason) {
-    case FinishReason::kStop: return "stop";
-    case FinishReason::kLength: return "length";
-    case FinishReason::kError: return "error";
-  }
-  return "?";
-}
-
 Engine::~Engine() = default;
 
 Result<std::unique_ptr<Tokenizer>> load_tokenizer(const std::string& model_path) {
@@ -95,13 +86,13 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
     engine->runner_->set_layer_source(engine->streamer_.get());
   }
   engine->draft_length_ = std::make_unique<DraftLengthPolicy>(options.spec.draft_max, options.spec.adaptive);
-  engine->pass_log_ = std::make_unique<PassLog>(options.trace);
+  engine->pass_log_ = std::make_unique<PassLog>(options.trace, options.max_pass_records);
   return engine;
 }
 
 void Engine::reset_stats() {
   stats_ = EngineStats{};
-  pass_log_ = std::make_unique<PassLog>(options_.trace);
+  pass_log_ = std::make_unique<PassLog>(options_.trace, options_.max_pass_records);
 }
 
 Status Engine::write_trace(const std::string& path) const {

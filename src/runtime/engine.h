@@ -17,6 +17,8 @@
 #include "model/model.h"
 #include "offload/layer_streamer.h"
 #include "runtime/pass_log.h"
+#include "runtime/request.h"
+#include "runtime/request_feed.h"
 #include "runtime/stats.h"
 #include "sampler/sampler.h"
 #include "spec/draft_length.h"
@@ -61,31 +63,9 @@ struct EngineOptions {
   SpecOptions spec;
   OffloadOptions offload;
   bool trace = false;  // keep every span for write_trace (memory grows with the run)
+  // Per-pass records kept (the oldest half is dropped past it); 0: all. A server sets it.
+  size_t max_pass_records = 0;
 };
-
-enum class FinishReason { kStop, kLength, kError };
-std::string_view finish_reason_name(FinishReason reason);
-
-struct GenerationRequest {
-  std::vector<int32_t> prompt_tokens;
-  int max_tokens = 128;
-  SamplingParams sampling;
-  bool ignore_eos = false;   // keep going past end-of-generation tokens
-  uint64_t stream_id = 0;    // keys the sampling RNG together with the seed
-};
-
-struct GenerationResult {
-  std::vector<int32_t> tokens;  // generated, without the end-of-generation token
-  FinishReason finish = FinishReason::kLength;
-  Status error;                 // set when finish == kError
-  int64_t drafted_tokens = 0;   // speculation: drafts verified for this request
-  int64_t accepted_tokens = 0;  // and accepted
-};
-
-// Called after each generated token: (request index, token).
-using TokenCallback = std::function<void(size_t request, int32_t token)>;
-// Called once per request as soon as it is finished (stop, length or error), with its result.
-using FinishCallback = std::function<void(size_t request, const GenerationResult& result)>;
 
 // The tokenizer of a model file alone (no weights mapped into compute).
 Result<std::unique_ptr<Tokenizer>> load_tokenizer(const std::string& model_path);
@@ -107,6 +87,9 @@ class Engine {
   // can't run (empty prompt, longer than the context) gets finish kError and the rest go on.
   std::vector<GenerationResult> generate(std::span<const GenerationRequest> requests,
                                          const TokenCallback& on_token = {}, const FinishCallback& on_finish = {});
+  // The same scheduler over requests as they arrive: runs until the feed is closed and
+  // every request it gave has finished. Requests join the running batch between passes.
+  void serve(RequestFeed& feed);
 
   // Lower level, for tools and tests: one forward step over rows of the engine's KV cache.
   ModelRunner& runner() { return *runner_; }

@@ -5,7 +5,7 @@
 // prefill chunks of newly admitted prompts in the remaining token budget; acceptance keeps
 // a prefix of each row's drafts plus one target token, and both KV caches are truncated
 // to what was kept. With no drafter (or k = 0) this is plain decoding. A finished row
-// frees its slot for the next queued prompt at once.
+// frees its slot for the next queued prompt at once; new requests join between passes.
 #include <algorithm>
 #include <deque>
 #include <utility>
@@ -19,50 +19,56 @@ namespace so {
 namespace {
 
 struct ActiveRow {
-  size_t request = 0;
+  uint64_t handle = 0;  // the feed's
+  const GenerationRequest* request = nullptr;
+  GenerationResult result;
   int32_t kv_row = 0;
   int32_t prompt_fed = 0;   // prompt tokens already in the KV cache
   int32_t pending = -1;     // emitted, not yet fed (generating rows)
   RowAcceptance acceptance;
+  std::string text;  // the generated pieces, kept only to look for stop strings
   bool generating() const { return pending >= 0; }
 };
 
-Status check_request(const GenerationRequest& request, const ModelConfig& config) {
-  if (request.prompt_tokens.empty()) return invalid_argument("the prompt is empty; expected at least one token");
-  if (static_cast<int64_t>(request.prompt_tokens.size()) >= config.n_ctx_train) {
-    return out_of_range("the prompt has ", request.prompt_tokens.size(), " tokens but the model's context is ",
-                        config.n_ctx_train, "; shorten the prompt");
+// Engine::generate's feed: a fixed list, results kept in request order.
+class ListFeed final : public RequestFeed {
+ public:
+  ListFeed(std::span<const GenerationRequest> requests, const TokenCallback& on_token, const FinishCallback& on_finish)
+      : requests_(requests), results_(requests.size()), on_token_(on_token), on_finish_(on_finish) {}
+  bool take(size_t max, bool, std::vector<FedRequest>& out) override {
+    if (next_ == requests_.size()) return false;
+    for (; max > 0 && next_ < requests_.size(); --max, ++next_) out.push_back({next_, &requests_[next_]});
+    return true;
   }
-  if (request.max_tokens < 0) return invalid_argument("max_tokens ", request.max_tokens, " is negative");
-  for (int32_t token : request.prompt_tokens) {
-    if (token < 0 || token >= config.n_vocab) {
-      return invalid_argument("prompt token id ", token, " is outside the vocabulary [0, ", config.n_vocab, ")");
-    }
+  void on_token(uint64_t handle, int32_t token) override {
+    if (on_token_) on_token_(size_t(handle), token);
   }
-  return request.sampling.validate();
-}
+  void on_finish(uint64_t handle, GenerationResult result) override {
+    results_[handle] = std::move(result);
+    if (on_finish_) on_finish_(size_t(handle), results_[handle]);
+  }
+  std::vector<GenerationResult> take_results() { return std::move(results_); }
+
+ private:
+  std::span<const GenerationRequest> requests_;
+  std::vector<GenerationResult> results_;
+  size_t next_ = 0;
+  const TokenCallback& on_token_;
+  const FinishCallback& on_finish_;
+};
 
 }  // namespace
 
 std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest> requests,
                                                const TokenCallback& on_token, const FinishCallback& on_finish) {
-  std::vector<GenerationResult> results(requests.size());
-  std::deque<size_t> queue;
-  for (size_t i = 0; i < requests.size(); ++i) {
-    Status valid = check_request(requests[i], config());
-    if (!valid.ok()) {
-      results[i].finish = FinishReason::kError;
-      results[i].error = valid;
-      if (on_finish) on_finish(i, results[i]);
-    } else if (requests[i].max_tokens == 0) {
-      results[i].finish = FinishReason::kLength;
-      if (on_finish) on_finish(i, results[i]);
-    } else {
-      queue.push_back(i);
-    }
-  }
+  ListFeed feed(requests, on_token, on_finish);
+  serve(feed);
+  return feed.take_results();
+}
 
+void Engine::serve(RequestFeed& feed) {
   std::vector<ActiveRow> active;
+  std::vector<FedRequest> arrived;
   std::vector<float> logits;
   std::vector<DraftQuery> queries;
   std::vector<size_t> query_slots;
@@ -71,27 +77,52 @@ std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest
   const int64_t n_vocab = config().n_vocab;
   bool warned_draft_failure = false;
 
+  // A request that ends before it gets a row (invalid, or nothing to generate).
+  auto finish_unadmitted = [&](const FedRequest& fed, Status error) {
+    GenerationResult result;
+    result.finish = error.ok() ? FinishReason::kLength : FinishReason::kError;
+    result.error = std::move(error);
+    feed.on_finish(fed.handle, std::move(result));
+  };
   auto finish = [&](size_t slot, FinishReason reason) {
-    results[active[slot].request].finish = reason;
-    if (on_finish) on_finish(active[slot].request, results[active[slot].request]);
-    kv_->remove_row(active[slot].kv_row);
-    if (drafter_) drafter_->remove_row(active[slot].kv_row);
+    ActiveRow& row = active[slot];
+    row.result.finish = reason;
+    kv_->remove_row(row.kv_row);
+    if (drafter_) drafter_->remove_row(row.kv_row);
+    feed.on_finish(row.handle, std::move(row.result));
     active.erase(active.begin() + static_cast<std::ptrdiff_t>(slot));
   };
 
-  while (!queue.empty() || !active.empty()) {
+  for (;;) {
     std::vector<std::pair<size_t, FinishReason>> finished;  // (slot, reason)
-    while (!queue.empty() && static_cast<int>(active.size()) < options_.max_rows) {
-      const size_t request = queue.front();
-      queue.pop_front();
-      active.push_back({request, kv_->add_row(), 0, -1, {}});
-      if (drafter_) {
-        Status added = drafter_->add_row(active.back().kv_row, requests[request].prompt_tokens);
-        if (!added.ok()) {
-          results[request].error = added;
-          finish(active.size() - 1, FinishReason::kError);
+    // Admission: fill free rows from the feed; block only when nothing is generating.
+    bool open = true;
+    while (open && static_cast<int>(active.size()) < options_.max_rows) {
+      arrived.clear();
+      open = feed.take(size_t(options_.max_rows) - active.size(), active.empty(), arrived);
+      if (arrived.empty()) break;
+      for (const FedRequest& fed : arrived) {
+        Status valid = check_generation_request(*fed.request, config().n_ctx_train, n_vocab);
+        if (!valid.ok() || fed.request->max_tokens == 0) {
+          finish_unadmitted(fed, std::move(valid));
+          continue;
+        }
+        active.push_back({fed.handle, fed.request, {}, kv_->add_row(), 0, -1, {}, {}});
+        if (drafter_) {
+          Status added = drafter_->add_row(active.back().kv_row, fed.request->prompt_tokens);
+          if (!added.ok()) {
+            active.back().result.error = added;
+            finish(active.size() - 1, FinishReason::kError);
+          }
         }
       }
+    }
+    for (size_t slot = active.size(); slot-- > 0;) {
+      if (feed.cancelled(active[slot].handle)) finish(slot, FinishReason::kCancelled);
+    }
+    if (active.empty()) {
+      if (!open) break;
+      continue;
     }
 
     pass_log_->begin_pass();
@@ -107,10 +138,10 @@ std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest
     for (size_t slot = 0; slot < active.size() && budget > 0; ++slot) {
       const ActiveRow& row = active[slot];
       if (!row.generating()) continue;
-      const GenerationRequest& request = requests[row.request];
+      const GenerationRequest& request = *row.request;
       const int32_t position = kv_->length(row.kv_row);  // the pending token's
       int64_t cap = drafter_ ? draft_length_->k_max() : 0;
-      cap = std::min<int64_t>({cap, request.max_tokens - int64_t(results[row.request].tokens.size()) - 1,
+      cap = std::min<int64_t>({cap, request.max_tokens - int64_t(row.result.tokens.size()) - 1,
                                config().n_ctx_train - 1 - int64_t(position)});
       if (drafter_) cap = std::min<int64_t>(cap, drafter_->max_positions() - int64_t(position));
       caps.push_back(static_cast<int>(std::max<int64_t>(cap, 0)));
@@ -149,7 +180,7 @@ std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest
       }
     }
 
-    // Build the step: verification rows first, then prefill chunks. A row the KV budget
+// Build the step: verification rows first, then prefill chunks. A row the KV budget
     // can't take fails alone.
     StepBuilder step(*kv_);
     std::vector<size_t> step_slots;
@@ -160,7 +191,7 @@ std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest
         step_slots.push_back(slot);
         step_queries.push_back(query);
       } else {
-        results[active[slot].request].error = added;
+        active[slot].result.error = added;
         finished.push_back({slot, FinishReason::kError});
       }
       return added.ok();
@@ -177,7 +208,7 @@ std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest
     for (size_t slot = 0; slot < active.size() && budget > 0; ++slot) {
       ActiveRow& row = active[slot];
       if (row.generating()) continue;
-      const auto& prompt = requests[row.request].prompt_tokens;
+      const auto& prompt = row.request->prompt_tokens;
       const int32_t chunk = static_cast<int32_t>(std::min<int64_t>(budget, int64_t(prompt.size()) - row.prompt_fed));
       const bool ends_prompt = row.prompt_fed + chunk == static_cast<int32_t>(prompt.size());
       if (add_to_step(slot, std::span<const int32_t>(prompt.data() + row.prompt_fed, chunk),
@@ -217,7 +248,7 @@ std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest
       pass_log_->end_pass();
       // A step failure (e.g. KV budget) fails the rows in it; the others go on.
       for (size_t slot : step_slots) {
-        results[active[slot].request].error = status;
+        active[slot].result.error = status;
         finished.push_back({slot, FinishReason::kError});
       }
       retire_finished();
@@ -230,7 +261,7 @@ std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest
     const StepInput& input = step.input();
     for (size_t i = 0; i < input.rows.size(); ++i) {
       ActiveRow& row = active[step_slots[i]];
-      const GenerationRequest& request = requests[row.request];
+      const GenerationRequest& request = *row.request;
       const bool was_generating = row.generating();
       if (!was_generating) {
         row.prompt_fed += input.rows[i].kv.n_tokens;
@@ -256,8 +287,8 @@ std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest
         pass.drafted += n_drafts;
         pass.accepted += verdict.n_accepted;
         pass.committed += verdict.n_accepted + 1;
-        results[row.request].drafted_tokens += n_drafts;
-        results[row.request].accepted_tokens += verdict.n_accepted;
+        row.result.drafted_tokens += n_drafts;
+        row.result.accepted_tokens += verdict.n_accepted;
         stats_.decode_tokens += verdict.n_accepted + 1;
         draft_length_->observe_row(row.acceptance, n_drafts, verdict.n_accepted);
         kv_->truncate(row.kv_row, kv_before[i] + 1 + verdict.n_accepted);
@@ -271,7 +302,7 @@ std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest
 
       // Emit the accepted drafts and the target's token, stopping at end of generation,
       // the token limit or the context.
-      GenerationResult& result = results[row.request];
+      GenerationResult& result = row.result;
       bool done = false;
       for (int j = 0; j <= verdict.n_accepted && !done; ++j) {
         const int32_t token = j < verdict.n_accepted ? drafts[j] : verdict.next_token;
@@ -282,7 +313,18 @@ std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest
           break;
         }
         result.tokens.push_back(token);
-        if (on_token) on_token(row.request, token);
+        feed.on_token(row.handle, token);
+        if (!request.stop.empty()) {
+          const size_t searched = row.text.size();
+          row.text += tokenizer_->token_to_piece(token);
+          const size_t at = find_stop_string(row.text, searched, request.stop);
+          if (at != std::string::npos) {
+            result.stop_cut_bytes = row.text.size() - at;
+            finished.push_back({step_slots[i], FinishReason::kStop});
+            done = true;
+            break;
+          }
+        }
         // Feeding the token needs position < context.
         if (static_cast<int>(result.tokens.size()) >= request.max_tokens || position >= config().n_ctx_train) {
           finished.push_back({step_slots[i], FinishReason::kLength});
@@ -295,8 +337,8 @@ std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest
     stats_.passes += 1;
     stats_.pass_seconds += pass.seconds();
     retire_finished();
+    feed.on_pass(stats_, active.size());
   }
-  return results;
 }
 
 }  // namespace so

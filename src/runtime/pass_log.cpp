@@ -12,11 +12,15 @@ double PassRecord::largest_stage_seconds() const {
   return std::max(draft_seconds + compute_seconds + host_seconds, copy_busy_seconds);
 }
 
-PassLog::PassLog(bool keep_spans) : origin_(now_seconds()), keep_spans_(keep_spans) {}
+PassLog::PassLog(bool keep_spans, size_t max_records)
+    : origin_(now_seconds()), keep_spans_(keep_spans), max_records_(max_records) {}
 
 int64_t PassLog::begin_pass() {
+  if (max_records_ > 0 && records_.size() >= max_records_) {
+    records_.erase(records_.begin(), records_.begin() + std::ptrdiff_t(records_.size() / 2));
+  }
   PassRecord record;
-  record.index = static_cast<int64_t>(records_.size());
+  record.index = n_passes_++;
   record.start_seconds = now_seconds() - origin_;
   records_.push_back(record);
   return record.index;

@@ -50,7 +50,8 @@ struct TraceSpan {
 class PassLog {
  public:
   // keep_spans: also keep every span for a trace file (memory grows with the run).
-  explicit PassLog(bool keep_spans = false);
+  // max_records: past it the oldest half of the records is dropped; 0 keeps all.
+  explicit PassLog(bool keep_spans = false, size_t max_records = 0);
   bool keeps_spans() const { return keep_spans_; }
 
   // Opens a pass at now; returns its index.
@@ -59,7 +60,10 @@ class PassLog {
   // Closes the current pass at now.
   void end_pass();
   // Drops the current pass (it ran no step).
-  void discard_pass() { records_.pop_back(); }
+  void discard_pass() {
+    records_.pop_back();
+    --n_passes_;
+  }
 
   // Copy-engine spans, finished in any order of passes: each span's busy time is split
   // over the passes it overlaps.
@@ -77,6 +81,8 @@ class PassLog {
  private:
   double origin_;
   bool keep_spans_;
+  size_t max_records_;
+  int64_t n_passes_ = 0;
   std::vector<PassRecord> records_;
   std::vector<TraceSpan> spans_;
 };

@@ -192,3 +192,20 @@ def test_errors_file_takes_error_records_and_resume_reads_both(tmp_path):
     again = _run(input_path, output, "--errors", errors)
     assert again["already_done"] == 5 and again["completed"] == 0 and again["errors"] == 0
     assert len(_records(output)) == 3 and len(_records(errors)) == 2
+
+
+def test_stop_strings_end_the_text_before_the_match(tmp_path):
+    prompt = {"prompt": "1, 2, 3, 4,", "max_tokens": 24}
+    input_path = tmp_path / "in.jsonl"
+    input_path.write_text(json.dumps({"id": "full", **prompt}) + "\n" +
+                          json.dumps({"id": "cut", **prompt, "stop": [",", "never"]}) + "\n" +
+                          json.dumps({"id": "two", **prompt, "n": 2}) + "\n")
+    output = tmp_path / "out.jsonl"
+    _run(input_path, output)
+    records = {r["custom_id"]: r for r in _records(output)}
+    full = records["full"]["response"]["body"]["choices"][0]["text"]
+    assert "," in full, full
+    cut = records["cut"]["response"]["body"]["choices"][0]
+    assert cut["text"] == full[:full.index(",")] and cut["finish_reason"] == "stop"
+    assert records["cut"]["response"]["body"]["usage"]["completion_tokens"] < 24
+    assert "one choice" in records["two"]["error"]["message"]
