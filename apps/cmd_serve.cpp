@@ -110,8 +110,9 @@ int run_serve(const ServeOptions& options) {
 Command register_serve(CLI::App& app) {
   auto options = std::make_shared<ServeOptions>();
   CLI::App* command = app.add_subcommand(
-      "serve", "an OpenAI-compatible HTTP server (/v1/completions, /v1/chat/completions with streaming, /v1/models, "
-               "/health, /metrics) over the continuous-batching scheduler");
+      "serve",
+      "an OpenAI-compatible HTTP server (/v1/completions, /v1/chat/completions with streaming, /v1/models, "
+      "/health, /metrics) over the continuous-batching scheduler");
   add_model_options(*command, options->model);
   add_batch_options(*command, options->batch);
   add_sampling_options(*command, options->sampling);
@@ -125,11 +126,13 @@ Command register_serve(CLI::App& app) {
   command->add_option("--served-model-name", options->served_model_name,
                       "the model's name in /v1/models and requests (default: the model file's stem)");
   command->add_option("--max-body", options->max_body, "largest request body, e.g. 4M")->capture_default_str();
-  command->add_option("--max-prompt-tokens", options->max_prompt_tokens,
-                      "longest prompt accepted (default: the model's context minus one)")
+  command
+      ->add_option("--max-prompt-tokens", options->max_prompt_tokens,
+                   "longest prompt accepted (default: the model's context minus one)")
       ->check(CLI::Range(0, 1 << 24));
-  command->add_option("--max-tokens-limit", options->max_tokens_limit,
-                      "largest max_tokens a request may ask for (default: the model's context)")
+  command
+      ->add_option("--max-tokens-limit", options->max_tokens_limit,
+                   "largest max_tokens a request may ask for (default: the model's context)")
       ->check(CLI::Range(0, 1 << 24));
   command->add_option("-n,--max-tokens", options->default_max_tokens, "tokens per request when it names none")
       ->capture_default_str()

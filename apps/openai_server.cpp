@@ -4,11 +4,10 @@
 
 #include <chrono>
 #include <cstdio>
-#include <thread>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
-
-#include <nlohmann/json.hpp>
+#include <thread>
 
 #include "runtime/openai_api.h"
 
@@ -77,8 +76,8 @@ struct EventStream {
   int64_t created = 0;
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;
-  std::string text;  // the generated pieces so far
-  size_t sent = 0;   // bytes of text already sent
+  std::string text;    // the generated pieces so far
+  size_t sent = 0;     // bytes of text already sent
   size_t settled = 0;  // text before the newest token
   size_t hold = 0;     // bytes held back while they may begin a stop string
   bool first = true;
@@ -127,7 +126,8 @@ bool advance_stream(EventStream& stream, const Tokenizer& tokenizer, httplib::Da
   }
   if (!finished) return true;
   if (result.finish == FinishReason::kError) {
-    if (!write_event(sink, dump(api_error_body(result.error.message(), "server_error", "generation_failed")))) return false;
+    if (!write_event(sink, dump(api_error_body(result.error.message(), "server_error", "generation_failed"))))
+      return false;
   } else {
     if (!write_event(sink, dump(api_stream_chunk(stream.api, stream.id, stream.model, stream.created, "",
                                                  api_finish_reason(result), stream.first)))) {
@@ -181,7 +181,8 @@ bool OpenAiServer::listen() { return http_->listen_after_bind(); }
 
 void OpenAiServer::stop() {
   // Streams still sending are cut when the server stops: let them end first.
-  for (int i = 0; i < 600 && in_flight_streams_.load() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  for (int i = 0; i < 600 && in_flight_streams_.load() > 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   http_->stop();
 }
 
@@ -189,8 +190,9 @@ bool OpenAiServer::authorized(const httplib::Request& request) const {
   if (config_.api_key.empty()) return true;
   const std::string header = request.get_header_value("Authorization");
   const std::string_view bearer = "Bearer ";
-  const std::string_view given =
-      header.compare(0, bearer.size(), bearer) == 0 ? std::string_view(header).substr(bearer.size()) : std::string_view();
+  const std::string_view given = header.compare(0, bearer.size(), bearer) == 0
+                                     ? std::string_view(header).substr(bearer.size())
+                                     : std::string_view();
   return constant_time_equal(given, config_.api_key);
 }
 
@@ -217,9 +219,10 @@ void OpenAiServer::route() {
     if (!response.body.empty()) return httplib::Server::HandlerResponse::Handled;
     switch (response.status) {
       case 404:
-        send_error(response, 404, str_cat("no route for ", request.method, " ", request.path,
-                                          "; this server has GET /v1/models, POST /v1/completions, "
-                                          "POST /v1/chat/completions, GET /health and GET /metrics"),
+        send_error(response, 404,
+                   str_cat("no route for ", request.method, " ", request.path,
+                           "; this server has GET /v1/models, POST /v1/completions, "
+                           "POST /v1/chat/completions, GET /health and GET /metrics"),
                    "invalid_request_error", "unknown_url");
         break;
       case 413:
@@ -253,16 +256,19 @@ void OpenAiServer::route() {
     response.set_content(dump({{"status", draining ? "draining" : "ok"}}), "application/json");
   });
   auto model_object = [this] {
-    return ordered{{"id", config_.model_name}, {"object", "model"}, {"created", started_unix_},
-                   {"owned_by", "specoffload"}};
+    return ordered{
+        {"id", config_.model_name}, {"object", "model"}, {"created", started_unix_}, {"owned_by", "specoffload"}};
   };
   http.Get("/v1/models", [model_object](const httplib::Request&, httplib::Response& response) {
     response.set_content(dump({{"object", "list"}, {"data", ordered::array({model_object()})}}), "application/json");
   });
   http.Get(R"(/v1/models/(.+))", [this, model_object](const httplib::Request& request, httplib::Response& response) {
     if (request.matches[1] != config_.model_name) {
-      return send_error(response, 404, str_cat("model '", request.matches[1].str(), "' is not served here; this "
-                                               "server serves '", config_.model_name, "'"),
+      return send_error(response, 404,
+                        str_cat("model '", request.matches[1].str(),
+                                "' is not served here; this "
+                                "server serves '",
+                                config_.model_name, "'"),
                         "invalid_request_error", "model_not_found", "model");
     }
     response.set_content(dump(model_object()), "application/json");
@@ -293,23 +299,25 @@ void OpenAiServer::handle_generation(const httplib::Request& request, httplib::R
     return send_status(response, parsed);
   }
   if (!api.model.empty() && api.model != config_.model_name) {
-    return send_error(response, 404, str_cat("model '", api.model, "' is not served here; this server serves '",
-                                             config_.model_name, "' (GET /v1/models)"),
+    return send_error(response, 404,
+                      str_cat("model '", api.model, "' is not served here; this server serves '", config_.model_name,
+                              "' (GET /v1/models)"),
                       "invalid_request_error", "model_not_found", "model");
   }
   auto prompt_tokens = api_prompt_tokens(engine_, api, config_.chat_template);
   if (!prompt_tokens.ok()) return send_status(response, prompt_tokens.status());
   const int64_t n_prompt = int64_t(prompt_tokens->size());
   if (n_prompt > config_.max_prompt_tokens) {
-    return send_error(response, 400, str_cat("the prompt has ", n_prompt, " tokens; this server takes at most ",
-                                             config_.max_prompt_tokens, " (the model's context is ",
-                                             engine_.config().n_ctx_train, "); shorten it"),
-                      "invalid_request_error", "context_length_exceeded", chat ? "messages" : "prompt");
+    return send_error(
+        response, 400,
+        str_cat("the prompt has ", n_prompt, " tokens; this server takes at most ", config_.max_prompt_tokens,
+                " (the model's context is ", engine_.config().n_ctx_train, "); shorten it"),
+        "invalid_request_error", "context_length_exceeded", chat ? "messages" : "prompt");
   }
   const int max_tokens = api.max_tokens.value_or(config_.default_max_tokens);
   if (max_tokens > config_.max_tokens_limit) {
-    return send_error(response, 400, str_cat("max_tokens is ", max_tokens, "; this server allows at most ",
-                                             config_.max_tokens_limit),
+    return send_error(response, 400,
+                      str_cat("max_tokens is ", max_tokens, "; this server allows at most ", config_.max_tokens_limit),
                       "invalid_request_error", "max_tokens_too_large", "max_tokens");
   }
   GenerationRequest generation;
@@ -334,8 +342,7 @@ void OpenAiServer::handle_generation(const httplib::Request& request, httplib::R
     if (result.finish == FinishReason::kError) return send_status(response, result.error);
     const ApiCompletion completion{completion_text(engine_.tokenizer(), result), api_finish_reason(result), n_prompt,
                                    int64_t(result.tokens.size())};
-    response.set_content(dump(api_response_body(api, id, config_.model_name, created, completion)),
-                         "application/json");
+    response.set_content(dump(api_response_body(api, id, config_.model_name, created, completion)), "application/json");
     return;
   }
   auto stream = std::make_shared<EventStream>();

@@ -22,8 +22,8 @@ struct Response;
 namespace so::cli {
 
 struct ServerConfig {
-  std::string model_name;        // what /v1/models lists and requests may name
-  std::string api_key;           // empty: no authentication
+  std::string model_name;  // what /v1/models lists and requests may name
+  std::string api_key;     // empty: no authentication
   size_t max_body_bytes = 4 << 20;
   int max_prompt_tokens = 0;     // 0: the model's context minus one
   int max_tokens_limit = 0;      // largest max_tokens a request may ask for; 0: the context

@@ -9,13 +9,20 @@ using nlohmann::json;
 
 std::string type_name(const json& value) {
   switch (value.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::boolean: return "a boolean";
-    case json::value_t::string: return "a string";
-    case json::value_t::array: return "an array";
-    case json::value_t::object: return "an object";
-    case json::value_t::number_float: return "a number";
-    default: return value.is_number() ? "an integer" : "something else";
+    case json::value_t::null:
+      return "null";
+    case json::value_t::boolean:
+      return "a boolean";
+    case json::value_t::string:
+      return "a string";
+    case json::value_t::array:
+      return "an array";
+    case json::value_t::object:
+      return "an object";
+    case json::value_t::number_float:
+      return "a number";
+    default:
+      return value.is_number() ? "an integer" : "something else";
   }
 }
 
@@ -65,8 +72,8 @@ Status read_sampling(const json& body, std::string_view where, ApiRequest& reque
   }
   if (present(body, "seed")) {
     if (!body["seed"].is_number_integer()) return field_error(where, "seed", "an integer", body["seed"]);
-    request.seed = body["seed"].is_number_unsigned() ? body["seed"].get<uint64_t>()
-                                                     : uint64_t(body["seed"].get<int64_t>());
+    request.seed =
+        body["seed"].is_number_unsigned() ? body["seed"].get<uint64_t>() : uint64_t(body["seed"].get<int64_t>());
   }
   if (present(body, "n") && body["n"] != 1) {
     return invalid_argument(where, "\"n\" is ", body["n"].dump(), "; this engine generates one choice (n = 1)");

@@ -20,8 +20,8 @@ struct GenerationRequest {
   std::vector<int32_t> prompt_tokens;
   int max_tokens = 128;
   SamplingParams sampling;
-  bool ignore_eos = false;   // keep going past end-of-generation tokens
-  uint64_t stream_id = 0;    // keys the sampling RNG together with the seed
+  bool ignore_eos = false;  // keep going past end-of-generation tokens
+  uint64_t stream_id = 0;   // keys the sampling RNG together with the seed
   // Generation ends (kStop) once the text of the generated tokens contains one of these.
   std::vector<std::string> stop;
 };

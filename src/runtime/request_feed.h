@@ -12,7 +12,7 @@
 namespace so {
 
 struct FedRequest {
-  uint64_t handle = 0;                        // the feed's name for it in the calls below
+  uint64_t handle = 0;                         // the feed's name for it in the calls below
   const GenerationRequest* request = nullptr;  // valid until on_finish(handle)
 };
 

@@ -52,10 +52,10 @@ struct QueueMetrics {
   size_t running = 0;  // taken by the scheduler, not finished
   int64_t submitted = 0;
   std::map<std::string, int64_t> finished;  // by finish reason
-  int64_t prompt_tokens = 0;     // of finished requests
-  int64_t generated_tokens = 0;  // every token handed out
-  double recent_tokens_per_second = 0;  // over the last ~10 s of passes
-  EngineStats engine;  // as of the last pass
+  int64_t prompt_tokens = 0;                // of finished requests
+  int64_t generated_tokens = 0;             // every token handed out
+  double recent_tokens_per_second = 0;      // over the last ~10 s of passes
+  EngineStats engine;                       // as of the last pass
 };
 
 class RequestQueue final : public RequestFeed {

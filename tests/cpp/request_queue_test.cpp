@@ -1,11 +1,12 @@
 // The server's request queue (runtime/request_queue.h), stop strings and the OpenAI body
 // parser, without a model.
+#include "runtime/request_queue.h"
+
 #include <gtest/gtest.h>
 
 #include <thread>
 
 #include "runtime/openai_api.h"
-#include "runtime/request_queue.h"
 
 namespace so {
 namespace {
@@ -121,7 +122,7 @@ TEST(RequestQueue, ManySubmittersOneScheduler) {
 TEST(StopStrings, FindsTheFirstMatchEndingInTheNewText) {
   const std::vector<std::string> stops = {"\n\n", "END"};
   EXPECT_EQ(find_stop_string("abc", 0, stops), std::string::npos);
-  EXPECT_EQ(find_stop_string("ab\n\ncd", 3, stops), 2u);    // spans the old and the new text
+  EXPECT_EQ(find_stop_string("ab\n\ncd", 3, stops), 2u);   // spans the old and the new text
   EXPECT_EQ(find_stop_string("xENDy\n\n", 0, stops), 1u);  // the earliest of several
   // A match that ended in text searched before is not reported again.
   EXPECT_EQ(find_stop_string("END and more", 10, stops), std::string::npos);
