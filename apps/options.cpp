@@ -83,6 +83,11 @@ void add_spec_options(CLI::App& command, SpecCliOptions& options) {
                      "dummy weights only: draw each row's accepted drafts from the acceptance law with this alpha "
                      "after a real verification pass (outputs then say 'simulated acceptance')")
       ->check(CLI::Range(0.0, 1.0));
+  command.add_option("--schedule", options.schedule,
+                     "serial: draft for every row, then verify them all; interleaved: two half-batches, the draft "
+                     "drafting for one while the target verifies the other")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"serial", "interleaved"}));
 }
 
 std::string cache_directory() {
@@ -115,6 +120,7 @@ Result<EngineOptions> engine_options(const ModelOptions& model, const BatchOptio
   options.spec.draft_max = spec.draft_max;
   options.spec.adaptive = spec.draft_length == "adaptive";
   options.spec.simulate_alpha = spec.simulate_acceptance;
+  options.schedule = spec.schedule == "interleaved" ? Schedule::kInterleaved : Schedule::kSerial;
   options.dummy_weights = model.load_format == "dummy";
   if (!spec.draft_model.empty()) {
     options.spec.drafter = DrafterKind::kDraftModel;

@@ -35,6 +35,7 @@ struct SpecCliOptions {
   int draft_max = 6;
   std::string draft_length = "adaptive";  // fixed | adaptive
   double simulate_acceptance = -1.0;      // dummy weights only
+  std::string schedule = "serial";        // serial | interleaved
 };
 
 struct SamplingOptions {

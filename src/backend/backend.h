@@ -90,6 +90,10 @@ class Backend {
   virtual void wait_compute(const Event& event) { event.wait_host(); }
   // Blocks the host until every op issued so far has finished.
   virtual void synchronize() {}
+  // Whether several host threads may issue ops at once (the draft's thread beside the
+  // target's, ARCHITECTURE.md section 3). The CPU backend takes turns per op, the draft's
+  // thread last (base/compute_gate.h).
+  virtual bool concurrent_ops() const { return false; }
   // kDevice bytes still allocatable under the backend's own cap; -1: no cap of its own.
   virtual int64_t device_memory_free() const { return -1; }
 

@@ -86,6 +86,16 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
     engine->runner_->set_layer_source(engine->streamer_.get());
   }
   engine->draft_length_ = std::make_unique<DraftLengthPolicy>(options.spec.draft_max, options.spec.adaptive);
+  if (options.schedule == Schedule::kInterleaved) {
+    if (!backend.concurrent_ops()) {
+      return unsupported("the interleaved schedule drafts on a second thread beside the target's, which the ",
+                         backend.name(), " backend does not support yet; use --schedule serial");
+    }
+    // note: without a drafter there is nothing to overlap; two halves would only halve
+    // the rows per pass.
+    if (!engine->drafter_) engine->options_.schedule = Schedule::kSerial;
+    engine->draft_length_->set_overlapped(engine->options_.schedule == Schedule::kInterleaved);
+  }
   engine->pass_log_ = std::make_unique<PassLog>(options.trace, options.max_pass_records);
   return engine;
 }

@@ -50,6 +50,9 @@ struct OffloadOptions {
   double sim_link_gbps = 0.0;       // CPU backend: throttle host->device copies to this
 };
 
+// How drafting and verification share a pass (runtime/scheduler.h).
+enum class Schedule { kSerial, kInterleaved };
+
 struct EngineOptions {
   std::string model_path;
   bool dummy_weights = false;  // --load-format dummy: model_path (and the draft's) is a config
@@ -62,6 +65,9 @@ struct EngineOptions {
   int kv_page_tokens = 256;
   SpecOptions spec;
   OffloadOptions offload;
+  // kInterleaved: two half-batches, the draft drafting for one while the target verifies
+  // the other (needs a backend whose ops several threads may issue).
+  Schedule schedule = Schedule::kSerial;
   bool trace = false;  // keep every span for write_trace (memory grows with the run)
   // Per-pass records kept (the oldest half is dropped past it); 0: all. A server sets it.
   size_t max_pass_records = 0;
@@ -108,6 +114,7 @@ class Engine {
   Status write_trace(const std::string& path) const;
 
  private:
+  friend class Scheduler;
   Engine() = default;
   EngineOptions options_;
   std::unique_ptr<Backend> backend_;

@@ -37,13 +37,17 @@ void DraftLengthPolicy::observe_row(RowAcceptance& row, int drafted, int accepte
   }
 }
 
-void DraftLengthPolicy::observe_step(int64_t step_tokens, double seconds) {
-  const double x = double(step_tokens);
-  s0_ = kCostForgetting * s0_ + 1.0;
-  sx_ = kCostForgetting * sx_ + x;
-  sy_ = kCostForgetting * sy_ + seconds;
-  sxx_ = kCostForgetting * sxx_ + x * x;
-  sxy_ = kCostForgetting * sxy_ + x * seconds;
+void DraftLengthPolicy::CostLine::observe(double x, double y) {
+  s0 = kCostForgetting * s0 + 1.0;
+  sx = kCostForgetting * sx + x;
+  sy = kCostForgetting * sy + y;
+  sxx = kCostForgetting * sxx + x * x;
+  sxy = kCostForgetting * sxy + x * y;
+}
+
+void DraftLengthPolicy::observe_step(int64_t step_tokens, double seconds, double compute_seconds) {
+  wall_.observe(double(step_tokens), seconds);
+  compute_.observe(double(step_tokens), compute_seconds < 0 ? seconds : compute_seconds);
 }
 
 void DraftLengthPolicy::observe_draft_step(double seconds) {
@@ -51,11 +55,11 @@ void DraftLengthPolicy::observe_draft_step(double seconds) {
   has_draft_sample_ = true;
 }
 
-double DraftLengthPolicy::verify_seconds(double tokens) const {
-  if (s0_ <= 0.0) return 1.0 + 0.1 * tokens;  // nothing measured yet: any increasing guess
-  const double mean_x = sx_ / s0_, mean_y = sy_ / s0_;
-  const double spread = sxx_ / s0_ - mean_x * mean_x;
-  double slope = spread > 1e-6 * std::max(1.0, mean_x * mean_x) ? (sxy_ / s0_ - mean_x * mean_y) / spread : -1.0;
+double DraftLengthPolicy::CostLine::at(double tokens) const {
+  if (s0 <= 0.0) return 1.0 + 0.1 * tokens;  // nothing measured yet: any increasing guess
+  const double mean_x = sx / s0, mean_y = sy / s0;
+  const double spread = sxx / s0 - mean_x * mean_x;
+  double slope = spread > 1e-6 * std::max(1.0, mean_x * mean_x) ? (sxy / s0 - mean_x * mean_y) / spread : -1.0;
   double intercept = mean_y - slope * mean_x;
   if (slope < 0.0 || intercept < 0.0) {
     // Too little spread to fit (e.g. no drafts yet, every step the same size): assume the
@@ -98,7 +102,11 @@ void DraftLengthPolicy::choose(std::span<const RowAcceptance* const> rows, std::
     tokens += candidates[n].gain;
     verified += 1;
     longest = std::max(longest, ++lengths[candidates[n].row]);
-    const double rate = tokens / (verify_seconds(double(verified)) + longest * draft_step_seconds_);
+    const double drafting = longest * draft_step_seconds_;
+    const double seconds = overlapped_ ? std::max(verify_seconds(double(verified)),
+                                                  verify_compute_seconds(double(verified)) + drafting)
+                                       : verify_seconds(double(verified)) + drafting;
+    const double rate = tokens / seconds;
     if (rate > best_rate) {
       best_rate = rate;
       best_prefix = n + 1;

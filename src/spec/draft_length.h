@@ -18,6 +18,13 @@
 // acceptance measured early and badly gets measured again. An expensive drafter explores
 // less often: the period grows with the draft step's cost relative to a verification step
 // (16 passes for a free drafter, 16 * (1 + 8 * ratio) otherwise).
+//
+// Overlapped (interleaved half-batches): the drafter drafts for one half while the target
+// verifies the other, so a pass lasts as long as the longer of the two, and the draft
+// competes only with the target's compute, not with its waits for streamed weights:
+//     sum_i tau(a_i, k_i) / max(t_verify(n), c_verify(n) + max_i k_i * t_draft)
+// with c_verify(n) the compute part of a verification step (its wall time minus the
+// waits for copies), fitted like t_verify.
 #pragma once
 
 #include <cstdint>
@@ -37,6 +44,8 @@ class DraftLengthPolicy {
   DraftLengthPolicy(int k_max, bool adaptive) : k_max_(k_max), adaptive_(adaptive) {}
   int k_max() const { return k_max_; }
   bool adaptive() const { return adaptive_; }
+  // Drafting overlaps the other half's verification (see above).
+  void set_overlapped(bool overlapped) { overlapped_ = overlapped; }
 
   // A row's acceptance estimate, shrunk toward the pool.
   double alpha(const RowAcceptance& row) const;
@@ -48,22 +57,31 @@ class DraftLengthPolicy {
   static constexpr int64_t kExplorePeriod = 16;
 
   void observe_row(RowAcceptance& row, int drafted, int accepted);
-  // A verification step (no prefill riding along) of step_tokens tokens took seconds.
-  void observe_step(int64_t step_tokens, double seconds);
+  // A verification step (no prefill riding along) of step_tokens tokens took seconds, of
+  // which compute_seconds computing (the rest waiting for streamed weights); < 0: all.
+  void observe_step(int64_t step_tokens, double seconds, double compute_seconds = -1.0);
   // One draft step (all drafting rows) took seconds.
   void observe_draft_step(double seconds);
 
   // The fitted costs, for the stats and tests.
-  double verify_seconds(double tokens) const;
+  double verify_seconds(double tokens) const { return wall_.at(tokens); }
+  double verify_compute_seconds(double tokens) const { return compute_.at(tokens); }
   double draft_step_seconds() const { return draft_step_seconds_; }
 
  private:
+  // t = c0 + c1 * n by exponentially weighted least squares.
+  struct CostLine {
+    double s0 = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
+    void observe(double x, double y);
+    double at(double x) const;
+  };
+
   int k_max_;
   bool adaptive_;
+  bool overlapped_ = false;
   RowAcceptance pool_;
   int64_t passes_since_exploring_ = 0;
-  // Exponentially weighted sums for the line t = c0 + c1 * n.
-  double s0_ = 0, sx_ = 0, sy_ = 0, sxx_ = 0, sxy_ = 0;
+  CostLine wall_, compute_;
   double draft_step_seconds_ = 0.0;
   bool has_draft_sample_ = false;
 };

@@ -61,38 +61,49 @@ std::unique_ptr<Stream> CpuBackend::create_stream(StreamRole role) {
 }
 
 void CpuBackend::matmul(const TensorView& weight, const float* x, int64_t n_rows, float* y) {
+  ComputeGate::Scope turn(gate_);
   kernels_.matmul(matmul_workspace_, weight, x, n_rows, y);
 }
 
 void CpuBackend::matmul_many(std::span<const TensorView> weights, const float* x, int64_t n_rows,
                              std::span<float* const> ys) {
+  ComputeGate::Scope turn(gate_);
   kernels_.matmul_many(matmul_workspace_, weights, x, n_rows, ys);
 }
 
 void CpuBackend::embedding(const TensorView& table, std::span<const int32_t> tokens, float* out) {
+  ComputeGate::Scope turn(gate_);
   kernels_.embedding(table, tokens, out);
 }
 
 void CpuBackend::rmsnorm(const float* x, const float* weight, float eps, int64_t n_rows, int64_t dim, float* out) {
+  ComputeGate::Scope turn(gate_);
   kernels_.rmsnorm(x, weight, eps, n_rows, dim, out);
 }
 
 void CpuBackend::rope(float* x, std::span<const int32_t> positions, int64_t n_heads, int64_t head_dim,
                       const RopeParams& params) {
+  ComputeGate::Scope turn(gate_);
   kernels_.rope(x, positions, n_heads, head_dim, params);
 }
 
 void CpuBackend::add_bias(float* x, const float* bias, int64_t n_rows, int64_t dim) {
+  ComputeGate::Scope turn(gate_);
   kernels_.add_bias(x, bias, n_rows, dim);
 }
 
-void CpuBackend::add(const float* a, const float* b, float* out, int64_t n) { kernels_.add(a, b, out, n); }
+void CpuBackend::add(const float* a, const float* b, float* out, int64_t n) {
+  ComputeGate::Scope turn(gate_);
+  kernels_.add(a, b, out, n);
+}
 
 void CpuBackend::swiglu(const float* gate, const float* up, float* out, int64_t n) {
+  ComputeGate::Scope turn(gate_);
   kernels_.swiglu(gate, up, out, n);
 }
 
 void CpuBackend::gather_rows(const float* x, std::span<const int32_t> indices, int64_t dim, float* out) {
+  ComputeGate::Scope turn(gate_);
   for (size_t i = 0; i < indices.size(); ++i) {
     std::memcpy(out + int64_t(i) * dim, x + int64_t(indices[i]) * dim, dim * sizeof(float));
   }
@@ -100,15 +111,18 @@ void CpuBackend::gather_rows(const float* x, std::span<const int32_t> indices, i
 
 void CpuBackend::kv_store(const KvGeometry& geometry, int layer, std::span<const AttentionRow> rows, const float* k,
                           const float* v) {
+  ComputeGate::Scope turn(gate_);
   cpu::kv_store(geometry, layer, rows, k, v, *pool_);
 }
 
 void CpuBackend::attention(const KvGeometry& geometry, int layer, std::span<const AttentionRow> rows,
                            const AttentionParams& params, const float* q, float* out) {
+  ComputeGate::Scope turn(gate_);
   cpu::attention(kernels_.isa(), *pool_, attention_scratch_, geometry, layer, rows, params, q, out);
 }
 
 void CpuBackend::argmax(const float* x, int64_t n_rows, int64_t n, int32_t* out) {
+  ComputeGate::Scope turn(gate_);
   kernels_.argmax(x, n_rows, n, out);
 }
 

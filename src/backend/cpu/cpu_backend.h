@@ -9,6 +9,7 @@
 #include "backend/backend.h"
 #include "backend/cpu/attention.h"
 #include "backend/cpu/kernels.h"
+#include "base/compute_gate.h"
 #include "base/thread_pool.h"
 
 namespace so {
@@ -37,6 +38,7 @@ class CpuBackend final : public Backend {
   ~CpuBackend() override;
 
   std::string name() const override;
+  bool concurrent_ops() const override { return true; }
   int n_threads() const { return pool_->n_threads(); }
   cpu::Isa isa() const { return kernels_.isa(); }
   ThreadPool& pool() { return *pool_; }
@@ -71,6 +73,9 @@ class CpuBackend final : public Backend {
 
  private:
   std::unique_ptr<ThreadPool> pool_;
+  // Ops from several threads (the draft's beside the target's) take turns; the pool and
+  // the scratch below are the holder's.
+  ComputeGate gate_;
   cpu::Kernels kernels_;
   cpu::MatmulWorkspace matmul_workspace_;
   cpu::AttentionScratch attention_scratch_;

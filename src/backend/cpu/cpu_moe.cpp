@@ -10,6 +10,7 @@ namespace so {
 
 void CpuBackend::moe_ffn(const MoeWeights& weights, const float* x, int64_t n_tokens, int64_t dim, int64_t ffn_dim,
                          float* out) {
+  ComputeGate::Scope turn(gate_);
   MoeScratch& s = moe_scratch_;
   const int n_experts = static_cast<int>(weights.gate.size());
   const int n_used = weights.n_experts_used;
