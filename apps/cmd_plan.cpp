@@ -14,7 +14,6 @@ struct PlanCliOptions {
   BatchOptions batch;
   SpecCliOptions spec;
   std::string profile;
-  std::string host_mem;
   int n_prompts = 64;
   int prompt_tokens = 256;
   int gen_tokens = 128;
@@ -32,11 +31,7 @@ int run_plan(const PlanCliOptions& options, const PlanOverrides& given) {
   request.workload = {options.n_prompts, options.prompt_tokens, options.gen_tokens};
   request.alpha = options.alpha;
   request.profile = *profile;
-  if (!options.host_mem.empty()) {
-    auto bytes = parse_size_flag("--host-mem", options.host_mem, "64G");
-    if (!bytes.ok()) return report_error(bytes.status());
-    request.host_budget_bytes = *bytes;
-  }
+  request.host_budget_bytes = engine_config->offload.host_budget_bytes;
   auto plan = plan_for(*engine_config, request, given);
   if (!plan.ok()) return report_error(plan.status());
   if (options.json) {
@@ -56,7 +51,6 @@ Command register_plan(CLI::App& app) {
   add_batch_options(*command, options->batch);
   add_spec_options(*command, options->spec);
   command->add_option("--profile", options->profile, "hardware profile from `specoffload profile` (default: the cache's)");
-  command->add_option("--host-mem", options->host_mem, "host memory budget, e.g. 64G (default: the machine's)");
   command->add_option("--prompts", options->n_prompts, "prompts in the job")->capture_default_str()->check(CLI::Range(1, 1 << 30));
   command->add_option("--prompt-tokens", options->prompt_tokens, "mean prompt length")->capture_default_str()->check(CLI::Range(1, 1 << 24));
   command->add_option("--gen-tokens", options->gen_tokens, "tokens generated per prompt")->capture_default_str()->check(CLI::Range(1, 1 << 24));

@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "options.h"
 #include "runtime/profile_machine.h"
+#include "runtime/step_calibration.h"
 
 namespace so::cli {
 namespace {
@@ -20,6 +21,7 @@ struct ProfileCliOptions {
   double sim_link_gbps = 0.0;
   double seconds = 0.25;
   std::string backend;  // cpu | cuda | auto; empty: $SPECOFFLOAD_BACKEND, else auto
+  std::vector<std::string> models;  // measure these models' steps too
 };
 
 int run_profile(const ProfileCliOptions& options) {
@@ -40,6 +42,17 @@ int run_profile(const ProfileCliOptions& options) {
   auto profile = profile_machine(backend, profile_options);
   if (!profile.ok()) return report_error(profile.status());
   if (const auto* cpu = dynamic_cast<const CpuBackend*>(&backend)) profile->n_threads = cpu->n_threads();
+  for (const std::string& name : options.models) {
+    EngineOptions engine_options;
+    engine_options.model_path = resolve_model_path(name);
+    engine_options.backend = *kind;
+    engine_options.n_threads = options.n_threads;
+    auto cost = measure_step_cost(engine_options, options.seconds);
+    if (!cost.ok()) return report_error(cost.status().with_context(str_cat("measuring the steps of '", name, "'")));
+    profile->models[model_key(engine_options.model_path)] = *cost;
+    std::fprintf(stderr, "%s: step = %.3f ms + %.3f ms per token + %.3f ms per logit row\n", name.c_str(),
+                 cost->fixed_seconds * 1e3, cost->token_seconds * 1e3, cost->logit_seconds * 1e3);
+  }
   const std::string path = options.output.empty() ? default_profile_path() : options.output;
   std::error_code ignored;
   std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ignored);
@@ -64,6 +77,9 @@ Command register_profile(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   command->add_option("--seconds", options->seconds, "time per measurement")->check(CLI::Range(0.01, 60.0));
   command->add_option("--backend", options->backend, "cpu, cuda or auto (default: $SPECOFFLOAD_BACKEND, else auto)");
+  command->add_option("-m,--model", options->models,
+                      "also time forward steps of this model (repeatable: the target and the draft), so the planner "
+                      "predicts its compute from real steps");
   return {command, [options] { return run_profile(*options); }};
 }
 

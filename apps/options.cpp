@@ -40,6 +40,11 @@ void add_batch_options(CLI::App& command, BatchOptions& options) {
   command.add_option("--step-tokens", options.max_step_tokens, "tokens per forward step (prefill chunk budget)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
+  command.add_option("--micro-batch", options.micro_batch_tokens,
+                     "tokens a layer computes at once; a step of more (a large --step-tokens) runs each layer over "
+                     "micro-batches, so a streamed layer is loaded once for the whole step (layer-major prefill)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
   command.add_option("--kv-mem", options.kv_budget, "KV cache budget, e.g. 4G (default: no cap)");
   command.add_option("--device-mem", options.device_mem,
                      "device memory for the target's weights, e.g. 24G; layers beyond it stream from host memory");
@@ -51,6 +56,14 @@ void add_batch_options(CLI::App& command, BatchOptions& options) {
       ->check(CLI::Range(1, 64));
   command.add_option("--sim-link-gbps", options.sim_link_gbps,
                      "CPU backend: throttle host-to-device copies to this many GB/s (to study PCIe-like links)")
+      ->check(CLI::NonNegativeNumber);
+  command.add_option("--host-mem", options.host_mem,
+                     "pinned host memory for streamed layers, e.g. 64G; layers beyond it stay in the model file and "
+                     "are read ahead from disk (the disk tier)");
+  command.add_option("--staging-slots", options.staging_slots, "disk tier: layers read ahead into host memory")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  command.add_option("--sim-disk-gbps", options.sim_disk_gbps, "disk tier: throttle reads to this many GB/s")
       ->check(CLI::NonNegativeNumber);
 }
 
@@ -139,6 +152,7 @@ Result<EngineOptions> engine_options(const ModelOptions& model, const BatchOptio
   }
   options.max_rows = batch.max_rows;
   options.max_step_tokens = batch.max_step_tokens;
+  options.micro_batch_tokens = batch.micro_batch_tokens;
   if (!batch.kv_budget.empty()) {
     SO_ASSIGN_OR_RETURN(options.kv_budget_bytes, parse_size_flag("--kv-mem", batch.kv_budget, "4G", /*allow_zero=*/true));
   }
@@ -148,6 +162,11 @@ Result<EngineOptions> engine_options(const ModelOptions& model, const BatchOptio
   options.offload.ring_slots = batch.ring_slots;
   options.kv_page_tokens = batch.kv_page_tokens;
   options.offload.sim_link_gbps = batch.sim_link_gbps;
+  if (!batch.host_mem.empty()) {
+    SO_ASSIGN_OR_RETURN(options.offload.host_budget_bytes, parse_size_flag("--host-mem", batch.host_mem, "64G"));
+  }
+  options.offload.staging_slots = batch.staging_slots;
+  options.offload.sim_disk_gbps = batch.sim_disk_gbps;
   return options;
 }
 
@@ -166,6 +185,7 @@ PlanOverrides given_overrides(const CLI::App& command) {
   given.max_rows = command.count("--max-rows") > 0;
   given.draft_max = command.count("--draft-max") > 0;
   given.ring_slots = command.count("--ring-slots") > 0;
+  given.schedule = command.count("--schedule") > 0;
   return given;
 }
 

@@ -21,11 +21,15 @@ struct ModelOptions {
 struct BatchOptions {
   int max_rows = 32;
   int max_step_tokens = 512;
+  int micro_batch_tokens = 512;
   std::string kv_budget;  // "4G"; empty: no cap
   std::string device_mem;  // weights' device budget, "24G"; empty: all resident
   int ring_slots = 2;
   double sim_link_gbps = 0.0;
   int kv_page_tokens = 256;
+  std::string host_mem;  // pinned host memory for streamed layers, "64G"; empty: all of them
+  int staging_slots = 3;
+  double sim_disk_gbps = 0.0;
 };
 
 struct SpecCliOptions {

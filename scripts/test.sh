@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs, builds, runs unit tests and the parity
 # tests against the outside references (llama.cpp, HF tokenizers, the gguf package),
-# then the sanitizer build and a short fuzzing run.
+# then the sanitizer builds (ASan/UBSan unit tests; TSan over the concurrent parts) and a
+# short fuzzing run.
 #
 #   SPECOFFLOAD_TEST_QUICK=1   skip the sanitizer and fuzz stages
 set -euo pipefail
@@ -25,6 +26,9 @@ stage "unit tests under AddressSanitizer and UBSan"
 SPECOFFLOAD_BUILD_DIR="$repo/build-sanitize" bash "$repo/scripts/build.sh" \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPECOFFLOAD_SANITIZE=ON -DSPECOFFLOAD_CUDA=OFF
 ctest --test-dir "$repo/build-sanitize" --output-on-failure -L unit -j "$(nproc)"
+
+stage "the pipeline, the scheduler and the server under ThreadSanitizer"
+bash "$repo/scripts/tsan.sh"
 
 if [ -f "$repo/fuzz/CMakeLists.txt" ]; then
   stage "fuzzing the model-file parsers"

@@ -13,7 +13,8 @@
 
 namespace so {
 
-enum class StreamRole { kCompute, kCopy, kDraft };
+// kDisk: reads of the model file into pinned host memory, a host thread on every backend.
+enum class StreamRole { kCompute, kCopy, kDraft, kDisk };
 std::string_view stream_role_name(StreamRole role);
 
 class Event {

@@ -23,6 +23,8 @@ enum Slot : int {
   kSlotCount
 };
 
+static_assert(kSlotCount == 11, "ModelRunner::kWorkspaceSlots counts the slots");
+
 RopeParams rope_params_for(const ModelConfig& c, const ModelWeights& w) {
   RopeParams rope;
   rope.style = c.rope.style;
@@ -65,19 +67,26 @@ ModelRunner::ModelRunner(const Model& model, Backend& backend, int n_layers)
   attention_params_.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
 }
 
-void ModelRunner::ensure_workspace(int64_t n_tokens) {
-  if (n_tokens <= workspace_tokens_) return;
+void ModelRunner::ensure_workspace(int64_t n_tokens, int64_t n_micro, int64_t n_out) {
+  // Rows per slot: the residual stream holds every token of the step; the normed rows
+  // also feed the head; the gathered rows are the head's; the rest hold one micro-batch.
+  const int64_t rows[kSlotCount] = {n_tokens, std::max(n_micro, n_out), n_micro, n_micro, n_micro, n_micro,
+                                    n_micro, n_micro, n_micro, n_out, n_out};
+  bool enough = !workspace_.empty();
+  for (int slot = 0; slot < kSlotCount && enough; ++slot) enough = rows[slot] <= workspace_rows_[slot];
+  if (enough) return;
   const ModelConfig& c = model_.config;
   const int64_t width = std::max<int64_t>(c.dim, c.q_dim());
   const int64_t widths[kSlotCount] = {c.dim, c.dim, c.q_dim(), c.kv_dim(), c.kv_dim(), c.q_dim(), c.dim,
                                       c.ffn_dim, c.ffn_dim, width, width};
   workspace_.clear();
   for (int slot = 0; slot < kSlotCount; ++slot) {
-    auto buffer = backend_.allocate(size_t(n_tokens) * widths[slot] * sizeof(float), MemoryKind::kDevice);
+    const int64_t slot_rows = std::max({rows[slot], workspace_rows_[slot], int64_t(1)});
+    auto buffer = backend_.allocate(size_t(slot_rows) * widths[slot] * sizeof(float), MemoryKind::kDevice);
     SO_CHECK_OK(buffer);
     workspace_.push_back(std::move(buffer).value());
+    workspace_rows_[slot] = slot_rows;
   }
-  workspace_tokens_ = n_tokens;
 }
 
 Status ModelRunner::forward(const StepInput& step, const KvGeometry& geometry, float* logits) {
@@ -113,7 +122,8 @@ Status ModelRunner::forward(const StepInput& step, const KvGeometry& geometry, f
   }
   SO_CHECK_EQ(int64_t(first_token), n_tokens, "rows must cover the step's tokens");
 
-  ensure_workspace(n_tokens);
+  const int64_t n_micro = micro_batch_tokens_ > 0 ? std::min<int64_t>(n_tokens, micro_batch_tokens_) : n_tokens;
+  ensure_workspace(n_tokens, n_micro, static_cast<int64_t>(logit_tokens_.size()));
   backend_.embedding(w.token_embedding, step.tokens, buffer(kResidual));
   SO_CHECK_GE(geometry.n_layers, n_layers_, "the KV geometry has fewer layers than the runner");
   for (int layer = 0; layer < n_layers_; ++layer) {
@@ -157,61 +167,103 @@ void ModelRunner::output_from_source(int64_t n_out, float* logits) {
   }
 }
 
-void ModelRunner::forward_layer(int layer, const LayerWeights& w, int64_t n_tokens, const KvGeometry& geometry,
-                                bool last_layer, std::span<const int32_t> keep_rows) {
+void ModelRunner::micro_batch_rows(int64_t start, int64_t count) {
+  // The attention rows of tokens [start, start + count): rows cut at the edges keep their
+  // later (or earlier) positions; tokens are numbered from the micro-batch's start.
+  micro_rows_.clear();
+  for (const AttentionRow& row : attention_rows_) {
+    const int64_t first = std::max<int64_t>(row.first_token, start);
+    const int64_t end = std::min<int64_t>(int64_t(row.first_token) + row.n_tokens, start + count);
+    if (first >= end) continue;
+    AttentionRow cut = row;
+    cut.kv_start = row.kv_start + static_cast<int32_t>(first - row.first_token);
+    cut.n_tokens = static_cast<int32_t>(end - first);
+    cut.first_token = static_cast<int32_t>(first - start);
+    micro_rows_.push_back(cut);
+  }
+}
+
+void ModelRunner::attention_block(int layer, const LayerWeights& w, int64_t start, int64_t count,
+                                  const KvGeometry& geometry, bool store_only) {
   const ModelConfig& c = model_.config;
-  float* x = buffer(kResidual);
+  float* x = buffer(kResidual) + start * c.dim;
   float* h = buffer(kNormed);
   float* q = buffer(kQuery);
   float* k = buffer(kKey);
   float* v = buffer(kValue);
-  float* attn = buffer(kAttention);
-  float* proj = buffer(kProjected);
-
-  // Attention block.
-  backend_.rmsnorm(x, w.attn_norm, c.rms_eps, n_tokens, c.dim, h);
+  micro_batch_rows(start, count);
+  const std::span<const int32_t> positions(positions_.data() + start, size_t(count));
+  backend_.rmsnorm(x, w.attn_norm, c.rms_eps, count, c.dim, h);
   const TensorView qkv[] = {w.wq, w.wk, w.wv};
   float* const qkv_out[] = {q, k, v};
-  backend_.matmul_many(qkv, h, n_tokens, qkv_out);
+  backend_.matmul_many(qkv, h, count, qkv_out);
   if (w.bq) {
-    backend_.add_bias(q, w.bq, n_tokens, c.q_dim());
-    backend_.add_bias(k, w.bk, n_tokens, c.kv_dim());
-    backend_.add_bias(v, w.bv, n_tokens, c.kv_dim());
+    backend_.add_bias(q, w.bq, count, c.q_dim());
+    backend_.add_bias(k, w.bk, count, c.kv_dim());
+    backend_.add_bias(v, w.bv, count, c.kv_dim());
   }
-  backend_.rope(q, positions_, c.n_heads, c.head_dim, rope_);
-  backend_.rope(k, positions_, c.n_kv_heads, c.head_dim, rope_);
-  backend_.kv_store(geometry, layer, attention_rows_, k, v);
-  if (last_layer && keep_rows.empty()) return;  // the cache is written; nothing reads the rest
-  backend_.attention(geometry, layer, attention_rows_, attention_params_, q, attn);
+  backend_.rope(q, positions, c.n_heads, c.head_dim, rope_);
+  backend_.rope(k, positions, c.n_kv_heads, c.head_dim, rope_);
+  backend_.kv_store(geometry, layer, micro_rows_, k, v);
+  if (store_only) return;  // the cache is written; nothing reads the rest
+  backend_.attention(geometry, layer, micro_rows_, attention_params_, q, buffer(kAttention));
+}
 
-  // The last layer only carries on with the rows whose logits are wanted.
-  if (last_layer && static_cast<int64_t>(keep_rows.size()) < n_tokens) {
-    backend_.gather_rows(attn, keep_rows, c.q_dim(), buffer(kGatheredAttention));
-    backend_.gather_rows(x, keep_rows, c.dim, buffer(kGathered));
-    std::swap(workspace_[kAttention], workspace_[kGatheredAttention]);
-    std::swap(workspace_[kResidual], workspace_[kGathered]);
-    x = buffer(kResidual);
-    attn = buffer(kAttention);
-    n_tokens = static_cast<int64_t>(keep_rows.size());
-  }
-  backend_.matmul(w.wo, attn, n_tokens, proj);
-  backend_.add(x, proj, x, n_tokens * c.dim);
-
-  // FFN block.
-  backend_.rmsnorm(x, w.ffn_norm, c.rms_eps, n_tokens, c.dim, h);
+void ModelRunner::output_block(const LayerWeights& w, float* x, const float* attn, int64_t count) {
+  const ModelConfig& c = model_.config;
+  float* h = buffer(kNormed);
+  float* proj = buffer(kProjected);
+  backend_.matmul(w.wo, attn, count, proj);
+  backend_.add(x, proj, x, count * c.dim);
+  backend_.rmsnorm(x, w.ffn_norm, c.rms_eps, count, c.dim, h);
   if (c.is_moe()) {
     MoeWeights moe{w.router, w.expert_gate, w.expert_up, w.expert_down, c.n_experts_used, true};
-    backend_.moe_ffn(moe, h, n_tokens, c.dim, c.ffn_dim, proj);
+    backend_.moe_ffn(moe, h, count, c.dim, c.ffn_dim, proj);
   } else {
     float* gate = buffer(kGate);
     float* up = buffer(kUp);
     const TensorView gate_up[] = {w.w_gate, w.w_up};
     float* const gate_up_out[] = {gate, up};
-    backend_.matmul_many(gate_up, h, n_tokens, gate_up_out);
-    backend_.swiglu(gate, up, gate, n_tokens * c.ffn_dim);
-    backend_.matmul(w.w_down, gate, n_tokens, proj);
+    backend_.matmul_many(gate_up, h, count, gate_up_out);
+    backend_.swiglu(gate, up, gate, count * c.ffn_dim);
+    backend_.matmul(w.w_down, gate, count, proj);
   }
-  backend_.add(x, proj, x, n_tokens * c.dim);
+  backend_.add(x, proj, x, count * c.dim);
+}
+
+void ModelRunner::forward_layer(int layer, const LayerWeights& w, int64_t n_tokens, const KvGeometry& geometry,
+                                bool last_layer, std::span<const int32_t> keep_rows) {
+  const ModelConfig& c = model_.config;
+  const int64_t n_micro = micro_batch_tokens_ > 0 ? std::min<int64_t>(n_tokens, micro_batch_tokens_) : n_tokens;
+  const bool subset = last_layer && static_cast<int64_t>(keep_rows.size()) < n_tokens;
+  // note: micro-batches go in token order, so a row cut at a boundary finds the K/V of its
+  // earlier tokens in the cache when its later ones attend. Kernels are batch-invariant:
+  // the cut changes no bit of any row.
+  size_t kept = 0;
+  for (int64_t start = 0; start < n_tokens; start += n_micro) {
+    const int64_t count = std::min(n_micro, n_tokens - start);
+    attention_block(layer, w, start, count, geometry, /*store_only=*/subset && keep_rows.empty());
+    if (!subset) {
+      output_block(w, buffer(kResidual) + start * c.dim, buffer(kAttention), count);
+      continue;
+    }
+    // The last layer carries on only with the rows whose logits are wanted.
+    const size_t first = kept;
+    while (kept < keep_rows.size() && keep_rows[kept] < start + count) ++kept;
+    if (kept == first) continue;
+    gather_indices_.clear();
+    for (size_t i = first; i < kept; ++i) gather_indices_.push_back(static_cast<int32_t>(keep_rows[i] - start));
+    backend_.gather_rows(buffer(kAttention), gather_indices_, c.q_dim(), buffer(kGatheredAttention) + first * c.q_dim());
+    backend_.gather_rows(buffer(kResidual) + start * c.dim, gather_indices_, c.dim, buffer(kGathered) + first * c.dim);
+  }
+  if (!subset || keep_rows.empty()) return;
+  std::swap(workspace_[kResidual], workspace_[kGathered]);
+  std::swap(workspace_rows_[kResidual], workspace_rows_[kGathered]);
+  const int64_t n_keep = static_cast<int64_t>(keep_rows.size());
+  for (int64_t start = 0; start < n_keep; start += n_micro) {
+    const int64_t count = std::min(n_micro, n_keep - start);
+    output_block(w, buffer(kResidual) + start * c.dim, buffer(kGatheredAttention) + start * c.q_dim(), count);
+  }
 }
 
 }  // namespace so

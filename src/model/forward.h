@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <span>
+#include <algorithm>
 #include <vector>
 
 #include "backend/backend.h"
@@ -49,6 +50,10 @@ class ModelRunner {
   int n_layers() const { return n_layers_; }
   // Layers come from `source` (not owned) instead of the model's own weights; null resets.
   void set_layer_source(LayerSource* source) { layer_source_ = source; }
+  // Layer-major steps: a step of many tokens (a prefill wave) runs each layer over
+  // micro-batches of at most this many tokens, so a streamed layer is loaded once for all
+  // of them while the activations beside the residual stream stay bounded; 0: one batch.
+  void set_micro_batch_tokens(int64_t tokens) { micro_batch_tokens_ = tokens; }
 
   // Runs the step and writes each row's K/V at its positions (the caller reserved the
   // pages and advances the lengths). logits: backend memory of step.n_logit_rows() x
@@ -63,7 +68,14 @@ class ModelRunner {
   // keep_rows: in the last layer, the token rows that go on to the logits.
   void forward_layer(int layer, const LayerWeights& weights, int64_t n_tokens, const KvGeometry& geometry,
                      bool last_layer, std::span<const int32_t> keep_rows);
-  void ensure_workspace(int64_t n_tokens);
+  // Norm, Q/K/V, rope, KV store and attention of tokens [start, start + count) into the
+  // attention slot; store_only stops after the KV store.
+  void attention_block(int layer, const LayerWeights& w, int64_t start, int64_t count, const KvGeometry& geometry,
+                       bool store_only);
+  // Output projection and FFN of `count` rows of the residual x, in place.
+  void output_block(const LayerWeights& w, float* x, const float* attn, int64_t count);
+  void micro_batch_rows(int64_t start, int64_t count);
+  void ensure_workspace(int64_t n_tokens, int64_t n_micro, int64_t n_out);
   // logits (n_out, n_vocab) = normed * output^T, chunk by chunk from the layer source.
   void output_from_source(int64_t n_out, float* logits);
   float* buffer(int index) const { return workspace_[index].as<float>(); }
@@ -74,11 +86,15 @@ class ModelRunner {
   LayerSource* layer_source_ = nullptr;
   RopeParams rope_;
   AttentionParams attention_params_;
-  int64_t workspace_tokens_ = 0;
+  int64_t micro_batch_tokens_ = 0;
   std::vector<Buffer> workspace_;
+  static constexpr int kWorkspaceSlots = 11;
+  int64_t workspace_rows_[kWorkspaceSlots] = {};  // rows each workspace slot holds
   Buffer chunk_logits_;  // one output chunk's logits before they go to their columns
   // Per-step plain data.
   std::vector<AttentionRow> attention_rows_;
+  std::vector<AttentionRow> micro_rows_;  // attention_rows_ cut to one micro-batch
+  std::vector<int32_t> gather_indices_;
   std::vector<int32_t> positions_;
   std::vector<int32_t> logit_tokens_;
   int64_t steps_ = 0;

@@ -57,6 +57,14 @@ void pack_layer(const LayerWeights& layer, const ModelConfig& config, const Laye
   SO_CHECK_EQ(index, layout.offsets.size(), "the layout was made for another layer");
 }
 
+std::vector<std::pair<const uint8_t*, int64_t>> layer_sources(const LayerWeights& layer, const ModelConfig& config) {
+  std::vector<std::pair<const uint8_t*, int64_t>> sources;
+  visit_tensors(layer, config, [&](const auto& field, int64_t bytes) {
+    sources.emplace_back(reinterpret_cast<const uint8_t*>(field), bytes);
+  });
+  return sources;
+}
+
 LayerWeights layer_views(const LayerWeights& like, const ModelConfig& config, const LayerSlabLayout& layout,
                          const void* slab) {
   LayerWeights views = like;

@@ -83,9 +83,53 @@ Result<std::unique_ptr<LayerStreamer>> LayerStreamer::create(const Model& model,
   }
   s.views_.resize(s.n_layers_);
   s.slab_index_.resize(n_segments);
+  std::vector<int64_t> streamed_bytes;
+  for (int segment = 0; segment < n_segments; ++segment) {
+    if (!resident[segment]) streamed_bytes.push_back(s.segment_bytes_[segment]);
+  }
+  // The host tier: pinned slabs for as many streamed segments as the host budget holds
+  // (beside the staging slots the disk tier then needs), spread evenly; the rest on disk.
+  const int n_streaming = static_cast<int>(streamed_bytes.size());
+  std::vector<bool> in_host(size_t(n_streaming), true);
+  int64_t all_streamed = 0;
+  for (int64_t bytes : streamed_bytes) all_streamed += bytes;
+  if (options.host_budget_bytes > 0 && all_streamed > options.host_budget_bytes) {
+    const int64_t staging_bytes = slot_bytes * std::max(1, options.staging_slots);
+    if (options.host_budget_bytes < staging_bytes) {
+      return invalid_argument("a host budget of ", format_bytes(double(options.host_budget_bytes)),
+                              " holds fewer than ", std::max(1, options.staging_slots), " staging slots of ",
+                              format_bytes(double(slot_bytes)), " for disk reads; give at least ",
+                              format_bytes(double(staging_bytes)), " (e.g. --host-mem ", (staging_bytes >> 20) + 1, "M)");
+    }
+    in_host = spread_residents(streamed_bytes, options.host_budget_bytes - staging_bytes);
+    SO_ASSIGN_OR_RETURN(DiskReader disk, DiskReader::open(model.file));
+    s.disk_.emplace(std::move(disk));
+  }
   std::vector<uint8_t> staging;
   for (int segment = 0; segment < n_segments; ++segment) {
     const int64_t bytes = s.segment_bytes_[segment];
+    if (!resident[segment]) {
+      const int position = s.n_streamed();
+      s.slab_index_[segment] = position;
+      s.streamed_.push_back(segment);
+      if (!in_host[size_t(position)]) {
+        // On disk: where its bytes are in the file, read when the pass comes to it.
+        std::vector<std::pair<const uint8_t*, int64_t>> sources;
+        std::vector<int64_t> offsets;
+        if (segment < s.n_layers_) {
+          sources = layer_sources(model.weights.layers[segment], config);
+          offsets = s.layouts_[segment].offsets;
+        } else {
+          sources = {{static_cast<const uint8_t*>(output.row(s.chunk_rows_[segment - s.n_layers_])), bytes}};
+          offsets = {0};
+        }
+        s.host_slab_of_.push_back(-1);
+        s.disk_reads_.push_back(s.disk_->plan(sources, offsets));
+        continue;
+      }
+      s.host_slab_of_.push_back(static_cast<int>(s.host_slabs_.size()));
+      s.disk_reads_.emplace_back();
+    }
     SO_ASSIGN_OR_RETURN(Buffer slab,
                         backend.allocate(size_t(bytes), resident[segment] ? MemoryKind::kDevice : MemoryKind::kPinnedHost));
     // note: packing goes through host memory the backend can copy from.
@@ -108,10 +152,19 @@ Result<std::unique_ptr<LayerStreamer>> LayerStreamer::create(const Model& model,
       s.slab_index_[segment] = -1 - static_cast<int>(s.resident_slabs_.size());
       s.resident_slabs_.push_back(std::move(slab));
     } else {
-      s.slab_index_[segment] = static_cast<int>(s.host_slabs_.size());
-      s.streamed_.push_back(segment);
+      s.host_bytes_ += bytes;
       s.host_slabs_.push_back(std::move(slab));
     }
+  }
+  if (s.n_on_disk() > 0) {
+    for (int slot = 0; slot < std::max(1, options.staging_slots); ++slot) {
+      SO_ASSIGN_OR_RETURN(Buffer buffer, backend.allocate(size_t(slot_bytes), MemoryKind::kPinnedHost));
+      s.staging_.push_back(std::move(buffer));
+      s.host_bytes_ += slot_bytes;
+    }
+    s.staging_free_.resize(s.staging_.size());
+    s.disk_stream_ = backend.create_stream(StreamRole::kDisk);
+    s.sim_disk_bytes_per_second_ = options.sim_disk_gbps * 1e9;
   }
   const int n_slots = std::min(options.ring_slots, s.n_streamed());
   for (int slot = 0; slot < n_slots; ++slot) {
@@ -128,7 +181,12 @@ Result<std::unique_ptr<LayerStreamer>> LayerStreamer::create(const Model& model,
 }
 
 LayerStreamer::~LayerStreamer() {
+  if (disk_stream_) disk_stream_->synchronize();
   if (copy_stream_) copy_stream_->synchronize();
+}
+
+int LayerStreamer::n_on_disk() const {
+  return static_cast<int>(std::count(host_slab_of_.begin(), host_slab_of_.end(), -1));
 }
 
 int64_t LayerStreamer::streamed_bytes_per_pass() const {
@@ -141,6 +199,10 @@ std::vector<StreamSpan> LayerStreamer::take_copy_spans() {
   return copy_stream_ ? copy_stream_->take_spans() : std::vector<StreamSpan>{};
 }
 
+std::vector<StreamSpan> LayerStreamer::take_disk_spans() {
+  return disk_stream_ ? disk_stream_->take_spans() : std::vector<StreamSpan>{};
+}
+
 std::vector<StreamSpan> LayerStreamer::take_wait_spans() {
   std::vector<StreamSpan> spans;
   spans.swap(wait_spans_);
@@ -151,14 +213,52 @@ std::string LayerStreamer::segment_name(int segment) const {
   return segment < n_layers_ ? str_cat("layer ", segment) : str_cat("output chunk ", segment - n_layers_);
 }
 
+void LayerStreamer::issue_reads() {
+  if (staging_.empty()) return;
+  const int64_t slots = static_cast<int64_t>(staging_.size());
+  while (static_cast<int64_t>(reads_.size()) < slots) {
+    // note: reads go in load order over the cyclic pass, at most a staging ring ahead.
+    while (!on_disk(next_read_)) ++next_read_;
+    const int position = static_cast<int>(next_read_ % n_streamed());
+    const int slot = static_cast<int>(reads_issued_++ % slots);
+    if (staging_free_[slot]) disk_stream_->wait(std::move(staging_free_[slot]));
+    uint8_t* destination = staging_[slot].as<uint8_t>();
+    const std::vector<SegmentRead>* reads = &disk_reads_[size_t(position)];
+    const int64_t bytes = segment_bytes_[streamed_[position]];
+    disk_stream_->launch(
+        [this, reads, destination, bytes] {
+          const double start = now_seconds();
+          // A failed read of a file that opened and sized fine is the disk's failure, not the user's.
+          SO_CHECK_OK(disk_->read(*reads, destination));
+          bytes_read_.fetch_add(bytes, std::memory_order_relaxed);
+          if (sim_disk_bytes_per_second_ > 0) sleep_until_seconds(start + double(bytes) / sim_disk_bytes_per_second_);
+        },
+        "read " + segment_name(streamed_[position]));
+    reads_.push_back({next_read_, slot, disk_stream_->record()});
+    ++next_read_;
+  }
+}
+
 void LayerStreamer::issue_next_load() {
-  const int streamed = static_cast<int>(next_load_ % n_streamed());
+  const int64_t load = next_load_++;
+  const int streamed = static_cast<int>(load % n_streamed());
   const int segment = streamed_[streamed];
-  const int slot = static_cast<int>(next_load_ % int64_t(slots_.size()));
-  ++next_load_;
+  const int slot = static_cast<int>(load % int64_t(slots_.size()));
   const int64_t bytes = segment_bytes_[segment];
   if (slot_free_[slot]) copy_stream_->wait(std::move(slot_free_[slot]));
-  copy_stream_->copy(slots_[slot].data(), host_slabs_[streamed].data(), size_t(bytes), segment_name(segment));
+  if (on_disk(load)) {
+    issue_reads();
+    SO_CHECK(!reads_.empty() && reads_.front().load == load, "disk reads out of order at load ", load);
+    const Read read = std::move(reads_.front());
+    reads_.pop_front();
+    copy_stream_->wait(read.ready);
+    copy_stream_->copy(slots_[slot].data(), staging_[read.slot].data(), size_t(bytes), segment_name(segment));
+    staging_free_[read.slot] = copy_stream_->record();
+    issue_reads();
+  } else {
+    copy_stream_->copy(slots_[slot].data(), host_slabs_[host_slab_of_[streamed]].data(), size_t(bytes),
+                       segment_name(segment));
+  }
   loads_.push_back({segment, slot, copy_stream_->record()});
   bytes_copied_ += bytes;
 }

@@ -9,15 +9,24 @@
 // memory (a pass gathers only its tokens' rows) and is not counted against the budget.
 // With a budget that holds every segment nothing streams: that is how a device backend
 // keeps a model resident (the draft, or a target that fits).
+//
+// The disk tier: with a host budget too small for every streamed segment, as many as fit
+// get pinned host slabs (spread evenly again) and the rest stay in the model file. A disk
+// segment is read (offload/disk_reader.h) into one of a few pinned staging slots on a disk
+// stream that runs ahead of the copies by the staging ring's depth, then copied from the
+// staging slot to its device slot like any other.
 #pragma once
 
+#include <atomic>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "backend/backend.h"
 #include "model/forward.h"
 #include "model/model.h"
+#include "offload/disk_reader.h"
 #include "offload/layer_slab.h"
 
 namespace so {
@@ -26,6 +35,9 @@ struct LayerStreamerOptions {
   int64_t device_budget_bytes = 0;  // for weights: resident segments, the ring, the output norm
   int ring_slots = 2;
   int n_layers = -1;  // the model's first n layers and the head (a self-draft); < 0: all
+  int64_t host_budget_bytes = 0;  // pinned host slabs and staging slots; 0: no cap
+  int staging_slots = 3;          // disk tier: segments read ahead into pinned host memory
+  double sim_disk_gbps = 0.0;     // disk tier: throttle reads to this (to study slow disks)
 };
 
 class LayerStreamer final : public LayerSource {
@@ -44,15 +56,19 @@ class LayerStreamer final : public LayerSource {
   int n_segments() const { return static_cast<int>(segment_bytes_.size()); }
   int n_resident() const { return n_segments() - n_streamed(); }
   int n_streamed() const { return static_cast<int>(streamed_.size()); }
+  int n_on_disk() const;
   bool resident(int segment) const { return slab_index_[segment] < 0; }
   int ring_slots() const { return static_cast<int>(slots_.size()); }
   int64_t device_bytes() const { return device_bytes_; }
   int64_t streamed_bytes_per_pass() const;
   // Totals since creation.
   int64_t bytes_copied() const { return bytes_copied_; }
+  int64_t bytes_read_from_disk() const { return bytes_read_; }
+  int64_t host_bytes() const { return host_bytes_; }
   double copy_wait_seconds() const { return copy_wait_seconds_; }
   // Finished copies, and compute's waits for them ("wait layer N"), since the last call.
   std::vector<StreamSpan> take_copy_spans();
+  std::vector<StreamSpan> take_disk_spans();
   std::vector<StreamSpan> take_wait_spans();
 
  private:
@@ -61,20 +77,39 @@ class LayerStreamer final : public LayerSource {
   const void* acquire_segment(int segment);
   void release_segment(int segment);
   void issue_next_load();
+  // Disk reads for upcoming disk loads, as many as the staging slots allow.
+  void issue_reads();
+  bool on_disk(int64_t load) const { return host_slab_of_[size_t(load % n_streamed())] < 0; }
   std::string segment_name(int segment) const;
 
   const Model& model_;
   Backend& backend_;
   int n_layers_ = 0;
   std::vector<int64_t> segment_bytes_;
-  // Per segment: its host slab (streamed) or -1 - its resident slab.
+  // Per segment: its place in streamed_ (streamed) or -1 - its resident slab.
   std::vector<int> slab_index_;
   std::vector<int> streamed_;             // streamed segments in pass order
+  std::vector<int> host_slab_of_;         // per streamed segment: its host slab, or -1 (on disk)
+  std::vector<std::vector<SegmentRead>> disk_reads_;  // per streamed segment on disk
   std::vector<LayerSlabLayout> layouts_;  // per layer
   std::vector<int64_t> chunk_rows_;       // per output chunk: its first row
   int64_t rows_per_chunk_ = 0;
   std::vector<Buffer> resident_slabs_;    // device
   std::vector<Buffer> host_slabs_;        // pinned host, streamed segments
+  std::vector<Buffer> staging_;           // pinned host, disk reads land here
+  std::vector<std::shared_ptr<Event>> staging_free_;  // per staging slot: its last copy out
+  std::optional<DiskReader> disk_;
+  std::unique_ptr<Stream> disk_stream_;
+  // A disk read issued for load `load` into staging slot `slot`.
+  struct Read {
+    int64_t load;
+    int slot;
+    std::shared_ptr<Event> ready;
+  };
+  std::deque<Read> reads_;
+  int64_t next_read_ = 0;      // the load index the next read looks from
+  int64_t reads_issued_ = 0;
+  double sim_disk_bytes_per_second_ = 0;
   std::vector<Buffer> slots_;             // device ring
   // Per slot: compute's last read of it (an asynchronous backend's copy waits for it).
   std::vector<std::shared_ptr<Event>> slot_free_;
@@ -91,6 +126,8 @@ class LayerStreamer final : public LayerSource {
   int64_t next_load_ = 0;
   int64_t device_bytes_ = 0;
   int64_t bytes_copied_ = 0;
+  std::atomic<int64_t> bytes_read_{0};
+  int64_t host_bytes_ = 0;
   double copy_wait_seconds_ = 0.0;
   std::vector<StreamSpan> wait_spans_;
 };

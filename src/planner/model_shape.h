@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,16 @@ struct MatrixShape {
   double token_share = 1.0;
 };
 
+// A model's forward step measured on the machine (`specoffload profile -m MODEL`):
+//   fixed + token * tokens + logit * logit_rows seconds,
+// with weights in device memory and short contexts (attention is added on top). It
+// replaces the matrix-by-matrix estimate where that misses per-op and small-matrix costs.
+struct StepCost {
+  double fixed_seconds = 0;
+  double token_seconds = 0;
+  double logit_seconds = 0;
+};
+
 struct ModelShape {
   std::string name;
   int n_layers = 0;
@@ -31,6 +42,7 @@ struct ModelShape {
   int ffn_dim = 0;
   int n_vocab = 0;
   int n_ctx = 0;
+  std::optional<StepCost> measured;  // from the profile, when it measured this model
 
   // Weights a full pass reads from device memory: the layers and the head.
   int64_t device_bytes() const { return int64_t(n_layers) * layer_bytes + head.bytes; }

@@ -9,9 +9,12 @@
 //   copy    = streamed bytes / pinned link bandwidth
 //   pass    = draft + max(copy - min(draft, ring copy time), compute)
 // (the ring lets the copy engine run ahead by its depth while the draft works), and the
-// pass commits R * tau tokens, tau = (1 - alpha^(k+1)) / (1 - alpha). Prefill runs in
-// chunks of the step budget, each max(copy, compute). The job's tokens/s is generated
-// tokens over prefill plus decode time.
+// pass commits R * tau tokens, tau = (1 - alpha^(k+1)) / (1 - alpha). Interleaved half-
+// batches verify R/2 rows per pass while the draft drafts for the other R/2; the draft
+// shares the compute with the target but not the copies:
+//   pass = max(copy, compute(R/2 (k+1)) + draft(R/2)),  committing R/2 * tau tokens.
+// Prefill runs in chunks of the step budget, each max(copy, compute). The job's tokens/s
+// is generated tokens over prefill plus decode time.
 #pragma once
 
 #include <cstdint>
@@ -49,6 +52,7 @@ struct PlanInput {
   int fixed_rows = 0;
   int fixed_draft = -1;  // -1: the planner's
   int fixed_ring = 0;
+  int fixed_schedule = -1;  // 0 serial, 1 interleaved; -1: the planner's
 };
 
 struct StageTimes {
@@ -59,14 +63,16 @@ struct StageTimes {
 };
 
 struct Plan {
-  int rows = 1;            // rows generating at once (one half-batch per pass)
-  int draft_length = 0;    // k
-  int draft_subbatch = 0;  // rows the draft runs at once (all of the pass's rows)
+  int rows = 1;             // rows generating at once
+  bool interleaved = false; // two half-batches: a pass verifies rows / 2 while the draft drafts the rest
+  int draft_length = 0;     // k
+  int draft_subbatch = 0;   // rows the draft runs at once
   int ring_slots = 2;
   bool kv_on_device = true;
   int prefill_chunk = 512;
   int64_t resident_bytes = 0;  // target weights kept in device memory (with the ring: <= the budget)
   int64_t streamed_bytes = 0;  // per pass
+  int64_t disk_bytes = 0;      // per pass, of the streamed: read from the model file (the disk tier)
   int64_t device_bytes = 0;    // everything the plan puts in device memory
   int64_t host_bytes = 0;      // pinned host slabs, plus KV when it lives there
   StageTimes decode;           // one decode pass
@@ -81,8 +87,9 @@ struct Plan {
 };
 
 // The predicted plan for fixed choices; an error when it does not fit the budgets.
-Result<Plan> evaluate_plan(const PlanInput& input, int rows, int draft_length, int ring_slots, bool kv_on_device);
-// The best plan over rows, draft length, ring depth and KV placement.
+Result<Plan> evaluate_plan(const PlanInput& input, int rows, int draft_length, int ring_slots, bool kv_on_device,
+                           bool interleaved = false);
+// The best plan over rows, draft length, schedule, ring depth and KV placement.
 Result<Plan> make_plan(const PlanInput& input);
 
 }  // namespace so

@@ -34,6 +34,13 @@ std::string HardwareProfile::to_json() const {
     speeds[std::string(dtype_name(dtype))] = {{"weight_gbps", speed.weight_gbps}, {"gflops", speed.gflops}};
   }
   json["matmul"] = speeds;
+  nlohmann::ordered_json models_json = nlohmann::ordered_json::object();
+  for (const auto& [key, cost] : models) {
+    models_json[key] = {{"fixed_seconds", cost.fixed_seconds},
+                        {"token_seconds", cost.token_seconds},
+                        {"logit_seconds", cost.logit_seconds}};
+  }
+  json["models"] = models_json;
   return json.dump(2);
 }
 
@@ -73,6 +80,19 @@ Result<HardwareProfile> HardwareProfile::from_json(const std::string& text) {
                           "\" is not {\"weight_gbps\": N, \"gflops\": N} for a known dtype");
     }
     profile.matmul[*dtype] = {speed["weight_gbps"].get<double>(), speed["gflops"].get<double>()};
+  }
+  if (const auto models = json.find("models"); models != json.end()) {
+    if (!models->is_object()) return format_error("the hardware profile's \"models\" is not an object");
+    for (const auto& [key, cost] : models->items()) {
+      if (!cost.is_object() || !cost.contains("fixed_seconds") || !cost["fixed_seconds"].is_number() ||
+          !cost.contains("token_seconds") || !cost["token_seconds"].is_number() || !cost.contains("logit_seconds") ||
+          !cost["logit_seconds"].is_number()) {
+        return format_error("the hardware profile's model entry \"", key,
+                            "\" is not {\"fixed_seconds\", \"token_seconds\", \"logit_seconds\"}");
+      }
+      profile.models[key] = {cost["fixed_seconds"].get<double>(), cost["token_seconds"].get<double>(),
+                             cost["logit_seconds"].get<double>()};
+    }
   }
   return profile;
 }

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "base/status.h"
+#include "planner/model_shape.h"
 #include "tensor/dtype.h"
 
 namespace so {
@@ -33,6 +34,8 @@ struct HardwareProfile {
   int64_t device_memory_bytes = 0;
   int64_t host_memory_bytes = 0;
   std::map<DType, MatmulSpeed> matmul;  // by weight dtype
+  // Measured step costs of particular models, by model_key (file name and size).
+  std::map<std::string, StepCost> models;
 
   // The speed for `dtype`, or the slowest measured one when it was not measured.
   MatmulSpeed matmul_speed(DType dtype) const;

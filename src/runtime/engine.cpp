@@ -73,13 +73,21 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
   engine->kv_ = std::make_unique<KvCache>(backend, kv_geometry_for(engine->model_->config, options.kv_page_tokens),
                                           options.kv_budget_bytes);
   engine->runner_ = std::make_unique<ModelRunner>(*engine->model_, backend);
+  engine->runner_->set_micro_batch_tokens(options.micro_batch_tokens);
   // The draft first: it is resident, and the target streams through what is left.
   SO_ASSIGN_OR_RETURN(DrafterSetup drafter, create_drafter(options, *engine->model_, *engine->tokenizer_, backend));
   engine->draft_model_ = std::move(drafter.draft_model);
   engine->drafter_ = std::move(drafter.drafter);
+  if (options.offload.host_budget_bytes > 0 && options.offload.device_budget_bytes == 0 && backend.reads_host_memory()) {
+    return invalid_argument("--host-mem places the layers that stream to device memory, but nothing streams: give "
+                            "--device-mem too (e.g. --device-mem 1G --host-mem 4G)");
+  }
   SO_ASSIGN_OR_RETURN(const int64_t weights_budget, target_weights_budget(options, *engine->model_, backend));
   if (weights_budget > 0) {
     LayerStreamerOptions streamer_options{weights_budget, options.offload.ring_slots};
+    streamer_options.host_budget_bytes = options.offload.host_budget_bytes;
+    streamer_options.staging_slots = options.offload.staging_slots;
+    streamer_options.sim_disk_gbps = options.offload.sim_disk_gbps;
     auto streamer = LayerStreamer::create(*engine->model_, backend, streamer_options);
     if (!streamer.ok()) return streamer.status().with_context("placing the target's weights");
     engine->streamer_ = std::move(streamer).value();
@@ -146,6 +154,11 @@ Status Engine::forward(StepBuilder& builder, std::vector<float>& logits, int64_t
     const std::vector<StreamSpan> copies = streamer_->take_copy_spans();
     for (const StreamSpan& span : copies) stats_.copy_busy_seconds += span.end_seconds - span.start_seconds;
     pass_log_->add_copy_spans(copies);
+    for (const StreamSpan& span : streamer_->take_disk_spans()) {
+      stats_.disk_busy_seconds += span.end_seconds - span.start_seconds;
+      pass_log_->add_span(TraceTrack::kDisk, span.label, span.start_seconds, span.end_seconds);
+    }
+    stats_.disk_read_bytes = streamer_->bytes_read_from_disk();
   }
 
   int64_t prefill = 0, decode = 0;

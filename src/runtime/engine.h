@@ -48,6 +48,11 @@ struct OffloadOptions {
   int64_t device_budget_bytes = 0;  // weights in device memory; 0: everything resident
   int ring_slots = 2;               // device slots streamed layers rotate through
   double sim_link_gbps = 0.0;       // CPU backend: throttle host->device copies to this
+  // The disk tier: streamed layers beyond this many bytes of pinned host memory stay in the
+  // model file and are read ahead into staging slots; 0: every streamed layer in host memory.
+  int64_t host_budget_bytes = 0;
+  int staging_slots = 3;
+  double sim_disk_gbps = 0.0;       // throttle disk reads to this (to study slow disks)
 };
 
 // How drafting and verification share a pass (runtime/scheduler.h).
@@ -61,6 +66,9 @@ struct EngineOptions {
   int n_threads = 0;            // 0: one per physical core
   int max_rows = 32;            // rows generating at once (continuous batching)
   int max_step_tokens = 512;    // tokens per forward step, prefill chunks included
+  // A step's layers run over micro-batches of at most this many tokens (layer-major
+  // prefill: a large --step-tokens loads each streamed layer once for a whole wave).
+  int micro_batch_tokens = 512;
   int64_t kv_budget_bytes = 0;  // 0: no cap
   int kv_page_tokens = 256;
   SpecOptions spec;

@@ -81,9 +81,10 @@ std::string PassLog::records_json() const {
 
 Status PassLog::write_chrome_trace(const std::string& path) const {
   // Tracks are threads of one process; times in microseconds from the log's origin.
-  const char* track_names[] = {"passes", "compute (target)", "copy engine (host to device)", "draft"};
+  const char* track_names[] = {"passes", "compute (target)", "copy engine (host to device)", "draft",
+                               "disk reads (file to host)"};
   nlohmann::json events = nlohmann::json::array();
-  for (int track = 0; track < 4; ++track) {
+  for (int track = 0; track < 5; ++track) {
     events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 1}, {"tid", track + 1},
                       {"args", {{"name", track_names[track]}}}});
     events.push_back({{"name", "thread_sort_index"}, {"ph", "M"}, {"pid", 1}, {"tid", track + 1},

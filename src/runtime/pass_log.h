@@ -38,7 +38,7 @@ struct PassRecord {
   double stage_sum_seconds() const { return draft_seconds + compute_seconds + host_seconds + copy_busy_seconds; }
 };
 
-enum class TraceTrack { kPass, kCompute, kCopy, kDraft };
+enum class TraceTrack { kPass, kCompute, kCopy, kDraft, kDisk };
 
 struct TraceSpan {
   TraceTrack track = TraceTrack::kCompute;

@@ -1,6 +1,7 @@
 #include "runtime/plan_setup.h"
 
 #include "runtime/model_shape_of.h"
+#include "runtime/step_calibration.h"
 
 namespace so {
 
@@ -8,6 +9,11 @@ Result<Plan> plan_for(const EngineOptions& options, const PlanRequest& request, 
   SO_ASSIGN_OR_RETURN(std::unique_ptr<Model> target, load_model(options.model_path));
   PlanInput input;
   input.target = model_shape_of(*target);
+  auto measured = [&](const std::string& path) -> std::optional<StepCost> {
+    const auto found = request.profile.models.find(model_key(path));
+    return found == request.profile.models.end() ? std::nullopt : std::optional<StepCost>(found->second);
+  };
+  input.target.measured = measured(options.model_path);
   switch (options.spec.drafter) {
     case DrafterKind::kNone: input.draft = DraftSource::kNone; break;
     case DrafterKind::kNgram: input.draft = DraftSource::kNgram; break;
@@ -19,6 +25,7 @@ Result<Plan> plan_for(const EngineOptions& options, const PlanRequest& request, 
       SO_ASSIGN_OR_RETURN(std::unique_ptr<Model> draft, load_model(options.spec.draft_model_path));
       input.draft = DraftSource::kModel;
       input.draft_model = model_shape_of(*draft);
+      input.draft_model.measured = measured(options.spec.draft_model_path);
       break;
     }
   }
@@ -33,6 +40,7 @@ Result<Plan> plan_for(const EngineOptions& options, const PlanRequest& request, 
   if (given.max_rows) input.fixed_rows = options.max_rows;
   if (given.draft_max) input.fixed_draft = options.spec.draft_max;
   if (given.ring_slots) input.fixed_ring = options.offload.ring_slots;
+  if (given.schedule) input.fixed_schedule = options.schedule == Schedule::kInterleaved ? 1 : 0;
   return make_plan(input);
 }
 
@@ -40,6 +48,7 @@ void apply_plan(const Plan& plan, const PlanOverrides& given, EngineOptions& opt
   if (!given.max_rows) options.max_rows = plan.rows;
   if (!given.draft_max && options.spec.drafter != DrafterKind::kNone) options.spec.draft_max = plan.draft_length;
   if (!given.ring_slots) options.offload.ring_slots = plan.ring_slots;
+  if (!given.schedule) options.schedule = plan.interleaved ? Schedule::kInterleaved : Schedule::kSerial;
 }
 
 }  // namespace so

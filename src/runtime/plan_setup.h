@@ -19,6 +19,7 @@ struct PlanOverrides {
   bool max_rows = false;
   bool draft_max = false;
   bool ring_slots = false;
+  bool schedule = false;
 };
 // Loads the target (and draft) model's shapes named in `options` and plans, keeping the
 // options the user gave. The device budget is options.offload.device_budget_bytes, or the

@@ -24,9 +24,8 @@ void Scheduler::finish(size_t slot, FinishReason reason) {
 void Scheduler::retire_finished() {
   // Back to front, so the remaining slot indices stay valid.
   std::sort(finished_.begin(), finished_.end(), [](auto& a, auto& b) { return a.first > b.first; });
-  finished_.erase(
-      std::unique(finished_.begin(), finished_.end(), [](auto& a, auto& b) { return a.first == b.first; }),
-      finished_.end());
+  finished_.erase(std::unique(finished_.begin(), finished_.end(), [](auto& a, auto& b) { return a.first == b.first; }),
+                  finished_.end());
   for (auto [slot, reason] : finished_) finish(slot, reason);
   finished_.clear();
 }
@@ -85,9 +84,9 @@ DraftJob Scheduler::plan_drafts(int half) {
     if (row.drafted) continue;
     const GenerationRequest& request = *row.request;
     const int32_t position = engine_.kv_->length(row.kv_row);  // the pending token's
-    const int64_t cap = std::min<int64_t>({policy.k_max(), request.max_tokens - int64_t(row.result.tokens.size()) - 1,
-                                           config.n_ctx_train - 1 - int64_t(position),
-                                           drafter->max_positions() - int64_t(position)});
+    const int64_t cap =
+        std::min<int64_t>({policy.k_max(), request.max_tokens - int64_t(row.result.tokens.size()) - 1,
+                           config.n_ctx_train - 1 - int64_t(position), drafter->max_positions() - int64_t(position)});
     caps.push_back(static_cast<int>(std::max<int64_t>(cap, 0)));
     acceptance.push_back(&row.acceptance);
     job.queries.push_back({row.kv_row, row.pending, position, 0, &request.sampling, request.stream_id});
@@ -235,12 +234,11 @@ void Scheduler::accept(const StepInput& input, const std::vector<size_t>& step_s
     const std::span<const float> row_logits(logits_.data() + logit_row * n_vocab, size_t(n_drafts + 1) * n_vocab);
     logit_row += n_drafts + 1;
     const double alpha = options_.spec.simulate_alpha;
-    const Verdict verdict =
-        alpha >= 0 && n_drafts > 0
-            ? verify_simulated(row_logits, n_drafts, n_vocab, alpha, request.sampling.seed, request.stream_id,
-                               first_position)
-            : verify_sampled(drafts, proposal.q, row_logits, n_vocab, request.sampling, request.stream_id,
-                             first_position);
+    const Verdict verdict = alpha >= 0 && n_drafts > 0
+                                ? verify_simulated(row_logits, n_drafts, n_vocab, alpha, request.sampling.seed,
+                                                   request.stream_id, first_position)
+                                : verify_sampled(drafts, proposal.q, row_logits, n_vocab, request.sampling,
+                                                 request.stream_id, first_position);
 
     if (was_generating) {
       e.stats_.record_verification(n_drafts, verdict.n_accepted);
@@ -347,9 +345,16 @@ void Scheduler::run_interleaved() {
         propose(drafts);
       });
     }
+    const double verify_start = now_seconds();
     verify(verifying);
+    const double verify_end = now_seconds();
     if (drafter.joinable()) drafter.join();
     finish_drafts(drafts);
+    if (!drafts.empty()) {
+      const double beside =
+          std::min(verify_end, drafts.start_seconds + drafts.seconds) - std::max(verify_start, drafts.start_seconds);
+      engine_.stats_.draft_hidden_seconds += std::max(0.0, beside);
+    }
     const PassRecord& pass = engine_.pass_log_->current();
     if (pass.rows == 0 && drafts.empty()) {
       engine_.pass_log_->discard_pass();

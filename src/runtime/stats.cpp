@@ -22,7 +22,8 @@ std::string EngineStats::summary_line() const {
                 "prefill %lld tok %.2f s (%.1f tok/s) | decode %lld tok %.2f s (%.1f tok/s) | read %s (%.2f GB/s) | "
                 "%lld steps",
                 static_cast<long long>(prefill_tokens), prefill_seconds, prefill_tokens_per_second(),
-                static_cast<long long>(decode_tokens), decode_seconds + draft_seconds, decode_tokens_per_second(),
+                static_cast<long long>(decode_tokens), decode_seconds + draft_seconds - draft_hidden_seconds,
+                decode_tokens_per_second(),
                 format_bytes(double(weight_bytes_read + kv_bytes_read)).c_str(), bytes_per_second() / 1e9,
                 static_cast<long long>(steps));
   std::string result = line;
@@ -32,10 +33,19 @@ std::string EngineStats::summary_line() const {
                   copy_busy_seconds > 0 ? streamed_bytes / copy_busy_seconds / 1e9 : 0.0, copy_wait_seconds);
     result += line;
   }
+  if (disk_read_bytes > 0) {
+    std::snprintf(line, sizeof line, " | disk %s in %.2f s of reads (%.2f GB/s)", format_bytes(double(disk_read_bytes)).c_str(),
+                  disk_busy_seconds, disk_busy_seconds > 0 ? disk_read_bytes / disk_busy_seconds / 1e9 : 0.0);
+    result += line;
+  }
   if (spec_row_passes > 0) {
     std::snprintf(line, sizeof line, " | spec alpha %.3f tau %.2f k %.2f | draft %.2f s verify %.2f s",
                   acceptance_rate(), tokens_per_pass(), mean_draft_length(), draft_seconds, decode_seconds);
     result += line;
+    if (draft_hidden_seconds > 0) {
+      std::snprintf(line, sizeof line, " (%.2f s of drafting beside verification)", draft_hidden_seconds);
+      result += line;
+    }
   }
   return result;
 }
@@ -47,17 +57,20 @@ std::string EngineStats::to_json() const {
       {"prefill_seconds", prefill_seconds},
       {"prefill_tokens_per_second", prefill_tokens_per_second()},
       {"decode_tokens", decode_tokens},
-      {"decode_seconds", decode_seconds + draft_seconds},
+      {"decode_seconds", decode_seconds + draft_seconds - draft_hidden_seconds},
       {"decode_tokens_per_second", decode_tokens_per_second()},
       {"verify_tokens", verify_tokens},
       {"verify_seconds", decode_seconds},
       {"draft_seconds", draft_seconds},
+      {"draft_hidden_seconds", draft_hidden_seconds},
       {"weight_bytes_read", weight_bytes_read},
       {"kv_bytes_read", kv_bytes_read},
       {"bytes_per_second", bytes_per_second()},
       {"streamed_bytes", streamed_bytes},
       {"copy_wait_seconds", copy_wait_seconds},
       {"copy_busy_seconds", copy_busy_seconds},
+      {"disk_read_bytes", disk_read_bytes},
+      {"disk_busy_seconds", disk_busy_seconds},
       {"passes", passes},
       {"pass_seconds", pass_seconds},
       {"spec_row_passes", spec_row_passes},

@@ -20,11 +20,14 @@ struct EngineStats {
   double prefill_seconds = 0.0;
   double decode_seconds = 0.0;  // the target's decode/verification time
   double draft_seconds = 0.0;   // the drafter's time, its catch-up on prompts included
+  double draft_hidden_seconds = 0.0;  // of which it ran beside a target step (interleaved)
   int64_t weight_bytes_read = 0;  // weights streamed through compute, once per step
   int64_t kv_bytes_read = 0;      // KV cache read by attention
   int64_t streamed_bytes = 0;     // offload: weights copied host -> device
   double copy_wait_seconds = 0.0; // offload: compute waiting for a layer's copy
   double copy_busy_seconds = 0.0; // offload: the copy engine's busy time
+  int64_t disk_read_bytes = 0;    // disk tier: streamed layers read from the model file
+  double disk_busy_seconds = 0.0; // disk tier: the disk stream's busy time
   double pass_seconds = 0.0;      // wall time of generate()'s passes (drafting included)
   int64_t passes = 0;
 
@@ -34,11 +37,11 @@ struct EngineStats {
   int64_t accepted_tokens = 0;
   std::vector<int64_t> accepted_histogram;  // [n] = row-passes that accepted n drafts
 
-  double seconds() const { return prefill_seconds + decode_seconds + draft_seconds; }
+  double seconds() const { return prefill_seconds + decode_seconds + draft_seconds - draft_hidden_seconds; }
   double prefill_tokens_per_second() const { return prefill_seconds > 0 ? prefill_tokens / prefill_seconds : 0; }
   // Generated tokens per second of decoding, drafting included.
   double decode_tokens_per_second() const {
-    const double seconds = decode_seconds + draft_seconds;
+    const double seconds = decode_seconds + draft_seconds - draft_hidden_seconds;
     return seconds > 0 ? decode_tokens / seconds : 0;
   }
   double bytes_per_second() const {

@@ -1,15 +1,15 @@
 // base/compute_gate.h: one holder at a time, re-entrant, normal priority first.
+#include "base/compute_gate.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <thread>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <vector>
-
-#include "base/compute_gate.h"
 
 namespace so {
 namespace {

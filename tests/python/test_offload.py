@@ -72,6 +72,74 @@ def test_mixtral_streamed_equals_resident(tmp_path):
     assert stats["drafted_tokens"] > 0
 
 
+@pytest.mark.parametrize("extra", [[], ["--draft-layers", "4", "--schedule", "interleaved"]])
+def test_disk_tier_equals_resident(extra, tmp_path):
+    """Device budget 30% of the model, host budget for a third of what streams: the rest of the layers are read
+    from the model file each pass (the disk tier), and greedy output still equals the resident run."""
+    model = default_model()
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("".join(PROMPTS.read_text().splitlines(keepends=True)[:8]))
+    resident, _, _ = generate(model, prompts, 16, "--chat", "--max-rows", 8, *extra)
+    tiered, stats, stderr = generate(model, prompts, 16, "--chat", "--max-rows", 8, "--device-mem", budget(model, 0.3),
+                                     "--host-mem", budget(model, 0.25), *extra)
+    assert tiered == resident
+    assert stats["disk_read_bytes"] > 0 and stats["streamed_bytes"] > stats["disk_read_bytes"], stats
+    assert "disk" in stderr
+
+
+def test_mixtral_disk_tier_equals_resident(tmp_path):
+    spec = dataclasses.replace(model_factory.make_spec("mixtral", "Q8_0"), n_layers=8)
+    model = model_factory.write_gguf(spec, tmp_path / "mixtral.gguf")
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("hello world\nthe quick brown fox jumps\na\n")
+    resident, _, _ = generate(model, prompts, 16)
+    tiered, stats, _ = generate(model, prompts, 16, "--device-mem", budget(model, 0.29), "--host-mem",
+                                budget(model, 0.45), "--staging-slots", 2)
+    assert tiered == resident
+    assert stats["disk_read_bytes"] > 0
+
+
+def test_a_slow_disk_paces_the_pass(tmp_path):
+    """With every streamed layer on a disk throttled below the link, reads run ahead of the copies and the disk's
+    bandwidth is what a pass achieves."""
+    model = default_model()
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("".join(PROMPTS.read_text().splitlines(keepends=True)[:4]))
+    _, stats, _ = generate(model, prompts, 12, "--chat", "--device-mem", budget(model, 0.3), "--host-mem",
+                           budget(model, 0.1), "--sim-disk-gbps", "0.5", "--sim-link-gbps", "4")
+    passes = decode_passes(stats)
+    achieved = stats["disk_read_bytes"] / stats["disk_busy_seconds"] / 1e9
+    assert 0.4 <= achieved <= 0.55, achieved
+    disk_per_pass = stats["disk_read_bytes"] / stats["passes"]
+    wall = sum(p["seconds"] for p in passes) / len(passes)
+    assert wall >= 0.9 * disk_per_pass / 0.5e9, (wall, disk_per_pass)
+
+
+def test_layer_major_prefill_streams_the_model_once_per_wave(tmp_path):
+    """A step of many prompt tokens runs each layer over micro-batches: with --step-tokens covering every prompt, the
+    whole prefill wave takes one streamed pass instead of one per 512-token chunk, and outputs do not change."""
+    model = default_model()
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("".join(PROMPTS.read_text().splitlines(keepends=True)[:24]))
+    args = ["--chat", "--max-rows", 24, "--device-mem", budget(model, 0.3)]
+    chunked, chunked_stats, _ = generate(model, prompts, 8, *args)
+    wave, wave_stats, _ = generate(model, prompts, 8, *args, "--step-tokens", 8192, "--micro-batch", 100)
+    assert wave == chunked
+    prefill_passes = lambda stats: sum(1 for p in stats["pass_records"] if p["prefill_tokens"] > 0)  # noqa: E731
+    assert wave_stats["prefill_tokens"] > 1024, "the prompts should need several 512-token chunks"
+    assert prefill_passes(chunked_stats) >= 3 and prefill_passes(wave_stats) == 1
+    assert wave_stats["streamed_bytes"] < chunked_stats["streamed_bytes"]
+
+
+def test_host_budget_errors_are_clear():
+    model = str(default_model())
+    for extra, expected in [(["--host-mem", "1M", "--device-mem", "30M"], "staging slots"),
+                            (["--host-mem", "30M"], "give --device-mem too")]:
+        done = subprocess.run([str(engine.require_engine()), "generate", "-m", model, "-p", "hi", *extra],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode != 0 and expected in done.stderr, done.stderr
+
+
 def test_budget_below_the_ring_is_a_clear_error():
     done = subprocess.run([str(engine.require_engine()), "generate", "-m", str(default_model()), "-p", "hi",
                            "--device-mem", "1M"], capture_output=True, text=True, timeout=120)
@@ -216,7 +284,7 @@ def test_profile_plan_and_planned_generate(tmp_path):
     plain, _, _ = generate(model, prompts, 24, "--chat")
     planned, stats, stderr = generate(model, prompts, 24, "--chat", "--profile", profile, "--device-mem", device_mem,
                                       "--draft-ngram")
-    assert "plan (from" in stderr and "rows per pass" in stderr
+    assert "plan (from" in stderr and "schedule" in stderr
     assert planned == plain
 
     bad = tmp_path / "bad.json"

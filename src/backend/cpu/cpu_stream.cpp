@@ -12,6 +12,7 @@ std::string_view stream_role_name(StreamRole role) {
     case StreamRole::kCompute: return "compute";
     case StreamRole::kCopy: return "copy";
     case StreamRole::kDraft: return "draft";
+    case StreamRole::kDisk: return "disk";
   }
   return "?";
 }

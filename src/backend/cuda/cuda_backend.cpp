@@ -1,5 +1,7 @@
 #include "backend/cuda/cuda_backend.h"
 
+#include "backend/cpu/cpu_stream.h"
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -129,7 +131,11 @@ void CudaBackend::copy_2d(void* destination, size_t destination_pitch, const voi
                                   cudaMemcpyDefault, stream_));
 }
 
-std::unique_ptr<Stream> CudaBackend::create_stream(StreamRole role) { return std::make_unique<CudaStream>(role); }
+std::unique_ptr<Stream> CudaBackend::create_stream(StreamRole role) {
+  // note: disk reads are host work; a CUDA stream waiting on their events waits on the host.
+  if (role == StreamRole::kDisk) return std::make_unique<CpuStream>(role);
+  return std::make_unique<CudaStream>(role);
+}
 
 std::shared_ptr<Event> CudaBackend::record_compute() { return std::make_shared<CudaEvent>(stream_); }
 
