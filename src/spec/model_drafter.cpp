@@ -121,6 +121,8 @@ Status ModelDrafter::draft(std::span<const DraftQuery> queries, std::vector<Prop
   for (int step_index = 0; step_index < max_k; ++step_index) {
     StepBuilder step(*kv_);
     std::vector<size_t> in_step;
+    int64_t backlog_tokens = 0;  // step 0 also feeds what the rows committed since their last draft
+    const Stopwatch step_watch;
     for (size_t i = 0; i < queries.size(); ++i) {
       const DraftQuery& query = queries[i];
       if (query.k <= step_index) continue;
@@ -129,6 +131,7 @@ Status ModelDrafter::draft(std::span<const DraftQuery> queries, std::vector<Prop
       if (step_index == 0) {
         // The rest of the backlog, then the pending token.
         feed.assign(row.history.begin() + row.kv_tokens.size(), row.history.end());
+        backlog_tokens += int64_t(feed.size());
         feed.push_back(query.pending_token);
       } else {
         feed.push_back(proposals[i].tokens.back());
@@ -138,6 +141,12 @@ Status ModelDrafter::draft(std::span<const DraftQuery> queries, std::vector<Prop
       in_step.push_back(i);
     }
     SO_TRY(run_step(step, logits));
+    if (backlog_tokens > 0) {
+      // note: the backlog's share of the step is catch-up, not the cost of drafting, so the
+      // draft-length rule sees what one more draft step costs (a prompt fed here can be 100x).
+      const double share = double(backlog_tokens) / double(backlog_tokens + int64_t(in_step.size()));
+      catch_up_seconds_ += share * step_watch.elapsed_seconds();
+    }
     for (size_t n = 0; n < in_step.size(); ++n) {
       const DraftQuery& query = queries[in_step[n]];
       Proposal& proposal = proposals[in_step[n]];
