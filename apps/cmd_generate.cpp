@@ -50,10 +50,12 @@ Result<std::vector<std::string>> read_prompts(const GenerateOptions& options) {
   return std::vector<std::string>{options.prompt};
 }
 
-// With --profile, the planner picks rows, draft length and ring depth for this job
-// (flags the user gave keep their values); the plan goes to stderr.
+// With --profile, the planner picks rows, draft length, schedule and ring depth for this
+// job (flags the user gave keep their values); the plan goes to stderr, and a replanner
+// revisits it when the measured acceptance drifts from --alpha.
 Status apply_planner(const GenerateOptions& options, const PlanOverrides& given,
-                     const std::vector<std::string>& prompts, EngineOptions& engine_config) {
+                     const std::vector<std::string>& prompts, EngineOptions& engine_config,
+                     std::unique_ptr<Replanner>& replanner) {
   const size_t n_prompts = prompts.size();
   if (options.profile.empty()) return Status::Ok();
   SO_ASSIGN_OR_RETURN(HardwareProfile profile,
@@ -66,8 +68,10 @@ Status apply_planner(const GenerateOptions& options, const PlanOverrides& given,
                       std::max(1, options.max_tokens)};
   request.alpha = options.alpha;
   request.profile = profile;
-  SO_ASSIGN_OR_RETURN(Plan plan, plan_for(engine_config, request, given));
+  SO_ASSIGN_OR_RETURN(PlanInput input, plan_input_for(engine_config, request, given));
+  SO_ASSIGN_OR_RETURN(Plan plan, make_plan(input));
   apply_plan(plan, given, engine_config);
+  replanner = std::make_unique<Replanner>(std::move(input), plan);
   std::fprintf(stderr, "plan (from %s):\n%s", options.profile.c_str(), plan.describe().c_str());
   return Status::Ok();
 }
@@ -84,13 +88,15 @@ int run_generate(const GenerateOptions& options, const PlanOverrides& given) {
   if (!engine_config.ok()) return report_error(engine_config.status());
   auto prompts = read_prompts(options);
   if (!prompts.ok()) return report_error(prompts.status());
-  if (Status planned = apply_planner(options, given, *prompts, *engine_config); !planned.ok()) {
+  std::unique_ptr<Replanner> replanner;
+  if (Status planned = apply_planner(options, given, *prompts, *engine_config, replanner); !planned.ok()) {
     return report_error(planned);
   }
   engine_config->trace = !options.trace.empty();
   auto engine_or = Engine::create(*engine_config);
   if (!engine_or.ok()) return report_error(engine_or.status());
   Engine& engine = **engine_or;
+  if (replanner) engine.set_replanner(std::move(replanner));
 
   const SamplingParams sampling = sampling_params(options.sampling);
   if (Status valid = sampling.validate(); !valid.ok()) return report_error(valid);

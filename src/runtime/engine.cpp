@@ -108,6 +108,8 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
   return engine;
 }
 
+void Engine::set_replanner(std::unique_ptr<Replanner> replanner) { replanner_ = std::move(replanner); }
+
 void Engine::reset_stats() {
   stats_ = EngineStats{};
   pass_log_ = std::make_unique<PassLog>(options_.trace, options_.max_pass_records);

@@ -17,6 +17,7 @@
 #include "model/model.h"
 #include "offload/layer_streamer.h"
 #include "runtime/pass_log.h"
+#include "runtime/replanner.h"
 #include "runtime/request.h"
 #include "runtime/request_feed.h"
 #include "runtime/stats.h"
@@ -120,6 +121,9 @@ class Engine {
   void reset_stats();
   // Chrome trace-event JSON of the passes (needs EngineOptions::trace).
   Status write_trace(const std::string& path) const;
+  // The plan the options came from, to plan again between passes when the measured
+  // acceptance drifts from its estimate (runtime/replanner.h).
+  void set_replanner(std::unique_ptr<Replanner> replanner);
 
  private:
   friend class Scheduler;
@@ -134,6 +138,7 @@ class Engine {
   std::unique_ptr<Model> draft_model_;  // a separate draft model, when one is used
   std::unique_ptr<Drafter> drafter_;
   std::unique_ptr<DraftLengthPolicy> draft_length_;
+  std::unique_ptr<Replanner> replanner_;
   Buffer logits_buffer_;
   EngineStats stats_;
   std::unique_ptr<PassLog> pass_log_;

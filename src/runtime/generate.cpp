@@ -46,11 +46,7 @@ std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest
 
 void Engine::serve(RequestFeed& feed) {
   Scheduler scheduler(*this, feed);
-  if (options_.schedule == Schedule::kInterleaved) {
-    scheduler.run_interleaved();
-  } else {
-    scheduler.run_serial();
-  }
+  scheduler.run();
 }
 
 }  // namespace so

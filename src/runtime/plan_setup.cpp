@@ -6,6 +6,11 @@
 namespace so {
 
 Result<Plan> plan_for(const EngineOptions& options, const PlanRequest& request, const PlanOverrides& given) {
+  SO_ASSIGN_OR_RETURN(PlanInput input, plan_input_for(options, request, given));
+  return make_plan(input);
+}
+
+Result<PlanInput> plan_input_for(const EngineOptions& options, const PlanRequest& request, const PlanOverrides& given) {
   SO_ASSIGN_OR_RETURN(std::unique_ptr<Model> target, load_model(options.model_path));
   PlanInput input;
   input.target = model_shape_of(*target);
@@ -41,7 +46,7 @@ Result<Plan> plan_for(const EngineOptions& options, const PlanRequest& request, 
   if (given.draft_max) input.fixed_draft = options.spec.draft_max;
   if (given.ring_slots) input.fixed_ring = options.offload.ring_slots;
   if (given.schedule) input.fixed_schedule = options.schedule == Schedule::kInterleaved ? 1 : 0;
-  return make_plan(input);
+  return input;
 }
 
 void apply_plan(const Plan& plan, const PlanOverrides& given, EngineOptions& options) {

@@ -25,6 +25,8 @@ struct PlanOverrides {
 // options the user gave. The device budget is options.offload.device_budget_bytes, or the
 // profile's device memory.
 Result<Plan> plan_for(const EngineOptions& options, const PlanRequest& request, const PlanOverrides& given);
+// The planner's input for the same (to plan again later, e.g. a Replanner).
+Result<PlanInput> plan_input_for(const EngineOptions& options, const PlanRequest& request, const PlanOverrides& given);
 void apply_plan(const Plan& plan, const PlanOverrides& given, EngineOptions& options);
 
 }  // namespace so

@@ -10,7 +10,12 @@
 
 namespace so {
 
-Scheduler::Scheduler(Engine& engine, RequestFeed& feed) : engine_(engine), feed_(feed), options_(engine.options_) {}
+Scheduler::Scheduler(Engine& engine, RequestFeed& feed)
+    : engine_(engine),
+      feed_(feed),
+      options_(engine.options_),
+      max_rows_(engine.options_.max_rows),
+      interleaved_(engine.options_.schedule == Schedule::kInterleaved) {}
 
 void Scheduler::finish(size_t slot, FinishReason reason) {
   ActiveRow& row = active_[slot];
@@ -33,9 +38,9 @@ void Scheduler::retire_finished() {
 bool Scheduler::admit() {
   const ModelConfig& config = engine_.config();
   bool open = true;
-  while (open && static_cast<int>(active_.size()) < options_.max_rows) {
+  while (open && static_cast<int>(active_.size()) < max_rows_) {
     arrived_.clear();
-    open = feed_.take(size_t(options_.max_rows) - active_.size(), active_.empty(), arrived_);
+    open = feed_.take(size_t(max_rows_) - active_.size(), active_.empty(), arrived_);
     if (arrived_.empty()) break;
     for (const FedRequest& fed : arrived_) {
       Status valid = check_generation_request(*fed.request, config.n_ctx_train, config.n_vocab);
@@ -310,62 +315,75 @@ void Scheduler::balance_halves() {
   }
 }
 
-void Scheduler::run_serial() {
-  while (admit()) {
-    if (active_.empty()) continue;
-    engine_.pass_log_->begin_pass();
-    DraftJob drafts = plan_drafts(/*half=*/-1);
-    propose(drafts);
-    finish_drafts(drafts);
-    verify(/*half=*/-1);
-    if (engine_.pass_log_->current().rows == 0) {
-      engine_.pass_log_->discard_pass();
-    } else {
-      engine_.pass_log_->end_pass();
-      engine_.stats_.passes += 1;
-      engine_.stats_.pass_seconds += engine_.pass_log_->records().back().seconds();
-    }
-    retire_finished();
-    feed_.on_pass(engine_.stats_, active_.size());
+void Scheduler::end_pass(bool ran) {
+  Engine& e = engine_;
+  if (!ran) {
+    e.pass_log_->discard_pass();
+  } else {
+    e.pass_log_->end_pass();
+    e.stats_.passes += 1;
+    e.stats_.pass_seconds += e.pass_log_->records().back().seconds();
   }
+  retire_finished();
+  feed_.on_pass(e.stats_, active_.size());
+  if (!e.replanner_ || !ran) return;
+  const std::optional<Replan> replan = e.replanner_->observe(e.stats_.passes, e.stats_.drafted_tokens,
+                                                             e.stats_.accepted_tokens);
+  if (!replan) return;
+  const Plan& plan = replan->plan;
+  // note: rows already admitted beyond a smaller count finish where they are.
+  max_rows_ = plan.rows;
+  interleaved_ = plan.interleaved && e.drafter_ && e.backend_->concurrent_ops();
+  e.draft_length_->set_k_max(plan.draft_length);
+  e.draft_length_->set_overlapped(interleaved_);
+  e.stats_.replans.push_back({replan->pass, replan->measured_alpha, plan.rows, plan.draft_length, interleaved_});
+  SO_LOG(Info, "re-planned after pass ", replan->pass, ": measured alpha ", format_double(replan->measured_alpha, 2),
+         ", now ", plan.rows, " rows, k ", plan.draft_length, ", ", interleaved_ ? "interleaved" : "serial");
 }
 
-void Scheduler::run_interleaved() {
-  int verifying = 0;  // the half the target verifies this pass; the drafter drafts the other
+void Scheduler::serial_pass() {
+  engine_.pass_log_->begin_pass();
+  DraftJob drafts = plan_drafts(/*half=*/-1);
+  propose(drafts);
+  finish_drafts(drafts);
+  verify(/*half=*/-1);
+  end_pass(engine_.pass_log_->current().rows > 0);
+}
+
+void Scheduler::interleaved_pass() {
+  // Rows that started generating in the last pass join the smaller half.
+  balance_halves();
+  engine_.pass_log_->begin_pass();
+  DraftJob drafts = plan_drafts(1 - verifying_);
+  std::thread drafter;
+  if (!drafts.empty()) {
+    drafter = std::thread([this, &drafts] {
+      ComputeGate::LowPriorityScope low;
+      propose(drafts);
+    });
+  }
+  const double verify_start = now_seconds();
+  verify(verifying_);
+  const double verify_end = now_seconds();
+  if (drafter.joinable()) drafter.join();
+  finish_drafts(drafts);
+  if (!drafts.empty()) {
+    const double beside =
+        std::min(verify_end, drafts.start_seconds + drafts.seconds) - std::max(verify_start, drafts.start_seconds);
+    engine_.stats_.draft_hidden_seconds += std::max(0.0, beside);
+  }
+  verifying_ = 1 - verifying_;
+  end_pass(engine_.pass_log_->current().rows > 0 || !drafts.empty());
+}
+
+void Scheduler::run() {
   while (admit()) {
     if (active_.empty()) continue;
-    // Rows that started generating in the last pass join the smaller half.
-    balance_halves();
-    engine_.pass_log_->begin_pass();
-    DraftJob drafts = plan_drafts(1 - verifying);
-    std::thread drafter;
-    if (!drafts.empty()) {
-      drafter = std::thread([this, &drafts] {
-        ComputeGate::LowPriorityScope low;
-        propose(drafts);
-      });
-    }
-    const double verify_start = now_seconds();
-    verify(verifying);
-    const double verify_end = now_seconds();
-    if (drafter.joinable()) drafter.join();
-    finish_drafts(drafts);
-    if (!drafts.empty()) {
-      const double beside =
-          std::min(verify_end, drafts.start_seconds + drafts.seconds) - std::max(verify_start, drafts.start_seconds);
-      engine_.stats_.draft_hidden_seconds += std::max(0.0, beside);
-    }
-    const PassRecord& pass = engine_.pass_log_->current();
-    if (pass.rows == 0 && drafts.empty()) {
-      engine_.pass_log_->discard_pass();
+    if (interleaved_) {
+      interleaved_pass();
     } else {
-      engine_.pass_log_->end_pass();
-      engine_.stats_.passes += 1;
-      engine_.stats_.pass_seconds += engine_.pass_log_->records().back().seconds();
+      serial_pass();
     }
-    retire_finished();
-    feed_.on_pass(engine_.stats_, active_.size());
-    verifying = 1 - verifying;
   }
 }
 

@@ -51,8 +51,9 @@ class Scheduler {
  public:
   Scheduler(Engine& engine, RequestFeed& feed);
 
-  void run_serial();
-  void run_interleaved();
+  // Passes until the feed is closed and every row is done, serial or interleaved as the
+  // options (or a re-plan) say.
+  void run();
 
  private:
   // Fills free rows from the feed (blocking only while nothing runs) and drops cancelled
@@ -70,6 +71,10 @@ class Scheduler {
   void accept(const StepInput& input, const std::vector<size_t>& step_slots, const std::vector<int32_t>& kv_before);
   // Moves generating rows between halves so they differ by at most one.
   void balance_halves();
+  void serial_pass();
+  void interleaved_pass();
+  // Counts the pass, then takes a new plan if the replanner has one.
+  void end_pass(bool ran);
   void finish(size_t slot, FinishReason reason);
   void retire_finished();
   bool in_half(const ActiveRow& row, int half) const { return half < 0 || row.half == half; }
@@ -83,6 +88,10 @@ class Scheduler {
   std::vector<float> logits_;
   std::vector<int32_t> row_tokens_;
   bool warned_draft_failure_ = false;
+  // What a re-plan may change between passes (they start as the options say).
+  int max_rows_;
+  bool interleaved_;
+  int verifying_ = 0;  // interleaved: the half the target verifies this pass
 };
 
 }  // namespace so

@@ -81,6 +81,11 @@ std::string EngineStats::to_json() const {
       {"mean_draft_length", mean_draft_length()},
       {"acceptance_histogram", accepted_histogram},
   };
+  json["replans"] = nlohmann::ordered_json::array();
+  for (const ReplanRecord& r : replans) {
+    json["replans"].push_back({{"pass", r.pass}, {"alpha", r.alpha}, {"rows", r.rows}, {"draft_length", r.draft_length},
+                               {"schedule", r.interleaved ? "interleaved" : "serial"}});
+  }
   return json.dump();
 }
 

@@ -7,6 +7,15 @@
 
 namespace so {
 
+// The scheduler took a new plan between passes (the measured acceptance drifted).
+struct ReplanRecord {
+  int64_t pass = 0;
+  double alpha = 0;  // measured since the last plan
+  int rows = 0;
+  int draft_length = 0;
+  bool interleaved = false;
+};
+
 struct EngineStats {
   int64_t steps = 0;
   int64_t prefill_tokens = 0;
@@ -36,6 +45,7 @@ struct EngineStats {
   int64_t drafted_tokens = 0;
   int64_t accepted_tokens = 0;
   std::vector<int64_t> accepted_histogram;  // [n] = row-passes that accepted n drafts
+  std::vector<ReplanRecord> replans;
 
   double seconds() const { return prefill_seconds + decode_seconds + draft_seconds - draft_hidden_seconds; }
   double prefill_tokens_per_second() const { return prefill_seconds > 0 ? prefill_tokens / prefill_seconds : 0; }

@@ -43,6 +43,7 @@ class DraftLengthPolicy {
  public:
   DraftLengthPolicy(int k_max, bool adaptive) : k_max_(k_max), adaptive_(adaptive) {}
   int k_max() const { return k_max_; }
+  void set_k_max(int k_max) { k_max_ = k_max; }
   bool adaptive() const { return adaptive_; }
   // Drafting overlaps the other half's verification (see above).
   void set_overlapped(bool overlapped) { overlapped_ = overlapped; }

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "planner/planner.h"
+#include "runtime/replanner.h"
 
 namespace so {
 namespace {
@@ -161,6 +162,71 @@ TEST(Planner, DraftsWhenCopiesDominateAndAcceptanceIsHigh) {
   plan = make_plan(input);
   ASSERT_TRUE(plan.ok());
   EXPECT_EQ(plan->draft_length, 0) << plan->describe();
+}
+
+TEST(Planner, InterleavingWhenTheDraftIsAsSlowAsThePass) {
+  // A draft model half the target's size over a fast link: drafting for every row costs as
+  // much as a pass, so drafting one half while the other verifies wins.
+  PlanInput input;
+  input.target = llama_shape(32, 1024, 3072, 32000);
+  input.draft = DraftSource::kModel;
+  input.draft_model = llama_shape(16, 1024, 3072, 32000);
+  input.profile = test_profile(2.0);
+  input.workload = {64, 100, 128};
+  input.device_budget_bytes = input.target.device_bytes() / 4;
+  input.alpha = 0.8;
+  input.fixed_rows = 32;
+  input.fixed_draft = 4;
+  input.fixed_schedule = 0;
+  Result<Plan> serial = make_plan(input);
+  input.fixed_schedule = 1;
+  Result<Plan> interleaved = make_plan(input);
+  ASSERT_TRUE(serial.ok() && interleaved.ok());
+  EXPECT_TRUE(interleaved->interleaved && !serial->interleaved);
+  EXPECT_EQ(interleaved->draft_subbatch, 16);
+  // A pass verifies half the rows and lasts max(copy, compute + draft) of a half.
+  EXPECT_DOUBLE_EQ(interleaved->decode.pass, std::max(interleaved->decode.copy,
+                                                      interleaved->decode.compute + interleaved->decode.draft));
+  EXPECT_NEAR(interleaved->tokens_per_pass, 16 * expected_tokens_per_pass(0.8, 4), 1e-9);
+  input.fixed_schedule = -1;
+  Result<Plan> best = make_plan(input);
+  ASSERT_TRUE(best.ok());
+  EXPECT_EQ(best->interleaved, interleaved->tokens_per_second > serial->tokens_per_second) << best->describe();
+}
+
+TEST(Planner, MeasuredStepCostsReplaceTheMatrixEstimate) {
+  PlanInput input;
+  input.target = llama_shape(8, 512, 1536, 32000);
+  input.profile = test_profile(10);
+  const StepShape step{16, 16, 0.0, true};
+  const double estimated = step_compute_seconds(input.target, input.profile, step);
+  input.target.measured = StepCost{0.010, 0.002, 0.001};
+  EXPECT_DOUBLE_EQ(step_compute_seconds(input.target, input.profile, step), 0.010 + 16 * 0.002 + 16 * 0.001);
+  EXPECT_NE(estimated, step_compute_seconds(input.target, input.profile, step));
+  // A self-draft of half the layers: half the layers' cost, the head's per row stays.
+  const ModelShape half = input.target.first_layers(4);
+  EXPECT_DOUBLE_EQ(step_compute_seconds(half, input.profile, step), 0.005 + 16 * 0.001 + 16 * 0.001);
+}
+
+TEST(Replanner, PlansAgainWhenTheMeasuredAcceptanceDrifts) {
+  PlanInput input;
+  input.target = llama_shape(32, 1024, 3072, 32000);
+  input.profile = test_profile(1.0);
+  input.draft = DraftSource::kNgram;
+  input.workload = {4, 200, 128};
+  input.device_budget_bytes = input.target.device_bytes() / 4;
+  input.alpha = 0.8;
+  Result<Plan> plan = make_plan(input);
+  ASSERT_TRUE(plan.ok());
+  ASSERT_GT(plan->draft_length, 0);
+  Replanner replanner(input, *plan, /*min_drafted=*/100, /*drift=*/0.1);
+  EXPECT_FALSE(replanner.observe(1, 50, 0));    // too few drafts to judge
+  EXPECT_FALSE(replanner.observe(2, 150, 115));  // 0.77: within the drift
+  const std::optional<Replan> replan = replanner.observe(3, 400, 115);  // 0 of the last 250 accepted
+  ASSERT_TRUE(replan);
+  EXPECT_DOUBLE_EQ(replan->measured_alpha, 0.0);
+  EXPECT_EQ(replan->plan.draft_length, 0);
+  EXPECT_EQ(replan->plan.ring_slots, plan->ring_slots);  // placement stays
 }
 
 TEST(Planner, BudgetBelowTheRingIsAClearError) {

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -291,3 +292,29 @@ def test_profile_plan_and_planned_generate(tmp_path):
     bad.write_text('{"n_threads": 2}')
     done = subprocess.run([binary, "plan", "-m", str(model), "--profile", str(bad)], capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "copy_pinned_gbps" in done.stderr, done.stderr
+
+
+def test_replanning_when_the_measured_acceptance_drifts(tmp_path):
+    """Planned for alpha 0.95 with a self-draft that is rarely right, drafting the plan's k every pass (fixed): once
+    enough drafts are measured the planner runs again with the measured acceptance and the scheduler takes the
+    shorter drafts between passes. Greedy output does not change."""
+    model = default_model()
+    binary = str(engine.require_engine())
+    profile = tmp_path / "profile.json"
+    done = subprocess.run([binary, "profile", "-o", str(profile), "-t", str(engine.THREADS), "--seconds", "0.05",
+                           "--sim-link-gbps", "0.25", "-m", str(model)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(profile.read_text())["models"], "profile -m measures the model's steps"
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("".join(PROMPTS.read_text().splitlines(keepends=True)[:16]))
+    args = ["--chat", "--device-mem", budget(model, 0.3), "--sim-link-gbps", "0.25", "--draft-layers", 10,
+            "--draft-length", "fixed"]
+    plain, _, _ = generate(model, prompts, 32, "--chat")
+    planned, stats, stderr = generate(model, prompts, 32, *args, "--profile", profile, "--alpha", "0.95")
+    assert planned == plain
+    first_k = int(re.search(r"draft length k +(\d+)", stderr).group(1))
+    assert first_k >= 2, stderr
+    assert stats["replans"], f"no re-plan: alpha {stats['acceptance_rate']:.2f}\n{stderr[-2000:]}"
+    replan = stats["replans"][0]
+    assert replan["alpha"] < 0.5 and replan["draft_length"] < first_k, replan
+
