@@ -50,8 +50,9 @@ int run_profile(const ProfileCliOptions& options) {
     auto cost = measure_step_cost(engine_options, options.seconds);
     if (!cost.ok()) return report_error(cost.status().with_context(str_cat("measuring the steps of '", name, "'")));
     profile->models[model_key(engine_options.model_path)] = *cost;
-    std::fprintf(stderr, "%s: step = %.3f ms + %.3f ms per token + %.3f ms per logit row\n", name.c_str(),
-                 cost->fixed_seconds * 1e3, cost->token_seconds * 1e3, cost->logit_seconds * 1e3);
+    std::fprintf(stderr, "%s: verification step of 1 / 16 / 256 tokens %.2f / %.2f / %.2f ms, prefill of 1024 %.2f ms\n",
+                 name.c_str(), cost->seconds(1, 1) * 1e3, cost->seconds(16, 16) * 1e3, cost->seconds(256, 256) * 1e3,
+                 cost->seconds(1024, 1) * 1e3);
   }
   const std::string path = options.output.empty() ? default_profile_path() : options.output;
   std::error_code ignored;

@@ -8,11 +8,12 @@ the Union speeches, truncated, in the chat template), greedy, a fixed number of 
 
 Rows of the table, same budgets and link for all:
   full              the planner's plan (rows, draft length, schedule, ring) from a profile measured first
+                    (the machine and both models' real step costs), layer-major prefill (--step-tokens)
   full-serial /     the same plan with the schedule forced to serial or interleaved (one of the two is `full`)
   full-interleaved
   default-plan      the draft model with the default flags (32 rows, k <= 6 adaptive, serial, ring 2)
   no-spec           no speculation at the full plan's rows (the streaming baseline the issue's 2x is against)
-  flexgen-like      no speculation, every prompt in one batch (streaming, large batch)
+  flexgen-like      no speculation, every prompt in one batch (streaming, large batch, layer-major prefill)
 
 Tokens/s count generated tokens over the passes' wall time, prefill included (as the paper counts), and over the
 decode-only passes. Every greedy output is compared with no-spec's (speculation must not change it).
@@ -64,7 +65,7 @@ def generate(prompts, chat, flags, tokens, threads):
     plan = {}
     for line in done.stderr.splitlines():  # the plan generate --profile printed
         key, _, value = line.partition("  ")
-        if value.strip() and key.strip() in ("rows", "schedule", "draft length k", "ring slots"):
+        if value.strip() and key.strip() in ("rows", "schedule", "draft length k", "ring slots", "predicted"):
             plan[key.strip()] = value.strip()
     return outputs, stats, plan
 
@@ -96,6 +97,8 @@ def main():
     parser.add_argument("--budget-ratio", type=float, default=4.5, help="model bytes over the device budget")
     parser.add_argument("--alpha", type=float, default=0.7, help="the acceptance the planner plans for")
     parser.add_argument("--workloads", default="code,summarize")
+    parser.add_argument("--step-tokens", type=int, default=4096,
+                        help="tokens per step for all but the default plan: a prefill wave streams the model once")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
 
@@ -119,15 +122,16 @@ def main():
         workloads = {"code": (code_prompts(args.prompts), False), "summarize": (summarize_prompts(args.prompts), True)}
         for workload in args.workloads.split(","):
             prompts, chat = workloads[workload]
-            planned = ["--profile", profile, "--alpha", str(args.alpha)]
+            planned = ["--profile", profile, "--alpha", str(args.alpha), "--step-tokens", str(args.step_tokens)]
             full_out, full, plan = generate(prompts, chat, common_flags + draft + planned, args.tokens, args.threads)
             rows = plan.get("rows", "32").split()[0]
             other = "serial" if plan.get("schedule", "serial").startswith("interleaved") else "interleaved"
-            runs = [("no-spec", common_flags + ["--max-rows", rows]),
+            wave = ["--step-tokens", str(args.step_tokens)]
+            runs = [("no-spec", common_flags + wave + ["--max-rows", rows]),
                     ("full", None),
                     (f"full-{other}", common_flags + draft + planned + ["--schedule", other]),
                     ("default-plan", common_flags + draft),
-                    ("flexgen-like", common_flags + ["--max-rows", str(len(prompts))])]
+                    ("flexgen-like", common_flags + wave + ["--max-rows", str(len(prompts))])]
             reference = None
             results = {}
             for name, flags in runs:

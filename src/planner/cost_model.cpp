@@ -29,11 +29,7 @@ double step_compute_seconds(const ModelShape& model, const HardwareProfile& prof
   const double attention_gflops = step.kv_on_device ? profile.attention_gflops : profile.cpu_attention_gflops;
   const double attention_flops = 4.0 * model.head_dim * double(model.n_heads) * step.attention_pairs;
   const double attention = model.n_layers * attention_flops / (std::max(attention_gflops, 1e-9) * 1e9);
-  if (model.measured) {
-    const StepCost& cost = *model.measured;
-    return cost.fixed_seconds + cost.token_seconds * double(step.tokens) + cost.logit_seconds * double(step.logit_rows) +
-           attention;
-  }
+  if (model.measured) return model.measured->seconds(step.tokens, step.logit_rows) + attention;
   double layer = 0.0;
   for (const MatrixShape& matrix : model.layer) layer += matrix_seconds(matrix, profile, step.tokens);
   return model.n_layers * layer + attention + matrix_seconds(model.head, profile, step.logit_rows) +

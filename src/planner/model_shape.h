@@ -19,14 +19,19 @@ struct MatrixShape {
   double token_share = 1.0;
 };
 
-// A model's forward step measured on the machine (`specoffload profile -m MODEL`):
-//   fixed + token * tokens + logit * logit_rows seconds,
-// with weights in device memory and short contexts (attention is added on top). It
-// replaces the matrix-by-matrix estimate where that misses per-op and small-matrix costs.
+// A model's forward step measured on the machine (`specoffload profile -m MODEL`), with
+// weights in device memory and short contexts (attention is added on top): seconds at
+// measured token counts, for verification steps (every token through the head: rows of
+// one token) and prefill chunks (one row, its last token through the head). Between the
+// points the cost is interpolated, past them extrapolated along the last segment. It
+// replaces the matrix-by-matrix estimate, which misses what small matrices, per-op
+// synchronization and the change from memory- to compute-bound cost.
 struct StepCost {
-  double fixed_seconds = 0;
-  double token_seconds = 0;
-  double logit_seconds = 0;
+  std::vector<std::pair<int64_t, double>> verify;   // (tokens, seconds), tokens increasing
+  std::vector<std::pair<int64_t, double>> prefill;  // (tokens, seconds), tokens increasing
+  // The cost of a step of `tokens` tokens, `logit_rows` of them through the head.
+  double seconds(int64_t tokens, int64_t logit_rows) const;
+  StepCost scaled(double factor) const;
 };
 
 struct ModelShape {

@@ -35,11 +35,7 @@ std::string HardwareProfile::to_json() const {
   }
   json["matmul"] = speeds;
   nlohmann::ordered_json models_json = nlohmann::ordered_json::object();
-  for (const auto& [key, cost] : models) {
-    models_json[key] = {{"fixed_seconds", cost.fixed_seconds},
-                        {"token_seconds", cost.token_seconds},
-                        {"logit_seconds", cost.logit_seconds}};
-  }
+  for (const auto& [key, cost] : models) models_json[key] = {{"verify", cost.verify}, {"prefill", cost.prefill}};
   json["models"] = models_json;
   return json.dump(2);
 }
@@ -84,14 +80,21 @@ Result<HardwareProfile> HardwareProfile::from_json(const std::string& text) {
   if (const auto models = json.find("models"); models != json.end()) {
     if (!models->is_object()) return format_error("the hardware profile's \"models\" is not an object");
     for (const auto& [key, cost] : models->items()) {
-      if (!cost.is_object() || !cost.contains("fixed_seconds") || !cost["fixed_seconds"].is_number() ||
-          !cost.contains("token_seconds") || !cost["token_seconds"].is_number() || !cost.contains("logit_seconds") ||
-          !cost["logit_seconds"].is_number()) {
-        return format_error("the hardware profile's model entry \"", key,
-                            "\" is not {\"fixed_seconds\", \"token_seconds\", \"logit_seconds\"}");
+      StepCost parsed;
+      for (auto [name, points] : {std::pair{"verify", &parsed.verify}, std::pair{"prefill", &parsed.prefill}}) {
+        const auto found = cost.find(name);
+        bool valid = found != cost.end() && found->is_array();
+        for (size_t i = 0; valid && i < found->size(); ++i) {
+          const auto& point = (*found)[i];
+          valid = point.is_array() && point.size() == 2 && point[0].is_number_integer() && point[1].is_number();
+          if (valid) points->emplace_back(point[0].get<int64_t>(), point[1].get<double>());
+        }
+        if (!valid) {
+          return format_error("the hardware profile's model entry \"", key, "\" needs \"", name,
+                              "\": [[tokens, seconds], ...]; run `specoffload profile -m MODEL` again");
+        }
       }
-      profile.models[key] = {cost["fixed_seconds"].get<double>(), cost["token_seconds"].get<double>(),
-                             cost["logit_seconds"].get<double>()};
+      profile.models[key] = std::move(parsed);
     }
   }
   return profile;

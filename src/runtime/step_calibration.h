@@ -13,9 +13,9 @@ namespace so {
 // The key a profile stores a model's step cost under: its file name and size.
 std::string model_key(const std::string& model_path);
 
-// Times steps of 1 to 64 one-token rows (every row through the head, as verification
-// runs) and prompt chunks of 64 and 128 tokens (one row through the head), best of a few
-// runs each, and fits fixed + token * tokens + logit * logit_rows by least squares.
+// Times steps of 1 to 256 one-token rows (every row through the head, as verification
+// runs) and prompt chunks of 64 to 1024 tokens (one row through the head), best of a few
+// runs each.
 Result<StepCost> measure_step_cost(const EngineOptions& options, double seconds_per_point);
 
 }  // namespace so

@@ -200,12 +200,19 @@ TEST(Planner, MeasuredStepCostsReplaceTheMatrixEstimate) {
   input.profile = test_profile(10);
   const StepShape step{16, 16, 0.0, true};
   const double estimated = step_compute_seconds(input.target, input.profile, step);
-  input.target.measured = StepCost{0.010, 0.002, 0.001};
-  EXPECT_DOUBLE_EQ(step_compute_seconds(input.target, input.profile, step), 0.010 + 16 * 0.002 + 16 * 0.001);
+  StepCost cost;
+  cost.verify = {{1, 0.010}, {8, 0.012}, {32, 0.036}};
+  cost.prefill = {{64, 0.050}, {256, 0.150}};
+  input.target.measured = cost;
+  // Interpolated between points, extrapolated along the last segment.
+  EXPECT_DOUBLE_EQ(step_compute_seconds(input.target, input.profile, step), 0.012 + 8 * 0.001);
+  EXPECT_DOUBLE_EQ(step_compute_seconds(input.target, input.profile, StepShape{64, 64, 0.0, true}), 0.036 + 32 * 0.001);
+  EXPECT_DOUBLE_EQ(step_compute_seconds(input.target, input.profile, StepShape{160, 2, 0.0, true}), 0.100);
   EXPECT_NE(estimated, step_compute_seconds(input.target, input.profile, step));
-  // A self-draft of half the layers: half the layers' cost, the head's per row stays.
+  // A self-draft of half the layers: half the layers' share, all of the head's.
   const ModelShape half = input.target.first_layers(4);
-  EXPECT_DOUBLE_EQ(step_compute_seconds(half, input.profile, step), 0.005 + 16 * 0.001 + 16 * 0.001);
+  const double head_share = double(input.target.head.bytes) / double(input.target.device_bytes());
+  EXPECT_NEAR(step_compute_seconds(half, input.profile, step), 0.020 * (head_share + (1 - head_share) / 2), 1e-12);
 }
 
 TEST(Replanner, PlansAgainWhenTheMeasuredAcceptanceDrifts) {
