@@ -18,15 +18,8 @@ import numpy as np
 import llama_cpp
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.environ.get("SPECOFFLOAD_SHARED_DATA", os.path.join(REPO, "..", "shared", "data"))
-DEFAULT_MODEL = os.path.expanduser("~/.cache/specoffload/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-
-
-def cpu_name():
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
+sys.path.insert(0, os.path.join(REPO, "bench"))
+from harness import DEFAULT_MODEL, SHARED, cpu_name  # noqa: E402
 
 
 def humaneval_prompts(n):

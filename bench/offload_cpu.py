@@ -24,20 +24,18 @@ note: the link is slow because the CPU computes ~2000x slower than the GPUs the 
 to compute time, not the absolute link speed, decides whether verifying k drafts per row is nearly free.
 """
 import argparse
-import datetime
 import json
 import os
 import subprocess
 import sys
 import tempfile
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "bench"))
-from cpu_vs_llama import DEFAULT_MODEL, cpu_name  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 import make_target_model  # noqa: E402
-from spec_cpu import code_prompts, escape, summarize_prompts  # noqa: E402
 
-BIN = os.environ.get("SPECOFFLOAD_BIN", os.path.join(REPO, "build", "apps", "specoffload"))
+BIN = harness.BIN
+DEFAULT_MODEL = harness.DEFAULT_MODEL
 
 
 def target_model() -> str:
@@ -46,46 +44,6 @@ def target_model() -> str:
         make_target_model.main(DEFAULT_MODEL, path + ".partial", "f16")
         os.replace(path + ".partial", path)
     return path
-
-
-def generate(prompts, chat, flags, tokens, threads):
-    with tempfile.TemporaryDirectory() as tmp:
-        prompt_file = os.path.join(tmp, "prompts.txt")
-        with open(prompt_file, "w") as f:
-            f.write("\n".join(escape(p) for p in prompts) + "\n")
-        stats_file = os.path.join(tmp, "stats.json")
-        command = [BIN, "generate", "-f", prompt_file, "-e", "--json", "--temp", "0", "--ignore-eos", "-n", str(tokens),
-                   "-t", str(threads), "--stats-json", stats_file, *flags] + (["--chat"] if chat else [])
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode != 0:
-            sys.exit(f"{' '.join(command)}\n{done.stderr[-3000:]}")
-        outputs = [json.loads(line)["tokens"] for line in done.stdout.splitlines()]
-        with open(stats_file) as f:
-            stats = json.load(f)
-    plan = {}
-    for line in done.stderr.splitlines():  # the plan generate --profile printed
-        key, _, value = line.partition("  ")
-        if value.strip() and key.strip() in ("rows", "schedule", "draft length k", "ring slots", "predicted"):
-            plan[key.strip()] = value.strip()
-    return outputs, stats, plan
-
-
-def summarize_run(name, stats, plan, outputs, reference):
-    passes = stats["pass_records"]
-    wall = sum(p["seconds"] for p in passes)
-    decode = [p for p in passes if p["prefill_tokens"] == 0]
-    decode_wall = sum(p["seconds"] for p in decode)
-    decode_committed = sum(p["committed"] for p in decode)
-    copy_busy = sum(p["copy_busy_seconds"] for p in passes)
-    return {"config": name, "plan": plan,
-            "tokens_per_second": stats["decode_tokens"] / wall if wall else 0,
-            "decode_tokens_per_second": decode_committed / decode_wall if decode_wall else 0,
-            "generated_tokens": stats["decode_tokens"], "prefill_tokens": stats["prefill_tokens"],
-            "passes": len(passes), "seconds": wall, "mean_rows_per_pass": sum(p["rows"] for p in decode) / max(1, len(decode)),
-            "alpha": stats["acceptance_rate"], "tau": stats["tokens_per_pass"], "mean_k": stats["mean_draft_length"],
-            "streamed_bytes": stats["streamed_bytes"], "copy_gbps": stats["streamed_bytes"] / copy_busy / 1e9 if copy_busy else 0,
-            "draft_seconds": stats["draft_seconds"], "draft_hidden_seconds": stats.get("draft_hidden_seconds", 0),
-            "greedy_equal_to_no_spec": None if reference is None else outputs == reference}
 
 
 def main():
@@ -112,18 +70,16 @@ def main():
                         "-m", target, "-m", DEFAULT_MODEL, "--seconds", "0.2"], check=True, capture_output=True)
         with open(profile) as f:
             measured_profile = json.load(f)
-        commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True).stdout.strip()
-        common = {"date": datetime.date.today().isoformat(), "commit": commit, "device": cpu_name(),
-                  "threads": args.threads, "target": os.path.basename(target), "target_bytes": os.path.getsize(target),
-                  "draft": os.path.basename(DEFAULT_MODEL), "device_budget": budget, "sim_link_gbps": args.link_gbps,
-                  "tokens": args.tokens, "prompts": args.prompts, "acceptance": "real"}
+        common = {**harness.common_fields(), "threads": args.threads, "target": os.path.basename(target),
+                  "target_bytes": os.path.getsize(target), "draft": os.path.basename(DEFAULT_MODEL),
+                  "device_budget": budget, "sim_link_gbps": args.link_gbps, "tokens": args.tokens,
+                  "prompts": args.prompts}
         records = []
-        workloads = {"code": (code_prompts(args.prompts), False), "summarize": (summarize_prompts(args.prompts), True)}
         for workload in args.workloads.split(","):
-            prompts, chat = workloads[workload]
+            prompts, chat = harness.workload(workload, args.prompts)
             planned = ["--profile", profile, "--alpha", str(args.alpha), "--step-tokens", str(args.step_tokens)]
-            full_out, full, plan = generate(prompts, chat, common_flags + draft + planned, args.tokens, args.threads)
+            full_flags = common_flags + draft + planned
+            full_out, full, plan = harness.generate(prompts, chat, full_flags, args.tokens, args.threads)
             rows = plan.get("rows", "32").split()[0]
             other = "serial" if plan.get("schedule", "serial").startswith("interleaved") else "interleaved"
             wave = ["--step-tokens", str(args.step_tokens)]
@@ -136,12 +92,13 @@ def main():
             results = {}
             for name, flags in runs:
                 if flags is None:
-                    outputs, stats, run_plan = full_out, full, plan
+                    flags, outputs, stats, run_plan = full_flags, full_out, full, plan
                 else:
-                    outputs, stats, run_plan = generate(prompts, chat, flags, args.tokens, args.threads)
+                    outputs, stats, run_plan = harness.generate(prompts, chat, flags, args.tokens, args.threads)
                 if name == "no-spec":
                     reference = outputs
-                results[name] = summarize_run(name, stats, run_plan, outputs, reference)
+                results[name] = harness.record(stats, flags, run_plan, config=name)
+                results[name]["greedy_equal_to_no_spec"] = None if name == "no-spec" else outputs == reference
             results["full"]["config"] = f"full ({'interleaved' if other == 'serial' else 'serial'}, planned)"
             base = results["no-spec"]["tokens_per_second"]
             for name, record in results.items():

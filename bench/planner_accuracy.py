@@ -19,7 +19,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
-from cpu_vs_llama import DEFAULT_MODEL, cpu_name  # noqa: E402
+from harness import DEFAULT_MODEL, cpu_name  # noqa: E402
 from offload_cpu import target_model  # noqa: E402
 
 BIN = os.environ.get("SPECOFFLOAD_BIN", str(REPO / "build" / "apps" / "specoffload"))

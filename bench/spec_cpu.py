@@ -11,35 +11,14 @@ speculative run's tokens are compared with plain decoding's (greedy must match).
 
     python bench/spec_cpu.py [--threads 2] [--tokens 96] [--modes fixed,adaptive] [--out FILE]
 """
-import argparse, datetime, gzip, json, os, subprocess, sys, tempfile
+import argparse, datetime, json, os, subprocess, sys, tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "bench"))
-from cpu_vs_llama import DEFAULT_MODEL, SHARED, cpu_name  # noqa: E402
+from harness import DEFAULT_MODEL, code_prompts, cpu_name, escape, summarize_prompts  # noqa: E402
 import make_draft_model  # noqa: E402
 
 BIN = os.environ.get("SPECOFFLOAD_BIN", os.path.join(REPO, "build", "apps", "specoffload"))
-SPEECH_CHARS = 1800  # about 400 tokens of 19th-21st century English
-
-
-def escape(text):
-    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
-
-
-def code_prompts(n):
-    with gzip.open(os.path.join(SHARED, "HumanEval.jsonl.gz"), "rt") as f:
-        return [json.loads(line)["prompt"] for line, _ in zip(f, range(n))]
-
-
-def summarize_prompts(n):
-    with open(os.path.join(SHARED, "sotu.jsonl")) as f:
-        speeches = [json.loads(line) for line in f]
-    prompts = []
-    for record in speeches[-n:]:  # the most recent speeches
-        text = " ".join(record["text"].split())
-        cut = text.rfind(" ", 0, SPEECH_CHARS)
-        prompts.append("Summarize the following speech: " + text[:cut])
-    return prompts
 
 
 def run(prompts, chat, batch, tokens, threads, extra):

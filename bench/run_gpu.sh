@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Regenerates the GPU results of docs/BENCHMARKS.md on a machine with an NVIDIA GPU (and
+# torch, transformers and accelerate for the baseline): the Mixtral-8x7B-scale run with the
+# accelerate device_map baseline, then the plots. Builds first.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+bash scripts/build.sh
+device="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr ' ' '_' | tr -cd '[:alnum:]_-' | tr '[:upper:]' '[:lower:]')"
+python3 bench/gpu_offload.py --bin build/apps/specoffload --accelerate \
+  --out "bench/results/gpu_offload_${device}_$(date +%F).json"
+python3 bench/plots.py
