@@ -45,7 +45,7 @@ def finish(fig, ax, out, name, title):
 
 
 def subtitle(record):
-    return (f"{record['model']} ({record['dtype']}) streamed over a simulated {record['sim_link_gbps']} GB/s link, "
+    return (f"{record['model']} ({record['dtype']}) streamed over a simulated {record['sim_link_gbps']} GB/s link\n"
             f"{record['device']}, {record['date']}")
 
 
@@ -110,8 +110,10 @@ def plot_timeline(trace_path, out):
         return
     middle = len(passes) // 2
     start, end = passes[middle]["ts"], passes[middle + 3]["ts"] + passes[middle + 3]["dur"]
-    tracks = [tid for tid, name in sorted(names.items()) if name != "passes"]
-    fig, ax = plt.subplots(figsize=(9, 3.6))
+    in_window = [e for e in spans if e["ts"] + e["dur"] > start and e["ts"] < end]
+    tracks = [tid for tid, name in sorted(names.items())
+              if name != "passes" and any(e["tid"] == tid for e in in_window)]
+    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.7 * len(tracks)))
     colors = {"compute (target)": "tab:blue", "copy engine (host to device)": "tab:orange", "draft": "tab:green",
               "disk reads (file to host)": "tab:purple"}
     for row, tid in enumerate(tracks):
@@ -139,32 +141,33 @@ def plot_timeline(trace_path, out):
 
 
 def plot_ablation(paths, out):
-    groups = []
-    for path in paths:
-        data = load(path)
-        for r in data["records"]:
-            groups.append(r)
+    groups = [r for path in paths for r in load(path)["records"]]
     if not groups:
         return
     keys = sorted({(r["workload"], r["sim_link_gbps"]) for r in groups})
-    configs = ["no-spec", "flexgen-like", "default-plan", "full-serial", "full-interleaved"]
-    label = lambda r: "full (planned)" if r["config"].startswith("full (") else r["config"]  # noqa: E731
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    width = 0.8 / 6
-    names = ["no-spec", "flexgen-like", "default-plan", "full-serial", "full-interleaved", "full (planned)"]
+    # note: the planned run is named by the schedule the planner chose; the forced other one by its own.
+    label = lambda r: "full system (planned)" if r["config"].startswith("full (") else {  # noqa: E731
+        "full-serial": "planned rows and k, forced serial", "full-interleaved": "planned rows and k, forced interleaved",
+        "no-spec": "no speculation", "flexgen-like": "FlexGen-like (all prompts in a batch)",
+        "default-plan": "default flags with the draft"}.get(r["config"], r["config"])
+    names = [n for n in ("no speculation", "FlexGen-like (all prompts in a batch)", "default flags with the draft",
+                         "planned rows and k, forced serial", "planned rows and k, forced interleaved",
+                         "full system (planned)") if any(label(r) == n for r in groups)]
+    fig, ax = plt.subplots(figsize=(9, 4.8))
+    width = 0.8 / len(names)
     for i, name in enumerate(names):
         values = []
         for key in keys:
             match = [r for r in groups if (r["workload"], r["sim_link_gbps"]) == key and label(r) == name]
             values.append(match[0]["tokens_per_second"] if match else 0)
-        ax.bar([k + (i - 2.5) * width for k in range(len(keys))], values, width, label=name)
-    del configs
+        ax.bar([k + (i - (len(names) - 1) / 2) * width for k in range(len(keys))], values, width, label=name)
     ax.set_xticks(range(len(keys)), [f"{w}\n{g} GB/s link" for w, g in keys])
     ax.set_ylabel("tokens/s, prefill included")
     sample = groups[0]
     finish(fig, ax, out, "ablation.png",
-           f"Offload ablation: {sample['target']} streamed (device budget {sample['device_budget']}), "
-           f"draft {sample['draft']}\n{sample['device']}, {sample['date']}")
+           f"Offload ablation: {sample['target']} streamed ({sample['target_bytes'] / 2**20:.0f} MiB, device budget "
+           f"{int(sample['device_budget'][:-1]) / 1024:.0f} MiB),\ndraft {sample['draft']}; {sample['device']}, "
+           f"{sample['date']}")
 
 
 def plot_cpu_vs_llama(path, out):
