@@ -125,12 +125,14 @@ int run_batch(const RunOptions& options) {
   }
 
   const bool live = options.progress == "bar" || (options.progress == "auto" && ::isatty(STDERR_FILENO));
-  Progress progress(lines, live);
+  Progress progress(lines, options.progress == "off" ? Progress::Mode::kOff
+                           : live                    ? Progress::Mode::kLive
+                                                     : Progress::Mode::kLog);
   progress.skip(skipped + errors);
-  if (options.progress != "off") progress.update(true);
+  progress.update(true);
   const TokenCallback on_token = [&](size_t, int32_t) {
     progress.add_tokens(1);
-    if (options.progress != "off") progress.update();
+    progress.update();
   };
   const FinishCallback on_finish = [&](size_t i, const GenerationResult& result) {
     const BatchRequest& request = pending[i].request;
@@ -149,7 +151,7 @@ int run_batch(const RunOptions& options) {
     progress.finish_request(result.drafted_tokens, result.accepted_tokens);
   };
   engine.generate(requests, on_token, on_finish);
-  if (options.progress != "off") progress.end();
+  progress.end();
 
   const EngineStats& stats = engine.stats();
   const nlohmann::ordered_json summary = {

@@ -7,7 +7,7 @@
 
 namespace so::cli {
 
-Progress::Progress(int64_t total, bool live) : total_(total), live_(live), start_(now_seconds()) {}
+Progress::Progress(int64_t total, Mode mode) : total_(total), mode_(mode), start_(now_seconds()) {}
 
 double Progress::elapsed() const { return now_seconds() - start_; }
 
@@ -40,11 +40,12 @@ std::string Progress::line() const {
 }
 
 void Progress::update(bool force) {
+  if (mode_ == Mode::kOff) return;
   const double now = elapsed();
-  const double period = live_ ? 0.2 : 10.0;
+  const double period = mode_ == Mode::kLive ? 0.2 : 10.0;
   if (!force && now - last_draw_ < period) return;
   last_draw_ = now;
-  if (live_) {
+  if (mode_ == Mode::kLive) {
     std::fprintf(stderr, "\r%s\033[K", line().c_str());
   } else {
     std::fprintf(stderr, "progress %s\n", line().c_str());
@@ -54,7 +55,7 @@ void Progress::update(bool force) {
 
 void Progress::end() {
   update(/*force=*/true);
-  if (live_) std::fprintf(stderr, "\n");
+  if (mode_ == Mode::kLive) std::fprintf(stderr, "\n");
 }
 
 }  // namespace so::cli

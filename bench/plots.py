@@ -4,6 +4,7 @@
   rows.png        decode tokens/s vs rows per pass, with the copy-bound limit rows * BW / W of plain streaming
   draft.png       decode tokens/s vs draft length k, serial and interleaved, plain streaming as the baseline
   budget.png      decode tokens/s vs device memory: target alone vs target + draft sharing the memory
+  length.png      tokens/s (prefill included and decode) vs tokens generated per prompt
   timeline.png    a few passes of one interleaved run: copy engine, target compute, draft, disk reads
   ablation.png    the offload ablation (bench/offload_cpu.py) per workload and link
   cpu_vs_llama.png  this engine vs llama.cpp on the CPU (bench/cpu_vs_llama.py)
@@ -99,6 +100,23 @@ def plot_budget(records, out):
     ax.set_ylabel("decode tokens/s (16 rows)")
     finish(fig, ax, out, "budget.png", "Throughput vs device memory: more resident layers or a draft?\n" +
            subtitle(budget[0]))
+
+
+def plot_length(records, out):
+    length = [r for r in records if r["sweep"] == "length"]
+    if not length:
+        return
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for config, color in (("no speculation", "tab:blue"), ("speculation, serial", "tab:orange")):
+        points = sorted((r["tokens"], r["tokens_per_second"], r["decode_tokens_per_second"]) for r in length
+                        if r["config"] == config)
+        ax.plot([p[0] for p in points], [p[1] for p in points], "o-", color=color, label=f"{config}, prefill included")
+        ax.plot([p[0] for p in points], [p[2] for p in points], "o--", color=color, label=f"{config}, decode only")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks([16, 32, 64, 128], ["16", "32", "64", "128"])
+    ax.set_xlabel("tokens generated per prompt (mixed workload: HumanEval and speeches, 16 rows)")
+    ax.set_ylabel("tokens/s")
+    finish(fig, ax, out, "length.png", "Throughput vs generation length\n" + subtitle(length[0]))
 
 
 def plot_timeline(trace_path, out):
@@ -229,6 +247,7 @@ def main():
         plot_rows(records, args.out)
         plot_draft(records, args.out)
         plot_budget(records, args.out)
+        plot_length(records, args.out)
     trace = newest(args.results, "timeline_trace*.json")
     if trace:
         plot_timeline(trace, args.out)

@@ -7,6 +7,8 @@ the default model at F16 as the target, streamed over a simulated link, the Q4_1
   budget   decode tokens/s vs device memory: the target alone with all of it, against the target with what is
            left after the draft model takes its share (the paper's "GPU memory has low marginal value", redrawn
            with the memory spent on a draft instead of more resident layers)
+  length   tokens/s (prefill included and decode) vs generation length 16/32/64/128 on the `mixed` workload, no
+           speculation vs speculation (serial, adaptive), 16 rows
   timeline one interleaved run's Chrome trace (copy, compute, draft, disk over a few passes)
 
 Every record is a bench/harness.py record. Greedy outputs are compared with no speculation's.
@@ -29,7 +31,7 @@ def main():
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workload", default="code")
-    parser.add_argument("--sweeps", default="rows,draft,budget,timeline")
+    parser.add_argument("--sweeps", default="rows,draft,budget,length,timeline")
     parser.add_argument("--trace-out", default=os.path.join(harness.REPO, "bench", "results", "timeline_trace.json"))
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
@@ -45,9 +47,10 @@ def main():
               "sim_link_gbps": args.link_gbps, "target_bytes": target_bytes, "draft_bytes": draft_bytes}
     records = []
 
-    def run(sweep, name, flags, prompts, chat, reference=None, trace=None, **fields):
-        outputs, stats, plan = harness.generate(prompts, chat, flags, args.tokens, args.threads, trace=trace)
-        rec = harness.record(stats, flags, plan, **common, sweep=sweep, config=name, **fields)
+    def run(sweep, name, flags, prompts, chat, reference=None, trace=None, tokens=None, **fields):
+        tokens = tokens or args.tokens
+        outputs, stats, plan = harness.generate(prompts, chat, flags, tokens, args.threads, trace=trace)
+        rec = harness.record(stats, flags, plan, **{**common, "tokens": tokens}, sweep=sweep, config=name, **fields)
         rec["greedy_equal_to_no_spec"] = None if reference is None else outputs == reference
         print(json.dumps(rec), flush=True)
         records.append(rec)
@@ -82,6 +85,12 @@ def main():
                 continue  # below the ring's two layers and a resident share
             flags = ["-m", target, "--device-mem", f"{left // 1024}K", *link, "--max-rows", "16", *draft]
             run("budget", "target + draft in the same memory", flags, prompts, chat, plain, device_bytes=device)
+    if "length" in sweeps:
+        prompts, chat = harness.workload("mixed", 16)
+        flags = base + ["--max-rows", "16"]
+        for tokens in (16, 32, 64, 128):
+            plain = run("length", "no speculation", flags, prompts, chat, tokens=tokens, workload="mixed")
+            run("length", "speculation, serial", flags + draft, prompts, chat, plain, tokens=tokens, workload="mixed")
     if "timeline" in sweeps:
         prompts, chat = harness.workload(args.workload, 16)
         flags = base + ["--max-rows", "16", *draft, "--schedule", "interleaved", "--draft-max", "4", "--draft-length",

@@ -26,6 +26,8 @@ stage "unit tests under AddressSanitizer and UBSan"
 SPECOFFLOAD_BUILD_DIR="$repo/build-sanitize" bash "$repo/scripts/build.sh" \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPECOFFLOAD_SANITIZE=ON -DSPECOFFLOAD_CUDA=OFF
 ctest --test-dir "$repo/build-sanitize" --output-on-failure -L unit -j "$(nproc)"
+stage "the pipeline and the server under AddressSanitizer and UBSan"
+bash "$repo/scripts/pipeline_runs.sh" "$repo/build-sanitize"
 
 stage "the pipeline, the scheduler and the server under ThreadSanitizer"
 bash "$repo/scripts/tsan.sh"

@@ -105,8 +105,14 @@ Result<Plan> evaluate_plan(const PlanInput& input, int rows, int draft_length, i
   const double disk_seconds = plan.disk_bytes > 0 ? double(plan.disk_bytes) / (profile.disk_read_gbps * 1e9) : 0.0;
   plan.decode.copy = std::max(copy_seconds(profile, plan.streamed_bytes), disk_seconds);
   if (drafts && input.draft != DraftSource::kNgram) {
-    const StepShape draft_step{pass_rows, pass_rows, attention_pairs(pass_rows, context, 1), true};
-    plan.decode.draft = k * step_compute_seconds(input.draft_model, profile, draft_step);
+    // note: the first draft step also feeds what each row committed in its last pass (tau
+    // tokens on average) before its new token; the other k - 1 feed one token per row.
+    const double tau = expected_tokens_per_pass(input.alpha, k);
+    const int64_t first_tokens = int64_t(std::ceil(pass_rows * tau));
+    const StepShape first{first_tokens, pass_rows, attention_pairs(pass_rows, context, int(std::ceil(tau))), true};
+    const StepShape next{pass_rows, pass_rows, attention_pairs(pass_rows, context, 1), true};
+    plan.decode.draft = step_compute_seconds(input.draft_model, profile, first) +
+                        (k - 1) * step_compute_seconds(input.draft_model, profile, next);
   }
   const double ring_copy = plan.streamed_bytes > 0 ? copy_seconds(profile, std::min(ring_bytes, plan.streamed_bytes)) : 0;
   plan.decode.pass = interleaved ? std::max(plan.decode.copy, plan.decode.compute + plan.decode.draft)

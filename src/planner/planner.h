@@ -4,7 +4,8 @@
 // placement, how much of the target stays resident. A pure function; needs no GPU.
 //
 // The model of one decode pass with R rows, draft length k, serial draft-then-verify:
-//   draft   = k draft steps of R tokens (0 for n-gram lookup)
+//   draft   = k draft steps of R tokens, the first also feeding the tau tokens each row
+//             committed last pass (0 for n-gram lookup)
 //   compute = the target's step over R(k+1) tokens, all of them through the head
 //   copy    = streamed bytes / pinned link bandwidth
 //   pass    = draft + max(copy - min(draft, ring copy time), compute)

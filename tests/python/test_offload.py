@@ -252,8 +252,11 @@ def test_interleaved_drafting_runs_while_the_target_waits_for_copies(tmp_path):
     spans = [e for e in events if e["ph"] == "X"]
     drafts = [e for e in spans if e["tid"] == tracks["draft"]]
     waits = [e for e in spans if e["tid"] == tracks["compute (target)"] and e["name"].startswith("wait")]
+    # A draft span is the draft's wall time, which includes its turns at the compute gate while the target
+    # computes, so only part of it lies inside the target's waits; the share depends on the machine. Serial
+    # drafting puts none there (the target is idle, not waiting, while the draft runs).
     hidden = overlap_seconds(drafts, waits)
-    assert hidden >= 0.5 * sum(e["dur"] for e in drafts) / 1e6, f"{report}; draft inside copy waits {hidden:.2f} s"
+    assert hidden >= 0.2 * sum(e["dur"] for e in drafts) / 1e6, f"{report}; draft inside copy waits {hidden:.2f} s"
 
 
 def test_profile_plan_and_planned_generate(tmp_path):

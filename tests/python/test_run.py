@@ -160,6 +160,9 @@ def test_shards_split_the_job_and_cover_it(tmp_path):
         assert summary["lines"] == 4
         seen += [r["custom_id"] for r in _records(output)]
     assert sorted(seen) == sorted(f"req-{i}" for i in range(12))
+    quiet = [arg if arg != "log" else "off" for arg in _command(input_path, tmp_path / "q.jsonl", "--shard", "0/3")]
+    done = subprocess.run(quiet, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "progress" not in done.stderr, done.stderr  # --progress off draws nothing
     done = subprocess.run(_command(input_path, tmp_path / "x.jsonl", "--shard", "3/3"), capture_output=True, text=True)
     assert done.returncode != 0 and "0 <= I < N" in done.stderr
 

@@ -21,16 +21,24 @@ std::string CpuBackend::name() const {
 }
 
 Result<Buffer> CpuBackend::allocate(size_t bytes, MemoryKind kind) {
-  if (kind == MemoryKind::kDevice && device_budget_bytes_ > 0 &&
-      device_bytes_.load() + static_cast<int64_t>(bytes) > device_budget_bytes_) {
-    return resource_exhausted("device memory budget of ", format_bytes(double(device_budget_bytes_)),
-                              " exceeded: ", format_bytes(double(device_bytes_.load())), " in use, ",
-                              format_bytes(double(bytes)), " requested; raise --device-mem or lower the batch");
+  if (kind == MemoryKind::kDevice) {
+    // note: a compare-and-swap, so two threads allocating at once (the draft's beside the
+    // target's) cannot both pass the budget check.
+    int64_t in_use = device_bytes_.load();
+    do {
+      if (device_budget_bytes_ > 0 && in_use + static_cast<int64_t>(bytes) > device_budget_bytes_) {
+        return resource_exhausted("device memory budget of ", format_bytes(double(device_budget_bytes_)),
+                                  " exceeded: ", format_bytes(double(in_use)), " in use, ", format_bytes(double(bytes)),
+                                  " requested; raise --device-mem or lower the batch");
+      }
+    } while (!device_bytes_.compare_exchange_weak(in_use, in_use + static_cast<int64_t>(bytes)));
   }
   const size_t rounded = (bytes + 63) / 64 * 64;
   void* data = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
-  if (data == nullptr) return resource_exhausted("out of host memory allocating ", format_bytes(double(bytes)));
-  if (kind == MemoryKind::kDevice) device_bytes_ += static_cast<int64_t>(bytes);
+  if (data == nullptr) {
+    if (kind == MemoryKind::kDevice) device_bytes_ -= static_cast<int64_t>(bytes);
+    return resource_exhausted("out of host memory allocating ", format_bytes(double(bytes)));
+  }
   return Buffer(this, data, bytes, kind);
 }
 
