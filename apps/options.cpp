@@ -92,6 +92,11 @@ void add_spec_options(CLI::App& command, SpecCliOptions& options) {
                      "fixed: always --draft-max; adaptive: per row, from its recent acceptance and measured costs")
       ->capture_default_str()
       ->check(CLI::IsMember({"fixed", "adaptive"}));
+  command.add_option("--draft-context", options.draft_context,
+                     "a draft model reads only the last N tokens of each prompt (bounds its prefill on long prompts; "
+                     "output unchanged, acceptance may drop); 0 is the whole prompt")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   command.add_option("--simulate-acceptance", options.simulate_acceptance,
                      "dummy weights only: draw each row's accepted drafts from the acceptance law with this alpha "
                      "after a real verification pass (outputs then say 'simulated acceptance')")
@@ -132,6 +137,7 @@ Result<EngineOptions> engine_options(const ModelOptions& model, const BatchOptio
   EngineOptions options;
   options.spec.draft_max = spec.draft_max;
   options.spec.adaptive = spec.draft_length == "adaptive";
+  options.spec.draft_context = spec.draft_context;
   options.spec.simulate_alpha = spec.simulate_acceptance;
   options.schedule = spec.schedule == "interleaved" ? Schedule::kInterleaved : Schedule::kSerial;
   options.dummy_weights = model.load_format == "dummy";

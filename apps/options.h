@@ -38,6 +38,7 @@ struct SpecCliOptions {
   bool draft_ngram = false;
   int draft_max = 6;
   std::string draft_length = "adaptive";  // fixed | adaptive
+  int draft_context = 0;                  // draft model: last N prompt tokens; 0: the whole prompt
   double simulate_acceptance = -1.0;      // dummy weights only
   std::string schedule = "serial";        // serial | interleaved
 };

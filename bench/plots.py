@@ -188,24 +188,39 @@ def plot_ablation(paths, out):
            f"{sample['date']}")
 
 
-def plot_cpu_vs_llama(path, out):
-    records = load(path)
-    records = records if isinstance(records, list) else records.get("records", [])
-    if not records:
+def plot_cpu_vs_llama(paths, out):
+    """One panel per results file (a machine and a date each), newest last."""
+    runs = []
+    for path in paths:
+        records = load(path)
+        records = records if isinstance(records, list) else records.get("records", [])
+        if records:
+            runs.append(records)
+    if not runs:
         return
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    names = [r["workload"] for r in records]
-    ours = [r["engine_tok_s"] for r in records]
-    theirs = [r["llama_cpp_tok_s"] for r in records]
-    xs = range(len(names))
-    ax.bar([x - 0.2 for x in xs], ours, 0.4, label="specoffload")
-    ax.bar([x + 0.2 for x in xs], theirs, 0.4, label="llama.cpp (llama-cpp-python)")
-    ax.set_ylabel("tokens/s")
-    labels = {"decode_1": "decode, 1 sequence", "prefill_512": "prefill, 512-token prompt",
-              "decode_32": "decode, 32 rows"}
-    ax.set_xticks(list(xs), [labels.get(n, n) for n in names])
-    finish(fig, ax, out, "cpu_vs_llama.png", f"CPU: this engine vs llama.cpp on {records[0]['model']}, "
-           f"{records[0]['threads']} threads\n{records[0]['device']}, {records[0]['date']}")
+    labels = {"decode_1": "decode,\n1 sequence", "prefill_512": "prefill,\n512-token prompt",
+              "decode_32": "decode,\n32 rows"}
+    fig, axes = plt.subplots(1, len(runs), figsize=(5.2 * len(runs), 4.4), sharey=True, squeeze=False)
+    for ax, records in zip(axes[0], runs):
+        xs = range(len(records))
+        ours = [r["engine_tok_s"] for r in records]
+        theirs = [r["llama_cpp_tok_s"] for r in records]
+        ax.bar([x - 0.2 for x in xs], ours, 0.4, label="specoffload")
+        ax.bar([x + 0.2 for x in xs], theirs, 0.4, label="llama.cpp (llama-cpp-python)")
+        for x, a, b in zip(xs, ours, theirs):
+            ax.annotate(f"{a / b:.2f}x", (x, max(a, b)), ha="center", va="bottom", fontsize=9)
+        ax.set_xticks(list(xs), [labels.get(r["workload"], r["workload"]) for r in records], fontsize=9)
+        ax.set_title(f"{records[0]['device']}, {records[0]['threads']} threads, {records[0]['date']}", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.set_ylim(0, 1.12 * max(ours + theirs))
+    axes[0][0].set_ylabel("tokens/s")
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=2, fontsize=9)
+    fig.suptitle(f"CPU: this engine vs llama.cpp on {runs[0][0]['model']} (ratio: ours over llama.cpp)", fontsize=11)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.savefig(os.path.join(out, "cpu_vs_llama.png"), dpi=130)
+    plt.close(fig)
+    print(os.path.join(out, "cpu_vs_llama.png"))
 
 
 def plot_gpu(path, out):
@@ -254,7 +269,7 @@ def main():
     ablation = sorted(glob.glob(os.path.join(args.results, "offload_cpu_*.json")))
     if ablation:
         plot_ablation(ablation, args.out)
-    llama = newest(args.results, "cpu_vs_llama_*.json")
+    llama = sorted(glob.glob(os.path.join(args.results, "cpu_vs_llama_*.json")))
     if llama:
         plot_cpu_vs_llama(llama, args.out)
     gpu = newest(args.results, "gpu_offload_*.json")

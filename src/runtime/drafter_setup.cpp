@@ -56,6 +56,10 @@ Result<DrafterSetup> create_drafter(const EngineOptions& options, const Model& t
   model_options.max_step_tokens = options.max_step_tokens;
   model_options.kv_page_tokens = options.kv_page_tokens;
   model_options.kv_budget_bytes = options.kv_budget_bytes;
+  if (spec.draft_context < 0) {
+    return invalid_argument("--draft-context ", spec.draft_context, " is negative; expected 0 (the whole prompt) or more");
+  }
+  model_options.context_tokens = spec.draft_context;
   switch (spec.drafter) {
     case DrafterKind::kNone: break;
     case DrafterKind::kNgram: {

@@ -38,6 +38,7 @@ struct SpecOptions {
   int draft_max = 6;             // k, or its cap when adaptive; 0 decodes plainly
   bool adaptive = true;          // spec/draft_length.h states the rule
   int ngram_max = 3;             // kNgram: longest suffix looked up
+  int draft_context = 0;         // draft models: last N prompt tokens read; 0: all of them
   // With dummy weights only: each row's accepted length drawn from the acceptance law
   // (P(accept draft i | drafts before it accepted) = alpha) after a real verification pass;
   // < 0: off.

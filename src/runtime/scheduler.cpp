@@ -122,14 +122,18 @@ void Scheduler::propose(DraftJob& job) const {
   Drafter& drafter = *engine_.drafter_;
   job.start_seconds = now_seconds();
   const double catch_up_before = drafter.catch_up_seconds();
+  const int64_t fed_before = drafter.fed_tokens();
   job.status = drafter.propose(job.queries, job.proposals);
   job.seconds = now_seconds() - job.start_seconds;
   job.catch_up_seconds = drafter.catch_up_seconds() - catch_up_before;
+  job.fed_tokens = drafter.fed_tokens() - fed_before;
 }
 
 void Scheduler::finish_drafts(DraftJob& job) {
   if (job.empty()) return;
   engine_.stats_.draft_seconds += job.seconds;
+  engine_.stats_.draft_catch_up_seconds += job.catch_up_seconds;
+  engine_.stats_.draft_fed_tokens += job.fed_tokens;
   engine_.pass_log_->current().draft_seconds += job.seconds;
   engine_.pass_log_->add_span(TraceTrack::kDraft, "draft", job.start_seconds, job.start_seconds + job.seconds);
   if (!job.status.ok()) {

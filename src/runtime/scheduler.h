@@ -44,6 +44,7 @@ struct DraftJob {
   std::vector<Proposal> proposals;
   Status status;
   double start_seconds = 0, seconds = 0, catch_up_seconds = 0;
+  int64_t fed_tokens = 0;
   bool empty() const { return queries.empty(); }
 };
 

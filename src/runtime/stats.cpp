@@ -63,6 +63,8 @@ std::string EngineStats::to_json() const {
       {"verify_seconds", decode_seconds},
       {"draft_seconds", draft_seconds},
       {"draft_hidden_seconds", draft_hidden_seconds},
+      {"draft_catch_up_seconds", draft_catch_up_seconds},
+      {"draft_fed_tokens", draft_fed_tokens},
       {"weight_bytes_read", weight_bytes_read},
       {"kv_bytes_read", kv_bytes_read},
       {"bytes_per_second", bytes_per_second()},

@@ -29,6 +29,8 @@ struct EngineStats {
   double prefill_seconds = 0.0;
   double decode_seconds = 0.0;  // the target's decode/verification time
   double draft_seconds = 0.0;   // the drafter's time, its catch-up on prompts included
+  double draft_catch_up_seconds = 0.0;  // the part spent reading prompts and committed tokens
+  int64_t draft_fed_tokens = 0;         // tokens through the draft model's layers
   double draft_hidden_seconds = 0.0;  // of which it ran beside a target step (interleaved)
   int64_t weight_bytes_read = 0;  // weights streamed through compute, once per step
   int64_t kv_bytes_read = 0;      // KV cache read by attention

@@ -46,6 +46,8 @@ class Drafter {
   virtual int64_t max_positions() const { return INT64_MAX; }
   // Seconds spent catching up on prompts and committed tokens, since creation.
   virtual double catch_up_seconds() const { return 0.0; }
+  // Tokens a draft model has run through its layers, since creation (0 for lookup drafters).
+  virtual int64_t fed_tokens() const { return 0; }
 };
 
 }  // namespace so

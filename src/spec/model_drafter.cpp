@@ -33,7 +33,10 @@ Status ModelDrafter::add_row(int64_t row, std::span<const int32_t> prompt) {
   SO_CHECK(!rows_.contains(row), "draft row ", row, " added twice");
   Row& entry = rows_[row];
   entry.kv_row = kv_->add_row();
-  entry.history.assign(prompt.begin(), prompt.end());
+  const size_t skipped = options_.context_tokens > 0 && prompt.size() > size_t(options_.context_tokens)
+                             ? prompt.size() - size_t(options_.context_tokens)
+                             : 0;
+  entry.history.assign(prompt.begin() + ptrdiff_t(skipped), prompt.end());
   return Status::Ok();
 }
 
@@ -89,6 +92,7 @@ Status ModelDrafter::catch_up(std::span<const DraftQuery> queries) {
       if (chunk <= 0) continue;
       const std::span<const int32_t> tokens(row.history.data() + row.kv_tokens.size(), chunk);
       SO_TRY(step.add_row(row.kv_row, tokens, LogitsWanted::kNone));
+      fed_tokens_ += int64_t(tokens.size());
       row.kv_tokens.insert(row.kv_tokens.end(), tokens.begin(), tokens.end());
       budget -= chunk;
     }
@@ -137,6 +141,7 @@ Status ModelDrafter::draft(std::span<const DraftQuery> queries, std::vector<Prop
         feed.push_back(proposals[i].tokens.back());
       }
       SO_TRY(step.add_row(row.kv_row, feed, LogitsWanted::kLast));
+      fed_tokens_ += int64_t(feed.size());
       row.kv_tokens.insert(row.kv_tokens.end(), feed.begin(), feed.end());
       in_step.push_back(i);
     }

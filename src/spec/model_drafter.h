@@ -20,6 +20,10 @@ struct ModelDrafterOptions {
   int max_step_tokens = 512;     // catch-up (prompt) tokens per draft forward step
   int kv_page_tokens = 256;
   int64_t kv_budget_bytes = 0;   // 0: no cap
+  // > 0: a row's draft reads only the last N tokens of its prompt (then everything it
+  // commits). On long prompts the draft's prefill otherwise costs as much as its drafting;
+  // positions restart at 0, which rotary attention does not notice.
+  int context_tokens = 0;
 };
 
 class ModelDrafter final : public Drafter {
@@ -37,6 +41,7 @@ class ModelDrafter final : public Drafter {
   Status propose(std::span<const DraftQuery> queries, std::vector<Proposal>& proposals) override;
   void commit(int64_t row, std::span<const int32_t> committed) override;
   double catch_up_seconds() const override { return catch_up_seconds_; }
+  int64_t fed_tokens() const override { return fed_tokens_; }
   int64_t max_positions() const override { return model_.config.n_ctx_train; }
 
   const KvCache& kv_cache() const { return *kv_; }
@@ -64,6 +69,7 @@ class ModelDrafter final : public Drafter {
   std::unordered_map<int64_t, Row> rows_;
   std::vector<TokenProbability> scratch_;
   double catch_up_seconds_ = 0.0;
+  int64_t fed_tokens_ = 0;
 };
 
 }  // namespace so

@@ -92,6 +92,20 @@ def test_draft_model_file_equals_self_draft_of_the_same_layers(draft_model_file)
         assert separate[key] == self_draft[key], key
 
 
+def test_draft_context_reads_less_of_the_prompt_and_keeps_the_output(plain, draft_model_file):
+    """--draft-context N: the draft model reads only each prompt's last N tokens (its prefill bounded on long
+    prompts); verification keeps the output the target's."""
+    flags = ["--max-rows", 16, "--draft-model", draft_model_file, "--draft-max", 2, "--draft-length", "fixed"]
+    _, whole = generate(*flags)
+    tokens, windowed = generate(*flags, "--draft-context", 8)
+    assert tokens == plain[16]
+    assert windowed["drafted_tokens"] > 0
+    skipped = windowed["prefill_tokens"] - 50 * 8  # prompt tokens the window leaves out
+    # note: 0.5, as a weaker draft makes more passes, each feeding a few more tokens.
+    assert whole["draft_fed_tokens"] - windowed["draft_fed_tokens"] >= 0.5 * skipped, (whole, windowed)
+    assert 0 < windowed["draft_catch_up_seconds"] < windowed["draft_seconds"]
+
+
 def test_zero_draft_length_is_plain_decoding(plain):
     tokens, stats = generate("--max-rows", 16, "--draft-ngram", "--draft-max", 0)
     assert tokens == plain[16]
