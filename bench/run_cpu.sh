@@ -26,7 +26,9 @@ for link in 0.5 0.25; do
   step "offload ablation, ${link} GB/s link"
   "$py" bench/offload_cpu.py "${size[@]}" --link-gbps "$link" --out "$out/offload_cpu_${link}_$day.json"
 done
-step "sweeps: rows, draft length, device memory, a timeline"
+step "the draft's prompt window on summaries"
+"$py" bench/draft_context_cpu.py "${size[@]}" --out "$out/draft_context_cpu_0.5_$day.json"
+step "sweeps: rows, draft length, device memory, generation length, a timeline"
 "$py" bench/sweeps_cpu.py "${sweep[@]}" --out "$out/sweeps_cpu_$day.json" --trace-out "$out/timeline_trace_$day.json"
 step "planner prediction vs measurement"
 "$py" bench/planner_accuracy.py --out "$out/planner_accuracy_$day.json"
