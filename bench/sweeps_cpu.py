@@ -50,7 +50,7 @@ def main():
     def run(sweep, name, flags, prompts, chat, reference=None, trace=None, tokens=None, **fields):
         tokens = tokens or args.tokens
         outputs, stats, plan = harness.generate(prompts, chat, flags, tokens, args.threads, trace=trace)
-        rec = harness.record(stats, flags, plan, **{**common, "tokens": tokens}, sweep=sweep, config=name, **fields)
+        rec = harness.record(stats, flags, plan, **{**common, "tokens": tokens, **fields}, sweep=sweep, config=name)
         rec["greedy_equal_to_no_spec"] = None if reference is None else outputs == reference
         print(json.dumps(rec), flush=True)
         records.append(rec)
