@@ -50,14 +50,20 @@ def subtitle(record):
             f"{record['device']}, {record['date']}")
 
 
+def plot_configs(ax, records, styles, x_of, y="decode_tokens_per_second"):
+    """One line per (config, marker style): y against x_of(record), in x order."""
+    for config, style in styles:
+        points = sorted((x_of(r), r[y]) for r in records if r["config"] == config)
+        ax.plot([p[0] for p in points], [p[1] for p in points], style, label=config)
+
+
 def plot_rows(records, out):
     rows = [r for r in records if r["sweep"] == "rows"]
     if not rows:
         return
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for config, style in (("no speculation", "o-"), ("speculation, serial", "s-"), ("speculation, interleaved", "^-")):
-        points = sorted((r["rows"], r["decode_tokens_per_second"]) for r in rows if r["config"] == config)
-        ax.plot([p[0] for p in points], [p[1] for p in points], style, label=config)
+    plot_configs(ax, rows, (("no speculation", "o-"), ("speculation, serial", "s-"), ("speculation, interleaved", "^-")),
+                 lambda r: r["rows"])
     plain = [r for r in rows if r["config"] == "no speculation"]
     streamed = plain[0]["streamed_bytes"] / max(1, plain[0]["passes"])
     link = plain[0]["sim_link_gbps"] * 1e9
@@ -76,9 +82,7 @@ def plot_draft(records, out):
         return
     fig, ax = plt.subplots(figsize=(7, 4.5))
     plain = next(r for r in draft if r["config"] == "no speculation")
-    for config, style in (("speculation, serial", "s-"), ("speculation, interleaved", "^-")):
-        points = sorted((r["k"], r["decode_tokens_per_second"]) for r in draft if r["config"] == config)
-        ax.plot([p[0] for p in points], [p[1] for p in points], style, label=config)
+    plot_configs(ax, draft, (("speculation, serial", "s-"), ("speculation, interleaved", "^-")), lambda r: r["k"])
     ax.axhline(plain["decode_tokens_per_second"], color="k", ls="--", lw=1, label="no speculation")
     alpha = sum(r["alpha"] for r in draft if r["k"]) / max(1, sum(1 for r in draft if r["k"]))
     ax.set_xlabel(f"draft length k (fixed; measured acceptance alpha ~ {alpha:.2f})")
@@ -91,10 +95,8 @@ def plot_budget(records, out):
     if not budget:
         return
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for config, style in (("target only", "o-"), ("target + draft in the same memory", "s-")):
-        points = sorted((r["device_bytes"] / 2**20, r["decode_tokens_per_second"]) for r in budget
-                        if r["config"] == config)
-        ax.plot([p[0] for p in points], [p[1] for p in points], style, label=config)
+    plot_configs(ax, budget, (("target only", "o-"), ("target + draft in the same memory", "s-")),
+                 lambda r: r["device_bytes"] / 2**20)
     ax.axvline(budget[0]["target_bytes"] / 2**20, color="gray", ls=":", lw=1, label="the whole target")
     ax.set_xlabel("device memory for weights (MiB)")
     ax.set_ylabel("decode tokens/s (16 rows)")
