@@ -1,5 +1,4 @@
 // specoffload generate: text for one prompt or a file of prompts (one batch).
-#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -136,8 +135,7 @@ int run_generate(const GenerateOptions& options, const PlanOverrides& given) {
     };
   }
   const std::vector<GenerationResult> results = engine.generate(requests, on_token);
-  const double finished_unix =
-      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const double finished_unix = unix_seconds_now();
 
   int exit_code = 0;
   for (size_t i = 0; i < results.size(); ++i) {
@@ -175,15 +173,9 @@ int run_generate(const GenerateOptions& options, const PlanOverrides& given) {
   std::fprintf(stderr, "%s | %s%s | seed %llu%s\n", engine.stats().summary_line().c_str(), engine.backend_name().c_str(),
                drafter.c_str(), static_cast<unsigned long long>(sampling.seed), simulation.c_str());
   if (!options.stats_json.empty()) {
-    nlohmann::ordered_json stats = nlohmann::ordered_json::parse(engine.stats().to_json());
-    stats["backend"] = engine.backend_name();
-    stats["generate_finished_unix_seconds"] = finished_unix;  // aligns outside samplers with the passes
-    stats["dummy_weights"] = engine.options().dummy_weights;
-    if (simulated >= 0) stats["simulated_acceptance"] = simulated;
-    stats["pass_records"] = nlohmann::ordered_json::parse(engine.pass_log().records_json());
-    std::ofstream out(options.stats_json);
-    out << stats.dump() << "\n";
-    if (!out) return report_error(io_error("cannot write '", options.stats_json, "'"));
+    if (Status written = write_stats_json(engine, options.stats_json, finished_unix); !written.ok()) {
+      return report_error(written);
+    }
   }
   if (!options.trace.empty()) {
     if (Status written = engine.write_trace(options.trace); !written.ok()) return report_error(written);

@@ -31,6 +31,7 @@ struct RunOptions {
   std::string chat_template;
   bool ignore_eos = false;
   std::string progress = "auto";
+  std::string stats_json;
 };
 
 // What run() hands the engine, one entry per request.
@@ -151,6 +152,7 @@ int run_batch(const RunOptions& options) {
     progress.finish_request(result.drafted_tokens, result.accepted_tokens);
   };
   engine.generate(requests, on_token, on_finish);
+  const double finished_unix = unix_seconds_now();
   progress.end();
 
   const EngineStats& stats = engine.stats();
@@ -170,6 +172,11 @@ int run_batch(const RunOptions& options) {
       {"backend", engine.backend_name()}};
   std::cout << summary.dump() << "\n";
   if (!write_failure.ok()) return report_error(write_failure);
+  if (!options.stats_json.empty()) {
+    if (Status written = write_stats_json(engine, options.stats_json, finished_unix); !written.ok()) {
+      return report_error(written);
+    }
+  }
   return 0;
 }
 
@@ -198,6 +205,8 @@ Command register_run(CLI::App& app) {
   command->add_option("--progress", options->progress, "auto (a bar on a terminal, log lines otherwise), bar, log, off")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "bar", "log", "off"}));
+  command->add_option("--stats-json", options->stats_json,
+                      "write the job's stats (tokens, seconds, bytes) and per-pass records as JSON");
   return {command, [options] { return run_batch(*options); }};
 }
 

@@ -1,7 +1,10 @@
 #include "options.h"
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 
 namespace so::cli {
@@ -193,6 +196,23 @@ PlanOverrides given_overrides(const CLI::App& command) {
   given.ring_slots = command.count("--ring-slots") > 0;
   given.schedule = command.count("--schedule") > 0;
   return given;
+}
+
+Status write_stats_json(const Engine& engine, const std::string& path, double finished_unix_seconds) {
+  nlohmann::ordered_json stats = nlohmann::ordered_json::parse(engine.stats().to_json());
+  stats["backend"] = engine.backend_name();
+  stats["generate_finished_unix_seconds"] = finished_unix_seconds;
+  stats["dummy_weights"] = engine.options().dummy_weights;
+  if (engine.options().spec.simulate_alpha >= 0) stats["simulated_acceptance"] = engine.options().spec.simulate_alpha;
+  stats["pass_records"] = nlohmann::ordered_json::parse(engine.pass_log().records_json());
+  std::ofstream out(path);
+  out << stats.dump() << "\n";
+  if (!out) return io_error("cannot write '", path, "'");
+  return Status::Ok();
+}
+
+double unix_seconds_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 int report_error(const Status& status) {

@@ -11,7 +11,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$repo/scripts/setup.sh"
 build="$repo/build-tsan"
 SPECOFFLOAD_BUILD_TARGETS="concurrency_tests specoffload" SPECOFFLOAD_BUILD_DIR="$build" bash "$repo/scripts/build.sh" \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPECOFFLOAD_TSAN=ON -DSPECOFFLOAD_CUDA=OFF -DSPECOFFLOAD_BENCH=OFF
+  -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPECOFFLOAD_TSAN=ON -DSPECOFFLOAD_CUDA=OFF -DSPECOFFLOAD_BENCH=OFF
 export TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 suppressions=$repo/scripts/tsan.supp"
 "$build/tests/concurrency_tests"
 bash "$repo/scripts/pipeline_runs.sh" "$build"

@@ -187,8 +187,17 @@ def test_errors_file_takes_error_records_and_resume_reads_both(tmp_path):
     input_path = tmp_path / "in.jsonl"
     input_path.write_text("\n".join(_good_lines(3) + ['{"prompt": 1}', "nope"]) + "\n")
     output, errors = tmp_path / "out.jsonl", tmp_path / "errors.jsonl"
-    first = _run(input_path, output, "--errors", errors)
+    stats_path = tmp_path / "stats.json"
+    first = _run(input_path, output, "--errors", errors, "--stats-json", stats_path)
     assert first["completed"] == 3 and first["errors"] == 2
+    # --stats-json: the engine's own count of the job's work, as `generate` writes it.
+    stats = json.loads(stats_path.read_text())
+    completion_tokens = sum(r["response"]["body"]["usage"]["completion_tokens"] for r in _records(output))
+    prompt_tokens = sum(r["response"]["body"]["usage"]["prompt_tokens"] for r in _records(output))
+    assert stats["prefill_tokens"] == prompt_tokens
+    # each request's first token comes out of its prefill, the rest out of decode steps
+    assert stats["decode_tokens"] == completion_tokens - first["completed"]
+    assert stats["pass_records"] and stats["backend"].startswith("cpu")
     assert [r["line"] for r in _records(errors)] == [4, 5]
     assert all(r["error"] is None for r in _records(output))
     assert list(_records(output)[0]) == ["id", "custom_id", "response", "error", "line"]  # Batch API field order
