@@ -173,7 +173,7 @@ def plot_ablation(paths, out):
     names = [n for n in ("no speculation", "FlexGen-like (all prompts in a batch)", "default flags with the draft",
                          "planned rows and k, forced serial", "planned rows and k, forced interleaved",
                          "full system (planned)") if any(label(r) == n for r in groups)]
-    fig, ax = plt.subplots(figsize=(9, 4.8))
+    fig, ax = plt.subplots(figsize=(max(9, 1.8 * len(keys)), 4.8))
     width = 0.8 / len(names)
     for i, name in enumerate(names):
         values = []

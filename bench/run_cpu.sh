@@ -22,7 +22,7 @@ else
 fi
 step "this engine vs llama.cpp (decode, prefill, batched)"
 "$py" bench/cpu_vs_llama.py --out "$out/cpu_vs_llama_$day.json"
-for link in 0.5 0.25; do
+for link in 0.5 0.25 0.1; do
   step "offload ablation, ${link} GB/s link"
   "$py" bench/offload_cpu.py "${size[@]}" --link-gbps "$link" --out "$out/offload_cpu_${link}_$day.json"
 done
