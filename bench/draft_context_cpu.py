@@ -10,13 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from offload_cpu import target_model  # noqa: E402
+from offload_cpu import device_budget, measure_profile, target_model  # noqa: E402
 
 
 def main() -> int:
@@ -29,16 +28,13 @@ def main() -> int:
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     target = target_model()
-    budget = f"{int(os.path.getsize(target) / 4.5) // 1024}K"
-    common = ["-m", target, "--device-mem", budget, "--sim-link-gbps", args.link_gbps, "--step-tokens", "4096",
+    common = ["-m", target, "--device-mem", device_budget(target, 4.5), "--sim-link-gbps", args.link_gbps, "--step-tokens", "4096",
               "--draft-model", harness.DEFAULT_MODEL]
     prompts, chat = harness.workload("summarize", args.prompts)
     records, reference = [], None
     with tempfile.TemporaryDirectory() as tmp:
         profile = os.path.join(tmp, "profile.json")
-        subprocess.run([harness.BIN, "profile", "-o", profile, "-t", str(args.threads), "--sim-link-gbps",
-                        args.link_gbps, "-m", target, "-m", harness.DEFAULT_MODEL, "--seconds", "0.2"],
-                       check=True, capture_output=True)
+        measure_profile(profile, target, args.threads, args.link_gbps)
         for context in (int(c) for c in args.contexts.split(",")):
             flags = common + ["--profile", profile, "--alpha", "0.7", "--draft-context", str(context)]
             outputs, stats, plan = harness.generate(prompts, chat, flags, args.tokens, args.threads)

@@ -46,6 +46,19 @@ def target_model() -> str:
     return path
 
 
+def device_budget(target: str, ratio: float) -> str:
+    """--device-mem for a budget of 1/ratio of the target file."""
+    return f"{int(os.path.getsize(target) / ratio) // 1024}K"
+
+
+def measure_profile(path: str, target: str, threads: int, link_gbps) -> dict:
+    """`specoffload profile` of this machine and both models' step costs over the simulated link, into path."""
+    subprocess.run([BIN, "profile", "-o", path, "-t", str(threads), "--sim-link-gbps", str(link_gbps),
+                    "-m", target, "-m", DEFAULT_MODEL, "--seconds", "0.2"], check=True, capture_output=True)
+    with open(path) as f:
+        return json.load(f)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
@@ -61,15 +74,12 @@ def main():
     args = parser.parse_args()
 
     target = target_model()
-    budget = f"{int(os.path.getsize(target) / args.budget_ratio) // 1024}K"
+    budget = device_budget(target, args.budget_ratio)
     common_flags = ["-m", target, "--device-mem", budget, "--sim-link-gbps", str(args.link_gbps)]
     draft = ["--draft-model", DEFAULT_MODEL]
     with tempfile.TemporaryDirectory() as tmp:
         profile = os.path.join(tmp, "profile.json")
-        subprocess.run([BIN, "profile", "-o", profile, "-t", str(args.threads), "--sim-link-gbps", str(args.link_gbps),
-                        "-m", target, "-m", DEFAULT_MODEL, "--seconds", "0.2"], check=True, capture_output=True)
-        with open(profile) as f:
-            measured_profile = json.load(f)
+        measured_profile = measure_profile(profile, target, args.threads, args.link_gbps)
         common = {**harness.common_fields(), "threads": args.threads, "target": os.path.basename(target),
                   "target_bytes": os.path.getsize(target), "draft": os.path.basename(DEFAULT_MODEL),
                   "device_budget": budget, "sim_link_gbps": args.link_gbps, "tokens": args.tokens,

@@ -2,14 +2,14 @@
 
 Greedy speculative output equals plain greedy output token for token, for every drafter
 (n-gram lookup, the target's first layers as a self-draft, a separate draft-model file), at
-batch 1 (the first 16 prompts of data/prompts.txt) and in a ragged batch of 16 with refill (all
-50). A draft model
-with another vocabulary is refused with a clear message; k = 0 decodes plainly. The
-statistical tests of the sampling rule are C++ unit tests (tests/cpp/spec_acceptance_test.cpp).
+batch 1 (the first 16 prompts of data/prompts.txt) and in a ragged batch of 16 with refill
+(all 50). A draft model with another vocabulary is refused with a clear message; k = 0
+decodes plainly. The statistical tests of the sampling rule are C++ unit tests (tests/cpp/spec_acceptance_test.cpp).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -38,6 +38,7 @@ def default_model() -> Path:
     return Path(path)
 
 
+@functools.cache
 def prompt_file(rows: int) -> Path:
     """data/prompts.txt, or its first BATCH_ONE_PROMPTS lines for one row."""
     if rows != 1:
