@@ -18,8 +18,8 @@ void add_model_options(CLI::App& command, ModelOptions& options) {
   command.add_option("--backend", options.backend,
                      "cpu, cuda, or auto: CUDA when a GPU is found (default: $SPECOFFLOAD_BACKEND, else auto)");
   command.add_option("--gpu-mem", options.gpu_mem,
-                     "CUDA: device memory the run may use in all, e.g. 24G, so a large card acts as a small one "
-                     "(default: what is free)");
+                     "device memory the run may use in all, e.g. 24G, so a large card acts as a small one (default: "
+                     "what is free); on the CPU backend it caps the simulated device's arena (default: no cap)");
   command.add_option("--load-format", options.load_format,
                      "auto: read the model file; dummy: random weights of real shapes from a config.json (-m names the "
                      "config or its directory, e.g. configs/mixtral-8x7b), for throughput at scale")
@@ -54,6 +54,12 @@ void add_batch_options(CLI::App& command, BatchOptions& options) {
   command.add_option("--kv-page-tokens", options.kv_page_tokens, "positions per KV cache page")
       ->capture_default_str()
       ->check(CLI::Range(16, 4096));
+  command.add_option("--kv-cache", options.kv_cache,
+                     "where the target's KV cache lives: device; host (pinned host memory, attention on CPU threads, "
+                     "so rows are not bounded by device memory); auto: the plan's choice with --profile, else the "
+                     "device when its memory holds --max-rows rows")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "device", "host"}));
   command.add_option("--ring-slots", options.ring_slots, "device slots streamed layers rotate through")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
@@ -100,6 +106,11 @@ void add_spec_options(CLI::App& command, SpecCliOptions& options) {
                      "output unchanged, acceptance may drop); 0 is the whole prompt")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  command.add_option("--draft-subbatch", options.draft_subbatch,
+                     "rows the drafter proposes for at once (bounds its activations at large batches); 0 is all of "
+                     "a pass's rows")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   command.add_option("--simulate-acceptance", options.simulate_acceptance,
                      "dummy weights only: draw each row's accepted drafts from the acceptance law with this alpha "
                      "after a real verification pass (outputs then say 'simulated acceptance')")
@@ -141,6 +152,7 @@ Result<EngineOptions> engine_options(const ModelOptions& model, const BatchOptio
   options.spec.draft_max = spec.draft_max;
   options.spec.adaptive = spec.draft_length == "adaptive";
   options.spec.draft_context = spec.draft_context;
+  options.spec.draft_subbatch = spec.draft_subbatch;
   options.spec.simulate_alpha = spec.simulate_acceptance;
   options.schedule = spec.schedule == "interleaved" ? Schedule::kInterleaved : Schedule::kSerial;
   options.dummy_weights = model.load_format == "dummy";
@@ -170,6 +182,9 @@ Result<EngineOptions> engine_options(const ModelOptions& model, const BatchOptio
   }
   options.offload.ring_slots = batch.ring_slots;
   options.kv_page_tokens = batch.kv_page_tokens;
+  options.kv_cache = batch.kv_cache == "host"     ? KvCacheChoice::kHost
+                     : batch.kv_cache == "device" ? KvCacheChoice::kDevice
+                                                  : KvCacheChoice::kAuto;
   options.offload.sim_link_gbps = batch.sim_link_gbps;
   if (!batch.host_mem.empty()) {
     SO_ASSIGN_OR_RETURN(options.offload.host_budget_bytes, parse_size_flag("--host-mem", batch.host_mem, "64G"));

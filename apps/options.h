@@ -14,7 +14,7 @@ struct ModelOptions {
   std::string model;  // GGUF file, HF directory, or "default"
   int n_threads = 0;
   std::string backend;  // cpu | cuda | auto; empty: $SPECOFFLOAD_BACKEND, else auto
-  std::string gpu_mem;  // CUDA: hard cap on device memory, "24G"; empty: what is free
+  std::string gpu_mem;  // hard cap on device memory, "24G"; empty: what is free (CUDA), no cap (CPU)
   std::string load_format = "auto";  // auto | dummy
 };
 
@@ -27,6 +27,7 @@ struct BatchOptions {
   int ring_slots = 2;
   double sim_link_gbps = 0.0;
   int kv_page_tokens = 256;
+  std::string kv_cache = "auto";  // device | host | auto
   std::string host_mem;  // pinned host memory for streamed layers, "64G"; empty: all of them
   int staging_slots = 3;
   double sim_disk_gbps = 0.0;
@@ -39,6 +40,7 @@ struct SpecCliOptions {
   int draft_max = 6;
   std::string draft_length = "adaptive";  // fixed | adaptive
   int draft_context = 0;                  // draft model: last N prompt tokens; 0: the whole prompt
+  int draft_subbatch = 0;                 // rows drafted for at once; 0: all of a pass's rows
   double simulate_acceptance = -1.0;      // dummy weights only
   std::string schedule = "serial";        // serial | interleaved
 };

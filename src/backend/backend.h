@@ -96,6 +96,8 @@ class Backend {
   virtual bool concurrent_ops() const { return false; }
   // kDevice bytes still allocatable under the backend's own cap; -1: no cap of its own.
   virtual int64_t device_memory_free() const { return -1; }
+  // The most kDevice bytes allocated at once so far.
+  virtual int64_t device_bytes_peak() const = 0;
 
   // --- ops (shapes outer to inner) ---
   // y (n_rows, n_out) = x (n_rows, n_in) * W^T
@@ -123,6 +125,12 @@ class Backend {
   // out (n_tokens, n_heads, head_dim) = causal softmax(q k^T * scale) v per row.
   virtual void attention(const KvGeometry& geometry, int layer, std::span<const AttentionRow> rows,
                          const AttentionParams& params, const float* q, float* out) = 0;
+  // The same two over a KV cache in host memory, computed by host threads (the host KV
+  // tier, backend/host_attention.h); k, v, q and out are host memory too.
+  virtual void host_kv_store(const KvGeometry& geometry, int layer, std::span<const AttentionRow> rows, const float* k,
+                             const float* v) = 0;
+  virtual void host_attention(const KvGeometry& geometry, int layer, std::span<const AttentionRow> rows,
+                              const AttentionParams& params, const float* q, float* out) = 0;
   // out (n_tokens, dim) = sum over the top-k experts of weight * FFN_e(x).
   virtual void moe_ffn(const MoeWeights& weights, const float* x, int64_t n_tokens, int64_t dim, int64_t ffn_dim,
                        float* out) = 0;

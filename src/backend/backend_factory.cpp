@@ -27,6 +27,7 @@ Result<std::unique_ptr<Backend>> create_backend(const BackendOptions& options) {
     CpuBackendOptions cpu;
     cpu.n_threads = options.n_threads;
     cpu.sim_link_gbps = options.sim_link_gbps;
+    cpu.device_budget_bytes = options.gpu_memory_bytes;
     return std::unique_ptr<Backend>(std::make_unique<CpuBackend>(cpu));
   }
 #ifdef SPECOFFLOAD_HAVE_CUDA
@@ -37,6 +38,7 @@ Result<std::unique_ptr<Backend>> create_backend(const BackendOptions& options) {
   CudaBackendOptions cuda;
   cuda.device = options.device;
   cuda.memory_budget_bytes = options.gpu_memory_bytes;
+  cuda.host_threads = options.n_threads;
   SO_ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> backend, CudaBackend::create(cuda));
   return std::unique_ptr<Backend>(std::move(backend));
 #else

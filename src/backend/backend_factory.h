@@ -12,9 +12,11 @@ enum class BackendKind { kCpu, kCuda };
 
 struct BackendOptions {
   BackendKind kind = BackendKind::kCpu;
-  int n_threads = 0;               // CPU: 0 is one per physical core
+  int n_threads = 0;               // CPU compute, or CUDA host attention; 0 is one per physical core
   double sim_link_gbps = 0.0;      // CPU: throttle of the copy engine (--sim-link-gbps)
-  int64_t gpu_memory_bytes = 0;    // CUDA: hard budget of device memory (--gpu-mem); 0: what is free
+  // Hard budget of device memory (--gpu-mem); 0: what is free (CUDA), no cap (CPU). On the
+  // CPU backend it makes the "device" arena act as a card of that size.
+  int64_t gpu_memory_bytes = 0;
   int device = 0;                  // CUDA: device index
 };
 

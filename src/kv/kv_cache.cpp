@@ -4,8 +4,12 @@
 
 namespace so {
 
-KvCache::KvCache(Backend& backend, const KvGeometry& geometry, int64_t budget_bytes)
-    : backend_(backend), geometry_(geometry), budget_bytes_(budget_bytes) {
+std::string_view kv_placement_name(KvPlacement placement) {
+  return placement == KvPlacement::kHost ? "host" : "device";
+}
+
+KvCache::KvCache(Backend& backend, const KvGeometry& geometry, int64_t budget_bytes, KvPlacement placement)
+    : backend_(backend), geometry_(geometry), budget_bytes_(budget_bytes), placement_(placement) {
   SO_CHECK_GT(geometry.page_tokens, 0);
   SO_CHECK_GT(geometry.n_layers, 0);
 }
@@ -55,7 +59,8 @@ Result<void*> KvCache::take_page() {
                               " is used up (", all_pages_.size(), " pages of ", format_bytes(double(page_bytes)),
                               "); lower the batch size or the context, or raise the KV budget");
   }
-  SO_ASSIGN_OR_RETURN(Buffer buffer, backend_.allocate(page_bytes, MemoryKind::kDevice));
+  const MemoryKind kind = placement_ == KvPlacement::kHost ? MemoryKind::kPinnedHost : MemoryKind::kDevice;
+  SO_ASSIGN_OR_RETURN(Buffer buffer, backend_.allocate(page_bytes, kind));
   void* page = buffer.data();
   all_pages_.push_back(std::move(buffer));
   return page;

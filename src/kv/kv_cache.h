@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "backend/backend.h"
@@ -13,14 +14,22 @@
 
 namespace so {
 
+// Where the pages live. Device pages are read by the backend's attention; host pages (pinned
+// on a device backend, outside the device's memory budget) by host threads
+// (backend/host_attention.h).
+enum class KvPlacement { kDevice, kHost };
+std::string_view kv_placement_name(KvPlacement placement);
+
 class KvCache {
  public:
   // budget_bytes caps the pages this cache may hold (0: no cap).
-  KvCache(Backend& backend, const KvGeometry& geometry, int64_t budget_bytes);
+  KvCache(Backend& backend, const KvGeometry& geometry, int64_t budget_bytes,
+          KvPlacement placement = KvPlacement::kDevice);
   KvCache(const KvCache&) = delete;
   KvCache& operator=(const KvCache&) = delete;
 
   const KvGeometry& geometry() const { return geometry_; }
+  KvPlacement placement() const { return placement_; }
 
   int32_t add_row();
   void remove_row(int32_t row);  // its pages go back to the free list
@@ -38,6 +47,7 @@ class KvCache {
   // Attention view of a row about to process n_tokens starting at token index first_token.
   AttentionRow attention_row(int32_t row, int32_t first_token, int32_t n_tokens) const;
 
+  // Pages are kept for reuse once allocated, so this is also the peak.
   int64_t bytes_allocated() const { return int64_t(all_pages_.size()) * geometry_.page_bytes(); }
   int64_t bytes_per_token() const { return geometry_.page_bytes() / geometry_.page_tokens; }
 
@@ -52,6 +62,7 @@ class KvCache {
   Backend& backend_;
   KvGeometry geometry_;
   int64_t budget_bytes_;
+  KvPlacement placement_;
   std::vector<Row> rows_;
   std::vector<int32_t> free_rows_;
   std::vector<Buffer> all_pages_;

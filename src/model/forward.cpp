@@ -204,6 +204,11 @@ void ModelRunner::attention_block(int layer, const LayerWeights& w, int64_t star
   }
   backend_.rope(q, positions, c.n_heads, c.head_dim, rope_);
   backend_.rope(k, positions, c.n_kv_heads, c.head_dim, rope_);
+  if (host_attention_ != nullptr) {
+    host_attention_->run(geometry, layer, micro_rows_, attention_params_, count, q, k, v, buffer(kAttention),
+                         store_only);
+    return;
+  }
   backend_.kv_store(geometry, layer, micro_rows_, k, v);
   if (store_only) return;  // the cache is written; nothing reads the rest
   backend_.attention(geometry, layer, micro_rows_, attention_params_, q, buffer(kAttention));

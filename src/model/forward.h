@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/host_attention.h"
 #include "backend/step.h"
 #include "model/model.h"
 
@@ -54,6 +55,8 @@ class ModelRunner {
   // micro-batches of at most this many tokens, so a streamed layer is loaded once for all
   // of them while the activations beside the residual stream stay bounded; 0: one batch.
   void set_micro_batch_tokens(int64_t tokens) { micro_batch_tokens_ = tokens; }
+  // The KV cache is in host memory: attention runs there (not owned); null: on the device.
+  void set_host_attention(HostAttention* host_attention) { host_attention_ = host_attention; }
 
   // Runs the step and writes each row's K/V at its positions (the caller reserved the
   // pages and advances the lengths). logits: backend memory of step.n_logit_rows() x
@@ -84,6 +87,7 @@ class ModelRunner {
   Backend& backend_;
   int n_layers_;
   LayerSource* layer_source_ = nullptr;
+  HostAttention* host_attention_ = nullptr;
   RopeParams rope_;
   AttentionParams attention_params_;
   int64_t micro_batch_tokens_ = 0;

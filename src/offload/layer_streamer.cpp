@@ -9,73 +9,31 @@
 
 namespace so {
 
-namespace {
-
-// Which segments are resident: as many as `budget` holds (smallest first, so the most
-// fit), then placed evenly by Bresenham over the pass order.
-std::vector<bool> spread_residents(const std::vector<int64_t>& bytes, int64_t budget) {
-  const int n = static_cast<int>(bytes.size());
-  std::vector<int64_t> sorted = bytes;
-  std::sort(sorted.begin(), sorted.end());
-  int count = 0;
-  for (int64_t left = budget; count + 1 < n && sorted[count] <= left; ++count) left -= sorted[count];
-  // note: segments are near equal in size (head chunks are cut to the largest layer); a
-  // picked segment that would overrun the budget is skipped.
-  std::vector<bool> resident(size_t(n), false);
-  int64_t used = 0;
-  for (int i = 0; i < n; ++i) {
-    const bool pick = (int64_t(i + 1) * count) / n > (int64_t(i) * count) / n;
-    if (pick && used + bytes[i] <= budget) {
-      resident[i] = true;
-      used += bytes[i];
-    }
-  }
-  return resident;
-}
-
-}  // namespace
-
 Result<std::unique_ptr<LayerStreamer>> LayerStreamer::create(const Model& model, Backend& backend,
                                                              const LayerStreamerOptions& options) {
   std::unique_ptr<LayerStreamer> streamer(new LayerStreamer(model, backend));
   LayerStreamer& s = *streamer;
   const ModelConfig& config = model.config;
   s.n_layers_ = options.n_layers < 0 ? config.n_layers : std::min(options.n_layers, config.n_layers);
-  if (options.ring_slots < 1) return invalid_argument("ring slots ", options.ring_slots, " must be at least 1");
 
-  int64_t largest = 0;
+  std::vector<int64_t> layer_bytes;
   for (int layer = 0; layer < s.n_layers_; ++layer) {
     s.layouts_.push_back(layer_slab_layout(model.weights.layers[layer], config));
-    s.segment_bytes_.push_back(s.layouts_.back().bytes);
-    largest = std::max(largest, s.layouts_.back().bytes);
+    layer_bytes.push_back(s.layouts_.back().bytes);
   }
-  // The head in chunks of whole rows that fit a slot (rows are contiguous in the file).
   const TensorView& output = model.weights.output;
-  s.rows_per_chunk_ = std::max<int64_t>(1, largest / output.row_bytes());
-  for (int64_t row = 0; row < output.shape[0]; row += s.rows_per_chunk_) {
-    s.chunk_rows_.push_back(row);
-    s.segment_bytes_.push_back(std::min(s.rows_per_chunk_, output.shape[0] - row) * output.row_bytes());
-  }
+  const PassSegments segments = pass_segments(layer_bytes, output.shape[0], output.row_bytes());
+  s.segment_bytes_ = segments.bytes;
+  s.rows_per_chunk_ = segments.head_chunk_rows;
+  for (int64_t row = 0; row < output.shape[0]; row += s.rows_per_chunk_) s.chunk_rows_.push_back(row);
   const int n_segments = s.n_segments();
-  const int64_t slot_bytes = *std::max_element(s.segment_bytes_.begin(), s.segment_bytes_.end());
   const int64_t norm_bytes = config.dim * int64_t(sizeof(float));
-  int64_t all_bytes = norm_bytes;
-  for (int64_t bytes : s.segment_bytes_) all_bytes += bytes;
-
-  // With room for everything, everything is resident. Otherwise residents take what the
-  // ring leaves of the budget, spread evenly over the pass.
-  std::vector<bool> resident(size_t(n_segments), true);
-  if (options.device_budget_bytes < all_bytes) {
-    const int64_t ring_bytes = slot_bytes * std::min(options.ring_slots, n_segments) + norm_bytes;
-    if (options.device_budget_bytes < ring_bytes) {
-      return invalid_argument("a device budget of ", format_bytes(double(options.device_budget_bytes)),
-                              " holds fewer than ", options.ring_slots, " streamed layers of ",
-                              format_bytes(double(slot_bytes)), " each; give at least ",
-                              format_bytes(double(ring_bytes)), " (e.g. --device-mem ", (ring_bytes >> 20) + 1,
-                              "M) or fewer ring slots");
-    }
-    resident = spread_residents(s.segment_bytes_, options.device_budget_bytes - ring_bytes);
-  }
+  PlacementBudgets budgets{options.device_budget_bytes, options.ring_slots, options.host_budget_bytes,
+                           options.staging_slots};
+  SO_ASSIGN_OR_RETURN(s.placement_, place_segments(s.segment_bytes_, norm_bytes, budgets));
+  const SegmentPlacement& placement = s.placement_;
+  const std::vector<bool>& resident = placement.resident;
+  const int64_t slot_bytes = placement.slot_bytes;
   s.device_bytes_ = norm_bytes;
   if (!backend.reads_host_memory()) {
     SO_ASSIGN_OR_RETURN(s.output_norm_, backend.allocate(size_t(norm_bytes), MemoryKind::kDevice));
@@ -83,25 +41,8 @@ Result<std::unique_ptr<LayerStreamer>> LayerStreamer::create(const Model& model,
   }
   s.views_.resize(s.n_layers_);
   s.slab_index_.resize(n_segments);
-  std::vector<int64_t> streamed_bytes;
-  for (int segment = 0; segment < n_segments; ++segment) {
-    if (!resident[segment]) streamed_bytes.push_back(s.segment_bytes_[segment]);
-  }
-  // The host tier: pinned slabs for as many streamed segments as the host budget holds
-  // (beside the staging slots the disk tier then needs), spread evenly; the rest on disk.
-  const int n_streaming = static_cast<int>(streamed_bytes.size());
-  std::vector<bool> in_host(size_t(n_streaming), true);
-  int64_t all_streamed = 0;
-  for (int64_t bytes : streamed_bytes) all_streamed += bytes;
-  if (options.host_budget_bytes > 0 && all_streamed > options.host_budget_bytes) {
-    const int64_t staging_bytes = slot_bytes * std::max(1, options.staging_slots);
-    if (options.host_budget_bytes < staging_bytes) {
-      return invalid_argument("a host budget of ", format_bytes(double(options.host_budget_bytes)),
-                              " holds fewer than ", std::max(1, options.staging_slots), " staging slots of ",
-                              format_bytes(double(slot_bytes)), " for disk reads; give at least ",
-                              format_bytes(double(staging_bytes)), " (e.g. --host-mem ", (staging_bytes >> 20) + 1, "M)");
-    }
-    in_host = spread_residents(streamed_bytes, options.host_budget_bytes - staging_bytes);
+  const std::vector<bool>& in_host = placement.in_host;
+  if (placement.disk_bytes > 0) {
     SO_ASSIGN_OR_RETURN(DiskReader disk, DiskReader::open(model.file));
     s.disk_.emplace(std::move(disk));
   }
@@ -157,7 +98,7 @@ Result<std::unique_ptr<LayerStreamer>> LayerStreamer::create(const Model& model,
     }
   }
   if (s.n_on_disk() > 0) {
-    for (int slot = 0; slot < std::max(1, options.staging_slots); ++slot) {
+    for (int slot = 0; slot < placement.staging_slots; ++slot) {
       SO_ASSIGN_OR_RETURN(Buffer buffer, backend.allocate(size_t(slot_bytes), MemoryKind::kPinnedHost));
       s.staging_.push_back(std::move(buffer));
       s.host_bytes_ += slot_bytes;
@@ -166,7 +107,7 @@ Result<std::unique_ptr<LayerStreamer>> LayerStreamer::create(const Model& model,
     s.disk_stream_ = backend.create_stream(StreamRole::kDisk);
     s.sim_disk_bytes_per_second_ = options.sim_disk_gbps * 1e9;
   }
-  const int n_slots = std::min(options.ring_slots, s.n_streamed());
+  const int n_slots = placement.ring_slots;
   for (int slot = 0; slot < n_slots; ++slot) {
     SO_ASSIGN_OR_RETURN(Buffer buffer, backend.allocate(size_t(slot_bytes), MemoryKind::kDevice));
     s.slots_.push_back(std::move(buffer));
@@ -187,12 +128,6 @@ LayerStreamer::~LayerStreamer() {
 
 int LayerStreamer::n_on_disk() const {
   return static_cast<int>(std::count(host_slab_of_.begin(), host_slab_of_.end(), -1));
-}
-
-int64_t LayerStreamer::streamed_bytes_per_pass() const {
-  int64_t bytes = 0;
-  for (int segment : streamed_) bytes += segment_bytes_[segment];
-  return bytes;
 }
 
 std::vector<StreamSpan> LayerStreamer::take_copy_spans() {

@@ -28,6 +28,7 @@
 #include "model/model.h"
 #include "offload/disk_reader.h"
 #include "offload/layer_slab.h"
+#include "planner/placement.h"
 
 namespace so {
 
@@ -60,7 +61,9 @@ class LayerStreamer final : public LayerSource {
   bool resident(int segment) const { return slab_index_[segment] < 0; }
   int ring_slots() const { return static_cast<int>(slots_.size()); }
   int64_t device_bytes() const { return device_bytes_; }
-  int64_t streamed_bytes_per_pass() const;
+  int64_t resident_bytes() const { return placement_.resident_bytes; }
+  int64_t streamed_bytes_per_pass() const { return placement_.streamed_bytes; }
+  int64_t disk_bytes_per_pass() const { return placement_.disk_bytes; }
   // Totals since creation.
   int64_t bytes_copied() const { return bytes_copied_; }
   int64_t bytes_read_from_disk() const { return bytes_read_; }
@@ -86,6 +89,7 @@ class LayerStreamer final : public LayerSource {
   Backend& backend_;
   int n_layers_ = 0;
   std::vector<int64_t> segment_bytes_;
+  SegmentPlacement placement_;  // planner/placement.h: the planner's own arithmetic
   // Per segment: its place in streamed_ (streamed) or -1 - its resident slab.
   std::vector<int> slab_index_;
   std::vector<int> streamed_;             // streamed segments in pass order

@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "backend/backend_factory.h"
+#include "base/log.h"
 #include "base/timer.h"
 #include "runtime/drafter_setup.h"
 #include "runtime/dummy_model.h"
@@ -22,21 +23,45 @@ namespace {
 
 // The device budget for the target's weights; 0: read them in place (no streamer).
 // A backend that cannot read host memory always places them: all resident when they fit,
-// else streamed through what the draft leaves minus a reserve for the KV cache and the
-// activations.
-Result<int64_t> target_weights_budget(const EngineOptions& options, const Model& model, const Backend& backend) {
+// else streamed through what the draft leaves minus a reserve for the activations and, when
+// it lives there, the KV cache.
+Result<int64_t> target_weights_budget(const EngineOptions& options, const Model& model, const Backend& backend,
+                                      KvPlacement kv_placement) {
   const int64_t given = options.offload.device_budget_bytes;
   if (backend.reads_host_memory()) return given > 0 && given < model.weights.bytes() ? given : 0;
   if (given > 0) return given;
   const int64_t free = backend.device_memory_free();
   if (free < 0) return std::numeric_limits<int64_t>::max();
-  const int64_t reserve = options.kv_budget_bytes > 0 ? options.kv_budget_bytes + (free / 20) : free / 5;
+  const int64_t kv_reserve =
+      kv_placement == KvPlacement::kHost ? 0 : options.kv_budget_bytes > 0 ? options.kv_budget_bytes : free * 3 / 20;
+  const int64_t reserve = kv_reserve + free / 20;
   if (free - reserve <= 0) {
     return resource_exhausted("device memory left for the target's weights is ", format_bytes(double(free)),
                               " before a reserve of ", format_bytes(double(reserve)),
                               " for the KV cache and activations; raise --gpu-mem or give --device-mem and --kv-mem");
   }
   return free - reserve;
+}
+
+// --kv-cache auto without a plan: the device when what its memory has left beside the
+// target's weights (and a twentieth for activations) holds max_rows rows at the expected
+// context; host memory otherwise. A device without a memory cap always holds it.
+Result<KvPlacement> auto_kv_placement(const EngineOptions& options, const Model& model, const Backend& backend) {
+  const int64_t free = backend.device_memory_free();
+  if (free < 0) return KvPlacement::kDevice;
+  SO_ASSIGN_OR_RETURN(const int64_t weights, target_weights_budget(options, model, backend, KvPlacement::kDevice));
+  const ModelConfig& c = model.config;
+  const int64_t positions = options.kv_positions_hint > 0 ? std::min<int64_t>(options.kv_positions_hint, c.n_ctx_train)
+                                                          : c.n_ctx_train;
+  const KvGeometry geometry = kv_geometry_for(c, options.kv_page_tokens);
+  const int64_t pages_per_row = (positions + geometry.page_tokens - 1) / geometry.page_tokens;
+  const int64_t needed = int64_t(options.max_rows) * pages_per_row * geometry.page_bytes();
+  const int64_t room = free - std::min(weights, free) - free / 20;
+  const KvPlacement placement = needed <= room ? KvPlacement::kDevice : KvPlacement::kHost;
+  SO_LOG(Info, "KV cache in ", kv_placement_name(placement), " memory: ", options.max_rows, " rows of up to ",
+         positions, " positions need ", format_bytes(double(needed)), ", the device has ",
+         format_bytes(double(std::max<int64_t>(room, 0))), " for it");
+  return placement;
 }
 
 }  // namespace
@@ -70,8 +95,6 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
   backend_options.gpu_memory_bytes = options.gpu_memory_bytes;
   SO_ASSIGN_OR_RETURN(engine->backend_, create_backend(backend_options));
   Backend& backend = *engine->backend_;
-  engine->kv_ = std::make_unique<KvCache>(backend, kv_geometry_for(engine->model_->config, options.kv_page_tokens),
-                                          options.kv_budget_bytes);
   engine->runner_ = std::make_unique<ModelRunner>(*engine->model_, backend);
   engine->runner_->set_micro_batch_tokens(options.micro_batch_tokens);
   // The draft first: it is resident, and the target streams through what is left.
@@ -82,7 +105,12 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
     return invalid_argument("--host-mem places the layers that stream to device memory, but nothing streams: give "
                             "--device-mem too (e.g. --device-mem 1G --host-mem 4G)");
   }
-  SO_ASSIGN_OR_RETURN(const int64_t weights_budget, target_weights_budget(options, *engine->model_, backend));
+  KvPlacement kv_placement = options.kv_cache == KvCacheChoice::kHost ? KvPlacement::kHost : KvPlacement::kDevice;
+  if (options.kv_cache == KvCacheChoice::kAuto) {
+    SO_ASSIGN_OR_RETURN(kv_placement, auto_kv_placement(options, *engine->model_, backend));
+  }
+  SO_ASSIGN_OR_RETURN(const int64_t weights_budget,
+                      target_weights_budget(options, *engine->model_, backend, kv_placement));
   if (weights_budget > 0) {
     LayerStreamerOptions streamer_options{weights_budget, options.offload.ring_slots};
     streamer_options.host_budget_bytes = options.offload.host_budget_bytes;
@@ -92,6 +120,12 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
     if (!streamer.ok()) return streamer.status().with_context("placing the target's weights");
     engine->streamer_ = std::move(streamer).value();
     engine->runner_->set_layer_source(engine->streamer_.get());
+  }
+  engine->kv_ = std::make_unique<KvCache>(backend, kv_geometry_for(engine->model_->config, options.kv_page_tokens),
+                                          options.kv_budget_bytes, kv_placement);
+  if (kv_placement == KvPlacement::kHost) {
+    engine->host_attention_ = std::make_unique<HostAttention>(backend);
+    engine->runner_->set_host_attention(engine->host_attention_.get());
   }
   engine->draft_length_ = std::make_unique<DraftLengthPolicy>(options.spec.draft_max, options.spec.adaptive);
   if (options.schedule == Schedule::kInterleaved) {
@@ -130,6 +164,9 @@ Status Engine::forward(StepBuilder& builder, std::vector<float>& logits, int64_t
   const double start = now_seconds();
   const int64_t streamed_before = streamer_ ? streamer_->bytes_copied() : 0;
   const double waited_before = streamer_ ? streamer_->copy_wait_seconds() : 0.0;
+  const HostAttention* host = host_attention_.get();
+  const double host_compute_before = host ? host->compute_seconds() : 0.0;
+  const double host_transfer_before = host ? host->transfer_seconds() : 0.0;
   last_forward_ = {};
   SO_TRY(runner_->forward(step, kv_->geometry(), logits_buffer_.as<float>()));
   if (streamer_) {
@@ -139,6 +176,18 @@ Status Engine::forward(StepBuilder& builder, std::vector<float>& logits, int64_t
     stats_.copy_wait_seconds += last_forward_.copy_wait_seconds;
     for (const StreamSpan& span : streamer_->take_wait_spans()) {
       pass_log_->add_span(TraceTrack::kCompute, span.label, span.start_seconds, span.end_seconds);
+    }
+  }
+  if (host_attention_) {
+    last_forward_.host_attention_seconds = host->compute_seconds() - host_compute_before;
+    last_forward_.activation_transfer_seconds = host->transfer_seconds() - host_transfer_before;
+    stats_.host_attention_seconds += last_forward_.host_attention_seconds;
+    stats_.activation_transfer_seconds += last_forward_.activation_transfer_seconds;
+    stats_.activation_bytes_to_host = host->bytes_to_host();
+    stats_.activation_bytes_to_device = host->bytes_to_device();
+    for (const StreamSpan& span : host_attention_->take_spans()) {
+      const TraceTrack track = span.bytes > 0 ? TraceTrack::kActivations : TraceTrack::kHostAttention;
+      pass_log_->add_span(track, span.label, span.start_seconds, span.end_seconds);
     }
   }
   builder.commit();

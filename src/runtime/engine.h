@@ -39,6 +39,7 @@ struct SpecOptions {
   bool adaptive = true;          // spec/draft_length.h states the rule
   int ngram_max = 3;             // kNgram: longest suffix looked up
   int draft_context = 0;         // draft models: last N prompt tokens read; 0: all of them
+  int draft_subbatch = 0;        // rows the drafter proposes for at once; 0: all of a pass's rows
   // With dummy weights only: each row's accepted length drawn from the acceptance law
   // (P(accept draft i | drafts before it accepted) = alpha) after a real verification pass;
   // < 0: off.
@@ -60,6 +61,11 @@ struct OffloadOptions {
 // How drafting and verification share a pass (runtime/scheduler.h).
 enum class Schedule { kSerial, kInterleaved };
 
+// Where the target's KV cache lives (--kv-cache). kAuto: the plan's choice when there is a
+// plan; otherwise the device when its memory holds the cache of max_rows rows at
+// kv_positions_hint positions beside the weights, else host memory.
+enum class KvCacheChoice { kAuto, kDevice, kHost };
+
 struct EngineOptions {
   std::string model_path;
   bool dummy_weights = false;  // --load-format dummy: model_path (and the draft's) is a config
@@ -73,6 +79,10 @@ struct EngineOptions {
   int micro_batch_tokens = 512;
   int64_t kv_budget_bytes = 0;  // 0: no cap
   int kv_page_tokens = 256;
+  KvCacheChoice kv_cache = KvCacheChoice::kAuto;
+  // Positions a row is expected to reach at most (prompt + generated + drafts), for kAuto;
+  // 0: the model's context.
+  int64_t kv_positions_hint = 0;
   SpecOptions spec;
   OffloadOptions offload;
   // kInterleaved: two half-batches, the draft drafting for one while the target verifies
@@ -110,6 +120,8 @@ class Engine {
   // Lower level, for tools and tests: one forward step over rows of the engine's KV cache.
   ModelRunner& runner() { return *runner_; }
   KvCache& kv_cache() { return *kv_; }
+  const LayerStreamer* streamer() const { return streamer_.get(); }
+  const HostAttention* host_attention() const { return host_attention_.get(); }
   Backend& backend() { return *backend_; }
   // Runs a step built on kv_cache(), commits it, and accounts it in the stats; logits on
   // the host, n_logit_rows x n_vocab. n_prompt_tokens: how many of the step's tokens are
@@ -136,6 +148,7 @@ class Engine {
   std::unique_ptr<KvCache> kv_;
   std::unique_ptr<ModelRunner> runner_;
   std::unique_ptr<LayerStreamer> streamer_;  // set when the target streams
+  std::unique_ptr<HostAttention> host_attention_;  // set when the KV cache is in host memory
   std::unique_ptr<Model> draft_model_;  // a separate draft model, when one is used
   std::unique_ptr<Drafter> drafter_;
   std::unique_ptr<DraftLengthPolicy> draft_length_;
@@ -145,7 +158,7 @@ class Engine {
   std::unique_ptr<PassLog> pass_log_;
   // The last forward(), for the pass record.
   struct ForwardTimes {
-    double seconds = 0, copy_wait_seconds = 0;
+    double seconds = 0, copy_wait_seconds = 0, host_attention_seconds = 0, activation_transfer_seconds = 0;
     int64_t streamed_bytes = 0;
   } last_forward_;
 };

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "base/timer.h"
@@ -70,6 +71,8 @@ std::string PassLog::records_json() const {
                       {"streamed_bytes", r.streamed_bytes},
                       {"draft_seconds", r.draft_seconds},
                       {"compute_seconds", r.compute_seconds},
+                      {"host_attention_seconds", r.host_attention_seconds},
+                      {"activation_transfer_seconds", r.activation_transfer_seconds},
                       {"host_seconds", r.host_seconds},
                       {"copy_wait_seconds", r.copy_wait_seconds},
                       {"copy_busy_seconds", r.copy_busy_seconds},
@@ -82,9 +85,10 @@ std::string PassLog::records_json() const {
 Status PassLog::write_chrome_trace(const std::string& path) const {
   // Tracks are threads of one process; times in microseconds from the log's origin.
   const char* track_names[] = {"passes", "compute (target)", "copy engine (host to device)", "draft",
-                               "disk reads (file to host)"};
+                               "disk reads (file to host)", "attention on host threads (host KV)",
+                               "activations (q, k, v to host, attention back)"};
   nlohmann::json events = nlohmann::json::array();
-  for (int track = 0; track < 5; ++track) {
+  for (int track = 0; track < int(std::size(track_names)); ++track) {
     events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 1}, {"tid", track + 1},
                       {"args", {{"name", track_names[track]}}}});
     events.push_back({{"name", "thread_sort_index"}, {"ph", "M"}, {"pid", 1}, {"tid", track + 1},

@@ -26,6 +26,10 @@ struct PassRecord {
   int64_t streamed_bytes = 0;
   double draft_seconds = 0;      // the drafter's compute
   double compute_seconds = 0;    // the target's compute (its step, minus waits for copies)
+  // Of compute_seconds, with the KV cache in host memory: host threads' attention, and
+  // waiting for q, k, v to reach the host and the output to come back.
+  double host_attention_seconds = 0;
+  double activation_transfer_seconds = 0;
   double host_seconds = 0;       // the scheduler's own work: building the step, acceptance, sampling
   double copy_wait_seconds = 0;  // compute waiting for a streamed layer
   double copy_busy_seconds = 0;  // the copy engine's busy time inside the pass
@@ -38,7 +42,7 @@ struct PassRecord {
   double stage_sum_seconds() const { return draft_seconds + compute_seconds + host_seconds + copy_busy_seconds; }
 };
 
-enum class TraceTrack { kPass, kCompute, kCopy, kDraft, kDisk };
+enum class TraceTrack { kPass, kCompute, kCopy, kDraft, kDisk, kHostAttention, kActivations };
 
 struct TraceSpan {
   TraceTrack track = TraceTrack::kCompute;

@@ -123,7 +123,14 @@ void Scheduler::propose(DraftJob& job) const {
   job.start_seconds = now_seconds();
   const double catch_up_before = drafter.catch_up_seconds();
   const int64_t fed_before = drafter.fed_tokens();
-  job.status = drafter.propose(job.queries, job.proposals);
+  // Sub-batches of the plan's size bound the drafter's activations at large batches.
+  const size_t subbatch = options_.spec.draft_subbatch > 0 ? size_t(options_.spec.draft_subbatch) : job.queries.size();
+  std::vector<Proposal> part;
+  for (size_t first = 0; first < job.queries.size() && job.status.ok(); first += subbatch) {
+    const size_t count = std::min(subbatch, job.queries.size() - first);
+    job.status = drafter.propose(std::span(job.queries).subspan(first, count), part);
+    std::move(part.begin(), part.end(), job.proposals.begin() + std::ptrdiff_t(first));
+  }
   job.seconds = now_seconds() - job.start_seconds;
   job.catch_up_seconds = drafter.catch_up_seconds() - catch_up_before;
   job.fed_tokens = drafter.fed_tokens() - fed_before;
@@ -205,6 +212,8 @@ void Scheduler::verify(int half) {
   pass.verify_tokens += int64_t(step.input().tokens.size()) - prompt_tokens;
   pass.compute_seconds += e.last_forward_.seconds - e.last_forward_.copy_wait_seconds;
   pass.copy_wait_seconds += e.last_forward_.copy_wait_seconds;
+  pass.host_attention_seconds += e.last_forward_.host_attention_seconds;
+  pass.activation_transfer_seconds += e.last_forward_.activation_transfer_seconds;
   pass.streamed_bytes += e.last_forward_.streamed_bytes;
   if (!status.ok()) {
     // A step failure (e.g. KV budget) fails the rows in it; the others go on.

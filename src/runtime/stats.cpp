@@ -38,6 +38,13 @@ std::string EngineStats::summary_line() const {
                   disk_busy_seconds, disk_busy_seconds > 0 ? disk_read_bytes / disk_busy_seconds / 1e9 : 0.0);
     result += line;
   }
+  if (host_attention_seconds > 0) {
+    std::snprintf(line, sizeof line, " | host KV: attention %.2f s, activations %s in %.2f s",
+                  host_attention_seconds,
+                  format_bytes(double(activation_bytes_to_host + activation_bytes_to_device)).c_str(),
+                  activation_transfer_seconds);
+    result += line;
+  }
   if (spec_row_passes > 0) {
     std::snprintf(line, sizeof line, " | spec alpha %.3f tau %.2f k %.2f | draft %.2f s verify %.2f s",
                   acceptance_rate(), tokens_per_pass(), mean_draft_length(), draft_seconds, decode_seconds);
@@ -73,6 +80,10 @@ std::string EngineStats::to_json() const {
       {"copy_busy_seconds", copy_busy_seconds},
       {"disk_read_bytes", disk_read_bytes},
       {"disk_busy_seconds", disk_busy_seconds},
+      {"host_attention_seconds", host_attention_seconds},
+      {"activation_bytes_to_host", activation_bytes_to_host},
+      {"activation_bytes_to_device", activation_bytes_to_device},
+      {"activation_transfer_seconds", activation_transfer_seconds},
       {"passes", passes},
       {"pass_seconds", pass_seconds},
       {"spec_row_passes", spec_row_passes},

@@ -39,6 +39,12 @@ struct EngineStats {
   double copy_busy_seconds = 0.0; // offload: the copy engine's busy time
   int64_t disk_read_bytes = 0;    // disk tier: streamed layers read from the model file
   double disk_busy_seconds = 0.0; // disk tier: the disk stream's busy time
+  // Host KV tier: host threads' attention, and the activations' trips (q, k, v to the host,
+  // the attention output back) with the time compute waited for them.
+  double host_attention_seconds = 0.0;
+  int64_t activation_bytes_to_host = 0;
+  int64_t activation_bytes_to_device = 0;
+  double activation_transfer_seconds = 0.0;
   double pass_seconds = 0.0;      // wall time of generate()'s passes (drafting included)
   int64_t passes = 0;
 

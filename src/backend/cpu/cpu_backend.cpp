@@ -27,11 +27,17 @@ Result<Buffer> CpuBackend::allocate(size_t bytes, MemoryKind kind) {
     int64_t in_use = device_bytes_.load();
     do {
       if (device_budget_bytes_ > 0 && in_use + static_cast<int64_t>(bytes) > device_budget_bytes_) {
-        return resource_exhausted("device memory budget of ", format_bytes(double(device_budget_bytes_)),
-                                  " exceeded: ", format_bytes(double(in_use)), " in use, ", format_bytes(double(bytes)),
-                                  " requested; raise --device-mem or lower the batch");
+        return resource_exhausted("device memory of ", format_bytes(double(device_budget_bytes_)),
+                                  " (--gpu-mem) exceeded: ", format_bytes(double(in_use)), " in use, ",
+                                  format_bytes(double(bytes)),
+                                  " requested; raise --gpu-mem, lower --device-mem or the batch (--max-rows), or put "
+                                  "the KV cache in host memory (--kv-cache host)");
       }
     } while (!device_bytes_.compare_exchange_weak(in_use, in_use + static_cast<int64_t>(bytes)));
+    const int64_t now = in_use + static_cast<int64_t>(bytes);
+    int64_t peak = device_bytes_peak_.load();
+    while (now > peak && !device_bytes_peak_.compare_exchange_weak(peak, now)) {
+    }
   }
   const size_t rounded = (bytes + 63) / 64 * 64;
   void* data = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
@@ -40,6 +46,10 @@ Result<Buffer> CpuBackend::allocate(size_t bytes, MemoryKind kind) {
     return resource_exhausted("out of host memory allocating ", format_bytes(double(bytes)));
   }
   return Buffer(this, data, bytes, kind);
+}
+
+int64_t CpuBackend::device_memory_free() const {
+  return device_budget_bytes_ > 0 ? device_budget_bytes_ - device_bytes_.load() : -1;
 }
 
 void CpuBackend::free(void* data, size_t bytes, MemoryKind kind) {

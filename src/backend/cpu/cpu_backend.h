@@ -16,7 +16,7 @@ namespace so {
 
 struct CpuBackendOptions {
   int n_threads = 0;             // 0: one per physical core
-  int64_t device_budget_bytes = 0;  // 0: no cap on kDevice allocations
+  int64_t device_budget_bytes = 0;  // 0: no cap on kDevice allocations (--gpu-mem: a simulated card)
   double sim_link_gbps = 0.0;       // > 0: copy streams move at most this many GB/s (--sim-link-gbps)
 };
 
@@ -43,6 +43,8 @@ class CpuBackend final : public Backend {
   cpu::Isa isa() const { return kernels_.isa(); }
   ThreadPool& pool() { return *pool_; }
   int64_t device_bytes_in_use() const { return device_bytes_.load(); }
+  int64_t device_memory_free() const override;
+  int64_t device_bytes_peak() const override { return device_bytes_peak_.load(); }
 
   Result<Buffer> allocate(size_t bytes, MemoryKind kind) override;
   void free(void* data, size_t bytes, MemoryKind kind) override;
@@ -67,6 +69,16 @@ class CpuBackend final : public Backend {
                 const float* v) override;
   void attention(const KvGeometry& geometry, int layer, std::span<const AttentionRow> rows,
                  const AttentionParams& params, const float* q, float* out) override;
+  // note: the host is where every op runs; host KV differs from device KV only in which
+  // budget its pages count against and in the copies around it (backend/host_attention.h).
+  void host_kv_store(const KvGeometry& geometry, int layer, std::span<const AttentionRow> rows, const float* k,
+                     const float* v) override {
+    kv_store(geometry, layer, rows, k, v);
+  }
+  void host_attention(const KvGeometry& geometry, int layer, std::span<const AttentionRow> rows,
+                      const AttentionParams& params, const float* q, float* out) override {
+    attention(geometry, layer, rows, params, q, out);
+  }
   void moe_ffn(const MoeWeights& weights, const float* x, int64_t n_tokens, int64_t dim, int64_t ffn_dim,
                float* out) override;
   void argmax(const float* x, int64_t n_rows, int64_t n, int32_t* out) override;
@@ -83,6 +95,7 @@ class CpuBackend final : public Backend {
   int64_t device_budget_bytes_;
   double sim_link_gbps_;
   std::atomic<int64_t> device_bytes_{0};
+  std::atomic<int64_t> device_bytes_peak_{0};
 };
 
 }  // namespace so

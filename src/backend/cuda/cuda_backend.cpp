@@ -1,6 +1,7 @@
 #include "backend/cuda/cuda_backend.h"
 
 #include "backend/cpu/cpu_stream.h"
+#include "base/cpu_features.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -33,6 +34,7 @@ Result<std::unique_ptr<CudaBackend>> CudaBackend::create(const CudaBackendOption
   }
   std::unique_ptr<CudaBackend> backend(new CudaBackend());
   backend->device_ = options.device;
+  backend->host_threads_ = options.host_threads;
   SO_CUDA_CHECK(cudaSetDevice(options.device));
   cudaDeviceProp properties{};
   SO_CUDA_CHECK(cudaGetDeviceProperties(&properties, options.device));
@@ -82,7 +84,7 @@ Result<Buffer> CudaBackend::allocate(size_t bytes, MemoryKind kind) {
         return resource_exhausted("cudaMalloc of ", format_bytes(double(bytes)), " failed (",
                                   cudaGetErrorString(status), "); lower --gpu-mem");
       }
-      device_bytes_ += int64_t(rounded);
+      device_bytes_peak_ = std::max(device_bytes_peak_.load(), device_bytes_ += int64_t(rounded));
       break;
     }
     case MemoryKind::kPinnedHost: {
@@ -303,6 +305,22 @@ void CudaBackend::attention(const KvGeometry& geometry, int layer, std::span<con
   upload_kv_rows(rows, &tokens, &pages);
   cuda::attention(geometry, layer, static_cast<const cuda::TokenKv*>(tokens), static_cast<const uint8_t* const*>(pages),
                   step_tokens(rows), params, q, out, stream_);
+}
+
+void CudaBackend::host_kv_store(const KvGeometry& geometry, int layer, std::span<const AttentionRow> rows,
+                                const float* k, const float* v) {
+  cpu::kv_store(geometry, layer, rows, k, v, host_pool());
+}
+
+void CudaBackend::host_attention(const KvGeometry& geometry, int layer, std::span<const AttentionRow> rows,
+                                 const AttentionParams& params, const float* q, float* out) {
+  cpu::attention(cpu::detect_isa(), host_pool(), host_attention_scratch_, geometry, layer, rows, params, q, out);
+}
+
+ThreadPool& CudaBackend::host_pool() {
+  // note: created on first use, so a run with its KV cache on the device starts no threads.
+  if (!host_pool_) host_pool_ = std::make_unique<ThreadPool>(host_threads_ > 0 ? host_threads_ : cpu_features().n_physical_cores);
+  return *host_pool_;
 }
 
 void CudaBackend::argmax(const float* x, int64_t n_rows, int64_t n, int32_t* out) {

@@ -12,12 +12,15 @@
 #include <cuda_runtime_api.h>
 
 #include "backend/backend.h"
+#include "backend/cpu/attention.h"
+#include "base/thread_pool.h"
 
 namespace so {
 
 struct CudaBackendOptions {
   int device = 0;
   int64_t memory_budget_bytes = 0;  // kDevice allocations in all; 0: the card's free memory
+  int host_threads = 0;  // host attention (the host KV tier); 0: one per physical core
 };
 
 // Number of CUDA devices visible, 0 when there is no driver or no GPU (never fails).
@@ -44,6 +47,7 @@ class CudaBackend final : public Backend {
   void wait_compute(const Event& event) override;
   void synchronize() override;
   int64_t device_memory_free() const override { return budget_bytes_ - device_bytes_.load(); }
+  int64_t device_bytes_peak() const override { return device_bytes_peak_.load(); }
 
   void matmul(const TensorView& weight, const float* x, int64_t n_rows, float* y) override;
   void matmul_many(std::span<const TensorView> weights, const float* x, int64_t n_rows,
@@ -60,6 +64,11 @@ class CudaBackend final : public Backend {
                 const float* v) override;
   void attention(const KvGeometry& geometry, int layer, std::span<const AttentionRow> rows,
                  const AttentionParams& params, const float* q, float* out) override;
+  // Host threads with the CPU backend's kernels: the KV cache in pinned host memory.
+  void host_kv_store(const KvGeometry& geometry, int layer, std::span<const AttentionRow> rows, const float* k,
+                     const float* v) override;
+  void host_attention(const KvGeometry& geometry, int layer, std::span<const AttentionRow> rows,
+                      const AttentionParams& params, const float* q, float* out) override;
   void moe_ffn(const MoeWeights& weights, const float* x, int64_t n_tokens, int64_t dim, int64_t ffn_dim,
                float* out) override;
   void argmax(const float* x, int64_t n_rows, int64_t n, int32_t* out) override;
@@ -86,6 +95,7 @@ class CudaBackend final : public Backend {
   void* scratch(int index, size_t bytes);
   // Uploads the per-token KV view of `rows` (positions and page tables).
   void upload_kv_rows(std::span<const AttentionRow> rows, const void** tokens, const void** pages);
+  ThreadPool& host_pool();
 
   int device_ = 0;
   std::string device_name_;
@@ -93,6 +103,10 @@ class CudaBackend final : public Backend {
   cublasHandle_t cublas_ = nullptr;
   int64_t budget_bytes_ = 0;
   std::atomic<int64_t> device_bytes_{0};
+  std::atomic<int64_t> device_bytes_peak_{0};
+  int host_threads_ = 0;
+  std::unique_ptr<ThreadPool> host_pool_;
+  cpu::AttentionScratch host_attention_scratch_;
 
   struct UploadSlot {
     void* device = nullptr;
