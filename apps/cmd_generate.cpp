@@ -49,22 +49,33 @@ Result<std::vector<std::string>> read_prompts(const GenerateOptions& options) {
   return std::vector<std::string>{options.prompt};
 }
 
-// With --profile, the planner picks rows, draft length, schedule and ring depth for this
-// job (flags the user gave keep their values); the plan goes to stderr, and a replanner
-// revisits it when the measured acceptance drifts from --alpha.
-Status apply_planner(const GenerateOptions& options, const PlanOverrides& given,
-                     const std::vector<std::string>& prompts, EngineOptions& engine_config,
-                     std::unique_ptr<Replanner>& replanner) {
-  const size_t n_prompts = prompts.size();
-  if (options.profile.empty()) return Status::Ok();
+// The job's shape: prompts, their mean and longest length in tokens (a chat template adds a
+// few), and tokens to generate.
+Result<Workload> workload_of(const GenerateOptions& options, const std::vector<std::string>& prompts,
+                             const std::string& model_path, int& longest_prompt) {
+  SO_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, load_tokenizer(model_path));
+  const int template_tokens = options.chat ? 16 : 0;
+  int64_t total = 0;
+  longest_prompt = 0;
+  for (const std::string& prompt : prompts) {
+    const int n = static_cast<int>(tokenizer->encode(prompt, true, true).size()) + template_tokens;
+    total += n;
+    longest_prompt = std::max(longest_prompt, n);
+  }
+  return Workload{int(prompts.size()), int(total / int64_t(prompts.size())), std::max(1, options.max_tokens)};
+}
+
+// With --profile, the planner picks rows, draft length and sub-batch, schedule, ring depth,
+// KV placement and step size for this job (flags the user gave keep their values); the
+// plan goes to stderr, and a replanner revisits it when the measured acceptance drifts from
+// --alpha. Returns the plan as JSON ("" without --profile).
+Result<std::string> apply_planner(const GenerateOptions& options, const PlanOverrides& given, const Workload& workload,
+                                  EngineOptions& engine_config, std::unique_ptr<Replanner>& replanner) {
+  if (options.profile.empty()) return std::string();
   SO_ASSIGN_OR_RETURN(HardwareProfile profile,
                       HardwareProfile::load(options.profile == "auto" ? default_profile_path() : options.profile));
-  SO_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, load_tokenizer(engine_config.model_path));
-  int64_t prompt_tokens = 0;
-  for (const std::string& prompt : prompts) prompt_tokens += int64_t(tokenizer->encode(prompt, true, true).size());
   PlanRequest request;
-  request.workload = {int(n_prompts), int(prompt_tokens / int64_t(n_prompts)) + (options.chat ? 16 : 0),
-                      std::max(1, options.max_tokens)};
+  request.workload = workload;
   request.alpha = options.alpha;
   request.profile = profile;
   SO_ASSIGN_OR_RETURN(PlanInput input, plan_input_for(engine_config, request, given));
@@ -72,7 +83,7 @@ Status apply_planner(const GenerateOptions& options, const PlanOverrides& given,
   apply_plan(plan, given, engine_config);
   replanner = std::make_unique<Replanner>(std::move(input), plan);
   std::fprintf(stderr, "plan (from %s):\n%s", options.profile.c_str(), plan.describe().c_str());
-  return Status::Ok();
+  return plan.to_json();
 }
 
 Result<std::string> apply_chat(const Engine& engine, const GenerateOptions& options, const std::string& prompt) {
@@ -87,10 +98,13 @@ int run_generate(const GenerateOptions& options, const PlanOverrides& given) {
   if (!engine_config.ok()) return report_error(engine_config.status());
   auto prompts = read_prompts(options);
   if (!prompts.ok()) return report_error(prompts.status());
+  int longest_prompt = 0;
+  auto workload = workload_of(options, *prompts, engine_config->model_path, longest_prompt);
+  if (!workload.ok()) return report_error(workload.status());
+  engine_config->kv_positions_hint = int64_t(longest_prompt) + options.max_tokens + engine_config->spec.draft_max + 1;
   std::unique_ptr<Replanner> replanner;
-  if (Status planned = apply_planner(options, given, *prompts, *engine_config, replanner); !planned.ok()) {
-    return report_error(planned);
-  }
+  auto plan_json = apply_planner(options, given, *workload, *engine_config, replanner);
+  if (!plan_json.ok()) return report_error(plan_json.status());
   engine_config->trace = !options.trace.empty();
   auto engine_or = Engine::create(*engine_config);
   if (!engine_or.ok()) return report_error(engine_or.status());
@@ -173,7 +187,7 @@ int run_generate(const GenerateOptions& options, const PlanOverrides& given) {
   std::fprintf(stderr, "%s | %s%s | seed %llu%s\n", engine.stats().summary_line().c_str(), engine.backend_name().c_str(),
                drafter.c_str(), static_cast<unsigned long long>(sampling.seed), simulation.c_str());
   if (!options.stats_json.empty()) {
-    if (Status written = write_stats_json(engine, options.stats_json, finished_unix); !written.ok()) {
+    if (Status written = write_stats_json(engine, options.stats_json, finished_unix, *plan_json); !written.ok()) {
       return report_error(written);
     }
   }
@@ -209,8 +223,8 @@ Command register_generate(CLI::App& app) {
   command->add_option("--trace", options->trace,
                       "write a per-pass timeline (Chrome trace-event JSON: chrome://tracing or Perfetto)");
   command->add_option("--profile", options->profile,
-                      "plan rows, draft length and ring depth from this hardware profile ('auto': the cache's); "
-                      "flags given keep their values");
+                      "plan rows, draft length and sub-batch, schedule, ring depth, KV placement and step size from "
+                      "this hardware profile ('auto': the cache's); flags given keep their values");
   command->add_option("--alpha", options->alpha, "with --profile: the acceptance estimate to plan for")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));

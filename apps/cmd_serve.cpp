@@ -37,6 +37,10 @@ int run_serve(const ServeOptions& options) {
   auto engine_config = engine_options(options.model, options.batch, options.spec);
   if (!engine_config.ok()) return report_error(engine_config.status());
   engine_config->max_pass_records = 4096;  // a server runs for days
+  // A row reaches at most the longest prompt plus the most tokens a request may ask for.
+  if (options.max_prompt_tokens > 0 && options.max_tokens_limit > 0) {
+    engine_config->kv_positions_hint = int64_t(options.max_prompt_tokens) + options.max_tokens_limit;
+  }
   auto max_body = parse_size_flag("--max-body", options.max_body, "4M");
   if (!max_body.ok()) return report_error(max_body.status());
   ServerConfig config;

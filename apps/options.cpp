@@ -210,15 +210,22 @@ PlanOverrides given_overrides(const CLI::App& command) {
   given.draft_max = command.count("--draft-max") > 0;
   given.ring_slots = command.count("--ring-slots") > 0;
   given.schedule = command.count("--schedule") > 0;
+  given.kv_cache = command.count("--kv-cache") > 0;
+  given.step_tokens = command.count("--step-tokens") > 0;
+  given.draft_subbatch = command.count("--draft-subbatch") > 0;
   return given;
 }
 
-Status write_stats_json(const Engine& engine, const std::string& path, double finished_unix_seconds) {
+Status write_stats_json(const Engine& engine, const std::string& path, double finished_unix_seconds,
+                        const std::string& predicted_plan_json) {
   nlohmann::ordered_json stats = nlohmann::ordered_json::parse(engine.stats().to_json());
   stats["backend"] = engine.backend_name();
   stats["generate_finished_unix_seconds"] = finished_unix_seconds;
   stats["dummy_weights"] = engine.options().dummy_weights;
   if (engine.options().spec.simulate_alpha >= 0) stats["simulated_acceptance"] = engine.options().spec.simulate_alpha;
+  stats["memory"] = nlohmann::ordered_json::parse(engine.memory_json());
+  stats["applied_plan"] = nlohmann::ordered_json::parse(engine.applied_plan_json());
+  if (!predicted_plan_json.empty()) stats["plan"] = nlohmann::ordered_json::parse(predicted_plan_json);
   stats["pass_records"] = nlohmann::ordered_json::parse(engine.pass_log().records_json());
   std::ofstream out(path);
   out << stats.dump() << "\n";

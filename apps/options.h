@@ -75,9 +75,11 @@ Result<int64_t> parse_size_flag(std::string_view flag, const std::string& text, 
 // The plan-setting options the user gave on the command line (they override the plan).
 PlanOverrides given_overrides(const CLI::App& command);
 
-// --stats-json: the engine's stats (tokens, seconds, bytes) and per-pass records, with the
+// --stats-json: the engine's stats (tokens, seconds, bytes), memory, the choices it ran with
+// (applied_plan), the planner's plan when one was made, and per-pass records, with the
 // moment generation finished (aligns outside samplers with the passes).
-Status write_stats_json(const Engine& engine, const std::string& path, double finished_unix_seconds);
+Status write_stats_json(const Engine& engine, const std::string& path, double finished_unix_seconds,
+                        const std::string& predicted_plan_json = {});
 // Seconds since the epoch, for write_stats_json.
 double unix_seconds_now();
 

@@ -25,10 +25,21 @@ double matrix_seconds(const MatrixShape& matrix, const HardwareProfile& profile,
 
 }  // namespace
 
+double attention_seconds(const ModelShape& model, const HardwareProfile& profile, const StepShape& step) {
+  const double gflops = step.kv_on_device ? profile.attention_gflops : profile.cpu_attention_gflops;
+  const double flops = 4.0 * model.head_dim * double(model.n_heads) * step.attention_pairs;
+  double seconds = model.n_layers * flops / (std::max(gflops, 1e-9) * 1e9);
+  if (!step.kv_on_device) {
+    // Per layer q, k and v go to the host and the output comes back, in f32.
+    const double bytes = double(step.tokens) * double(2 * model.q_dim() + 2 * model.kv_dim()) * sizeof(float);
+    seconds += model.n_layers * (bytes / (std::max(profile.copy_pinned_gbps, 1e-9) * 1e9) +
+                                 2 * profile.op_overhead_seconds);
+  }
+  return seconds;
+}
+
 double step_compute_seconds(const ModelShape& model, const HardwareProfile& profile, const StepShape& step) {
-  const double attention_gflops = step.kv_on_device ? profile.attention_gflops : profile.cpu_attention_gflops;
-  const double attention_flops = 4.0 * model.head_dim * double(model.n_heads) * step.attention_pairs;
-  const double attention = model.n_layers * attention_flops / (std::max(attention_gflops, 1e-9) * 1e9);
+  const double attention = attention_seconds(model, profile, step);
   if (model.measured) return model.measured->seconds(step.tokens, step.logit_rows) + attention;
   double layer = 0.0;
   for (const MatrixShape& matrix : model.layer) layer += matrix_seconds(matrix, profile, step.tokens);

@@ -23,7 +23,10 @@ struct StepShape {
   bool kv_on_device = true;
 };
 
-// Compute seconds of the step with all weights in place (no copies).
+// Attention's seconds in the step: on the device, or with the KV cache in host memory on
+// host threads plus the trips of q, k, v and the output over the link.
+double attention_seconds(const ModelShape& model, const HardwareProfile& profile, const StepShape& step);
+// Compute seconds of the step with all weights in place (no copies), attention included.
 double step_compute_seconds(const ModelShape& model, const HardwareProfile& profile, const StepShape& step);
 
 // Seconds to stream `bytes` over the host-to-device link.

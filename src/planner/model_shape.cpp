@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "planner/placement.h"
+
 namespace so {
 
 namespace {
@@ -32,6 +34,12 @@ StepCost StepCost::scaled(double factor) const {
     for (auto& point : *points) point.second *= factor;
   }
   return cost;
+}
+
+std::vector<int64_t> ModelShape::pass_segment_bytes() const {
+  const std::vector<int64_t> layers(size_t(n_layers), layer_bytes);
+  const int64_t row_bytes = head.rows > 0 ? head.bytes / head.rows : 0;
+  return pass_segments(layers, head.rows, row_bytes).bytes;
 }
 
 ModelShape ModelShape::first_layers(int n) const {

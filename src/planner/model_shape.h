@@ -42,6 +42,7 @@ struct ModelShape {
   MatrixShape head;                // the LM head
   int64_t kv_bytes_per_token = 0;  // every layer's K and V for one position
   int n_heads = 0;
+  int n_kv_heads = 0;
   int head_dim = 0;
   int dim = 0;
   int ffn_dim = 0;
@@ -51,6 +52,10 @@ struct ModelShape {
 
   // Weights a full pass reads from device memory: the layers and the head.
   int64_t device_bytes() const { return int64_t(n_layers) * layer_bytes + head.bytes; }
+  int64_t q_dim() const { return int64_t(n_heads) * head_dim; }
+  int64_t kv_dim() const { return int64_t(n_kv_heads) * head_dim; }
+  // What a pass reads, segment by segment, as the layer streamer cuts it (planner/placement.h).
+  std::vector<int64_t> pass_segment_bytes() const;
   // The same model cut to its first n layers (a self-draft).
   ModelShape first_layers(int n) const;
 };

@@ -54,7 +54,7 @@ Result<SegmentPlacement> place_segments(std::span<const int64_t> segment_bytes, 
   if (budgets.device_bytes < all_bytes) {
     const int64_t ring_bytes = placement.slot_bytes * std::min(budgets.ring_slots, n) + extra_device_bytes;
     if (budgets.device_bytes < ring_bytes) {
-      return invalid_argument("a device budget of ", format_bytes(double(budgets.device_bytes)), " holds fewer than ",
+      return resource_exhausted("a device budget of ", format_bytes(double(budgets.device_bytes)), " holds fewer than ",
                               budgets.ring_slots, " streamed layers of ", format_bytes(double(placement.slot_bytes)),
                               " each; give at least ", format_bytes(double(ring_bytes)), " (e.g. --device-mem ",
                               (ring_bytes >> 20) + 1, "M) or fewer ring slots");
@@ -80,7 +80,7 @@ Result<SegmentPlacement> place_segments(std::span<const int64_t> segment_bytes, 
     const int staging = std::max(1, budgets.staging_slots);
     const int64_t staging_bytes = placement.slot_bytes * staging;
     if (budgets.host_bytes < staging_bytes) {
-      return invalid_argument("a host budget of ", format_bytes(double(budgets.host_bytes)), " holds fewer than ",
+      return resource_exhausted("a host budget of ", format_bytes(double(budgets.host_bytes)), " holds fewer than ",
                               staging, " staging slots of ", format_bytes(double(placement.slot_bytes)),
                               " for disk reads; give at least ", format_bytes(double(staging_bytes)),
                               " (e.g. --host-mem ", (staging_bytes >> 20) + 1, "M)");

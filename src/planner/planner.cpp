@@ -2,16 +2,25 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "base/strings.h"
+#include "planner/placement.h"
 
 namespace so {
 namespace {
 
-// Float activations a step keeps in device memory (residual, norms, Q/K/V, FFN, logits).
-int64_t workspace_bytes(const ModelShape& model, int64_t tokens, int64_t logit_rows) {
-  return int64_t(sizeof(float)) * (tokens * (4LL * model.dim + 3LL * model.ffn_dim) + logit_rows * model.n_vocab);
+// Float activations a step of `tokens` keeps in device memory, as the model runner sizes
+// them (model/forward.cpp): the residual stream for every token, a micro-batch's worth of
+// the rest, the rows going to the head, and the logits.
+int64_t workspace_bytes(const ModelShape& model, int64_t tokens, int64_t logit_rows, int64_t micro_batch) {
+  const int64_t micro = micro_batch > 0 ? std::min(tokens, micro_batch) : tokens;
+  const int64_t width = std::max<int64_t>(model.dim, model.q_dim());
+  const int64_t floats = tokens * model.dim + std::max(micro, logit_rows) * model.dim +
+                         micro * (2 * model.q_dim() + 2 * model.kv_dim() + model.dim + 2LL * model.ffn_dim) +
+                         2 * logit_rows * width + logit_rows * int64_t(model.n_vocab);
+  return int64_t(sizeof(float)) * floats;
 }
 
 // Pairs of (query, key position) for `rows` rows at mean context `context`, each with
@@ -20,114 +29,150 @@ double attention_pairs(int64_t rows, double context, int queries) {
   return double(rows) * (queries * context + queries * (queries + 1) / 2.0);
 }
 
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Draft steps for one pass over `rows` rows in sub-batches: the first step of each also feeds
+// the tau tokens each row committed last pass, the other k - 1 one token per row.
+double draft_seconds(const PlanInput& input, int rows, int k, int subbatch, double context) {
+  if (k <= 0 || input.draft == DraftSource::kNone || input.draft == DraftSource::kNgram) return 0.0;
+  const double tau = expected_tokens_per_pass(input.alpha, k);
+  double seconds = 0;
+  for (int first = 0; first < rows; first += subbatch) {
+    const int n = std::min(subbatch, rows - first);
+    const StepShape feed{int64_t(std::ceil(n * tau)), n, attention_pairs(n, context, int(std::ceil(tau))), true};
+    const StepShape next{n, n, attention_pairs(n, context, 1), true};
+    seconds += step_compute_seconds(input.draft_model, input.profile, feed) +
+               (k - 1) * step_compute_seconds(input.draft_model, input.profile, next);
+  }
+  return seconds;
+}
+
+// The target's pass segments and their placements, computed once per search.
+struct PlacementCache {
+  std::vector<int64_t> segments;
+  std::map<std::pair<int, int64_t>, Result<SegmentPlacement>> by_ring_and_host;  // (ring slots, host budget)
+};
+Result<Plan> evaluate_cached(const PlanInput& input, const PlanChoice& choice, PlacementCache& cache);
+
 }  // namespace
 
-Result<Plan> evaluate_plan(const PlanInput& input, int rows, int draft_length, int ring_slots, bool kv_on_device,
-                           bool interleaved) {
+Result<Plan> evaluate_plan(const PlanInput& input, const PlanChoice& choice) {
+  PlacementCache cache{input.target.pass_segment_bytes(), {}};
+  return evaluate_cached(input, choice, cache);
+}
+
+namespace {
+
+Result<Plan> evaluate_cached(const PlanInput& input, const PlanChoice& choice, PlacementCache& cache) {
   const ModelShape& target = input.target;
   const HardwareProfile& profile = input.profile;
   const Workload& work = input.workload;
+  const int rows = choice.rows;
   const int64_t weight_budget = input.device_budget_bytes > 0 ? input.device_budget_bytes : profile.device_memory_bytes;
-  const int64_t host_budget = input.host_budget_bytes > 0 ? input.host_budget_bytes : profile.host_memory_bytes;
-  const bool drafts = input.draft != DraftSource::kNone && draft_length > 0;
-  const int k = drafts ? draft_length : 0;
+  const bool drafts = input.draft != DraftSource::kNone && choice.draft_length > 0;
+  const int k = drafts ? choice.draft_length : 0;
   // note: interleaving needs a drafter that computes; n-gram lookup is free anyway.
-  interleaved = interleaved && drafts && input.draft != DraftSource::kNgram && rows > 1;
+  const bool interleaved = choice.interleaved && drafts && input.draft != DraftSource::kNgram && rows > 1;
   const int pass_rows = interleaved ? (rows + 1) / 2 : rows;  // rows one pass verifies
+  const bool model_draft = drafts && input.draft != DraftSource::kNgram;
 
   Plan plan;
+  plan.workload = work;
   plan.rows = rows;
   plan.interleaved = interleaved;
   plan.draft_length = k;
-  plan.draft_subbatch = drafts ? pass_rows : 0;
-  plan.ring_slots = ring_slots;
-  plan.kv_on_device = kv_on_device;
-  plan.prefill_chunk = input.step_tokens;
+  plan.draft_subbatch = drafts ? std::clamp(choice.draft_subbatch > 0 ? choice.draft_subbatch : pass_rows, 1, pass_rows) : 0;
+  plan.ring_slots = choice.ring_slots;
+  plan.kv_on_device = choice.kv_on_device;
+  plan.prefill_chunk = choice.prefill_chunk;
+  const int64_t verify_tokens = int64_t(pass_rows) * (k + 1);
+  if (verify_tokens > plan.prefill_chunk) {
+    return resource_exhausted("a step of ", plan.prefill_chunk, " tokens holds fewer than the ", verify_tokens,
+                              " a pass verifies (", pass_rows, " rows of ", k + 1, "); raise --step-tokens");
+  }
+
+  // The KV caches at the longest context, in whole pages as the cache grows them.
+  const int64_t page = std::max(1, input.kv_page_tokens);
+  const int64_t max_context = std::min<int64_t>(int64_t(work.prompt_tokens) + work.gen_tokens + k + 1, target.n_ctx);
+  const int64_t kv_positions = ceil_div(max_context, page) * page;
+  plan.kv_bytes = int64_t(rows) * kv_positions * target.kv_bytes_per_token;
 
   // Device memory: the budget (--device-mem) holds the target's weights: resident segments
   // and the ring. The draft model and its KV, the target's KV when placed there and the
-  // step's workspace come on top and must fit the device's memory with them.
-  const int64_t max_context = std::min<int64_t>(int64_t(work.prompt_tokens) + work.gen_tokens + k + 1, target.n_ctx);
-  const int64_t kv_bytes = int64_t(rows) * max_context * target.kv_bytes_per_token;
-  const int64_t verify_tokens = int64_t(pass_rows) * (k + 1);
-  const int64_t step_tokens = std::max<int64_t>(verify_tokens, input.step_tokens);
-  int64_t fixed = workspace_bytes(target, step_tokens, verify_tokens);
-  if (kv_on_device) fixed += kv_bytes;
-  if (drafts && input.draft == DraftSource::kModel) {
-    fixed += input.draft_model.device_bytes() + int64_t(rows) * max_context * input.draft_model.kv_bytes_per_token;
+  // steps' activations come on top and must fit the device's memory with them.
+  int64_t fixed = workspace_bytes(target, plan.prefill_chunk, std::max<int64_t>(verify_tokens, 1),
+                                  input.micro_batch_tokens);
+  if (plan.kv_on_device) fixed += plan.kv_bytes;
+  if (model_draft) {
+    // note: the draft's catch-up steps take the step budget too; its sub-batch bounds its logits.
+    const int64_t draft_tokens = std::max<int64_t>(plan.prefill_chunk, int64_t(plan.draft_subbatch) * (k + 1));
+    fixed += workspace_bytes(input.draft_model, draft_tokens, plan.draft_subbatch, 0) +
+             int64_t(rows) * kv_positions * input.draft_model.kv_bytes_per_token;
+    if (input.draft == DraftSource::kModel) fixed += input.draft_model.device_bytes();
   }
-  const int64_t slot_bytes = std::max<int64_t>(target.layer_bytes, 1);
-  const int64_t weights = target.device_bytes();
-  const int64_t ring_bytes = int64_t(ring_slots) * slot_bytes;
-  if (std::min(ring_bytes, weights) > weight_budget) {
-    return resource_exhausted("the plan needs ", format_bytes(double(ring_bytes)), " of device memory for a ring of ",
-                              ring_slots, " layers but the weights' budget is ", format_bytes(double(weight_budget)));
+  // Host memory: the target's KV when it lives there, then the pinned slabs of what streams
+  // as far as the host budget goes; the rest is read from the model file each pass.
+  const int64_t kv_host = plan.kv_on_device ? 0 : plan.kv_bytes;
+  if (kv_host > profile.host_memory_bytes) {
+    return resource_exhausted("the KV cache of ", rows, " rows (", format_bytes(double(kv_host)),
+                              ") does not fit the host's ", format_bytes(double(profile.host_memory_bytes)));
   }
-  if (weights <= weight_budget) {
-    plan.resident_bytes = weights;  // everything fits: nothing streams
-  } else {
-    // Whole segments (layers or head chunks of a layer's size) stay resident.
-    plan.resident_bytes = std::min(weights - slot_bytes, (weight_budget - ring_bytes) / slot_bytes * slot_bytes);
+  const int64_t host_room = profile.host_memory_bytes - kv_host;
+  const int64_t host_budget = input.host_budget_bytes > 0 ? std::min(input.host_budget_bytes, host_room) : host_room;
+  const PlacementBudgets budgets{weight_budget, choice.ring_slots, host_budget, input.staging_slots};
+  auto cached = cache.by_ring_and_host.find({choice.ring_slots, host_budget});
+  if (cached == cache.by_ring_and_host.end()) {
+    cached = cache.by_ring_and_host
+                 .emplace(std::pair(choice.ring_slots, host_budget),
+                          place_segments(cache.segments, int64_t(target.dim) * int64_t(sizeof(float)), budgets))
+                 .first;
   }
-  plan.streamed_bytes = weights - plan.resident_bytes;
-  plan.device_bytes = fixed + plan.resident_bytes + (plan.streamed_bytes > 0 ? ring_bytes : 0);
+  if (!cached->second.ok()) return cached->second.status();
+  const SegmentPlacement& placement = *cached->second;
+  plan.resident_bytes = placement.resident_bytes;
+  plan.streamed_bytes = placement.streamed_bytes;
+  plan.disk_bytes = placement.disk_bytes;
+  // note: the runtime caps pinned slabs only when the plan reads from disk; otherwise every
+  // streamed segment gets one, as the host's memory allows.
+  plan.host_budget_bytes = plan.disk_bytes > 0 || input.host_budget_bytes > 0 ? host_budget : 0;
+  plan.device_bytes = fixed + placement.device_bytes;
+  plan.host_bytes = kv_host + placement.host_bytes;
   if (plan.device_bytes > profile.device_memory_bytes) {
     return resource_exhausted("the plan needs ", format_bytes(double(plan.device_bytes)), " of device memory (",
-                              rows, " rows, k ", k, ", KV ", kv_on_device ? "on device" : "in host",
+                              rows, " rows, k ", k, ", KV ", plan.kv_on_device ? "on device" : "in host",
                               ") but the device has ", format_bytes(double(profile.device_memory_bytes)));
   }
-  // The host tier holds what streams, as far as the budget goes (the KV cache first, when
-  // it lives there); the rest is read from the model file each pass (the disk tier),
-  // through staging slots of a layer each.
-  const int64_t kv_host = kv_on_device ? 0 : kv_bytes;
-  const int64_t staging_bytes = 3 * slot_bytes;
-  if (kv_host + std::min(plan.streamed_bytes, staging_bytes) > host_budget) {
-    return resource_exhausted("the plan needs ", format_bytes(double(kv_host + std::min(plan.streamed_bytes, staging_bytes))),
-                              " of host memory but the budget is ", format_bytes(double(host_budget)));
-  }
-  if (kv_host + plan.streamed_bytes <= host_budget) {
-    plan.host_bytes = kv_host + plan.streamed_bytes;
-  } else {
-    if (profile.disk_read_gbps <= 0) {
-      return resource_exhausted("the streamed weights (", format_bytes(double(plan.streamed_bytes)),
-                                ") do not fit the host budget and the profile measured no disk (profile --disk-file)");
-    }
-    const int64_t in_host = (host_budget - kv_host - staging_bytes) / slot_bytes * slot_bytes;
-    plan.disk_bytes = plan.streamed_bytes - std::max<int64_t>(0, in_host);
-    plan.host_bytes = kv_host + (plan.streamed_bytes - plan.disk_bytes) + staging_bytes;
+  if (plan.disk_bytes > 0 && profile.disk_read_gbps <= 0) {
+    return resource_exhausted("the streamed weights (", format_bytes(double(plan.streamed_bytes)),
+                              ") do not fit the host budget and the profile measured no disk (profile --disk-file)");
   }
 
   // One decode pass at the mean context of the generation phase.
   const double context = work.prompt_tokens + work.gen_tokens / 2.0;
-  StepShape verify{verify_tokens, verify_tokens, attention_pairs(pass_rows, context, k + 1), kv_on_device};
+  const StepShape verify{verify_tokens, verify_tokens, attention_pairs(pass_rows, context, k + 1), plan.kv_on_device};
   plan.decode.compute = step_compute_seconds(target, profile, verify);
+  plan.decode.host_attention = plan.kv_on_device ? 0.0 : attention_seconds(target, profile, verify);
   // note: disk reads run ahead of the copies, so the slower of the two links sets the pace.
   const double disk_seconds = plan.disk_bytes > 0 ? double(plan.disk_bytes) / (profile.disk_read_gbps * 1e9) : 0.0;
   plan.decode.copy = std::max(copy_seconds(profile, plan.streamed_bytes), disk_seconds);
-  if (drafts && input.draft != DraftSource::kNgram) {
-    // note: the first draft step also feeds what each row committed in its last pass (tau
-    // tokens on average) before its new token; the other k - 1 feed one token per row.
-    const double tau = expected_tokens_per_pass(input.alpha, k);
-    const int64_t first_tokens = int64_t(std::ceil(pass_rows * tau));
-    const StepShape first{first_tokens, pass_rows, attention_pairs(pass_rows, context, int(std::ceil(tau))), true};
-    const StepShape next{pass_rows, pass_rows, attention_pairs(pass_rows, context, 1), true};
-    plan.decode.draft = step_compute_seconds(input.draft_model, profile, first) +
-                        (k - 1) * step_compute_seconds(input.draft_model, profile, next);
-  }
-  const double ring_copy = plan.streamed_bytes > 0 ? copy_seconds(profile, std::min(ring_bytes, plan.streamed_bytes)) : 0;
+  plan.decode.draft = draft_seconds(input, pass_rows, k, std::max(1, plan.draft_subbatch), context);
+  const int64_t ring_bytes = placement.slot_bytes * placement.ring_slots;
+  const double ring_copy = copy_seconds(profile, std::min(ring_bytes, plan.streamed_bytes));
   plan.decode.pass = interleaved ? std::max(plan.decode.copy, plan.decode.compute + plan.decode.draft)
                                  : plan.decode.draft + std::max(plan.decode.copy - std::min(plan.decode.draft, ring_copy),
                                                                 plan.decode.compute);
   plan.tokens_per_pass = pass_rows * expected_tokens_per_pass(input.alpha, k);
   plan.decode_tokens_per_second = plan.tokens_per_pass / plan.decode.pass;
 
-  // Prefill in chunks of the step budget; every chunk streams the weights once.
+  // Prefill in steps of the step budget, each streaming the weights once; a step holds at
+  // most the prompts of the rows admitted at once.
   const double prompt_total = double(work.n_prompts) * work.prompt_tokens;
-  const int64_t chunk = std::max(1, input.step_tokens);
+  const int64_t chunk =
+      std::max<int64_t>(1, std::min<int64_t>(plan.prefill_chunk, int64_t(rows) * std::max(1, work.prompt_tokens)));
   const double chunks = std::ceil(prompt_total / double(chunk));
   const double prompts_per_chunk = std::max(1.0, double(chunk) / std::max(1, work.prompt_tokens));
-  StepShape prefill{chunk, int64_t(std::ceil(prompts_per_chunk)),
-                    prompts_per_chunk * work.prompt_tokens * (work.prompt_tokens + 1) / 2.0, kv_on_device};
+  const StepShape prefill{chunk, int64_t(std::ceil(prompts_per_chunk)),
+                          prompts_per_chunk * work.prompt_tokens * (work.prompt_tokens + 1) / 2.0, plan.kv_on_device};
   plan.prefill_seconds = chunks * std::max(plan.decode.copy, step_compute_seconds(target, profile, prefill));
   const double generated = double(work.n_prompts) * work.gen_tokens;
   plan.job_seconds = plan.prefill_seconds + generated / plan.decode_tokens_per_second;
@@ -135,7 +180,10 @@ Result<Plan> evaluate_plan(const PlanInput& input, int rows, int draft_length, i
   return plan;
 }
 
+}  // namespace
+
 Result<Plan> make_plan(const PlanInput& input) {
+  PlacementCache cache{input.target.pass_segment_bytes(), {}};
   std::vector<int> row_choices;
   const int most = std::max(1, std::min(input.max_rows, input.workload.n_prompts));
   for (int rows = 1; rows < most; rows *= 2) row_choices.push_back(rows);
@@ -147,22 +195,46 @@ Result<Plan> make_plan(const PlanInput& input) {
   const int max_ring = input.fixed_ring > 0 ? input.fixed_ring : 4;
   std::vector<bool> schedules = {false, true};
   if (input.fixed_schedule >= 0) schedules = {input.fixed_schedule == 1};
+  std::vector<bool> placements = {true, false};
+  if (input.fixed_kv >= 0) placements = {input.fixed_kv == 0};
 
   std::optional<Plan> best;
   Status last_error = invalid_argument("no plan was tried");
+  auto consider = [&](const PlanChoice& choice) {
+    Result<Plan> plan = evaluate_cached(input, choice, cache);
+    if (!plan.ok()) {
+      last_error = plan.status();
+      return false;
+    }
+    // note: strictly better only, so ties keep fewer rows, shorter drafts, a shallower
+    // ring, KV on the device, the serial schedule and smaller steps.
+    if (!best || plan->tokens_per_second > best->tokens_per_second * (1 + 1e-9)) best = *plan;
+    return true;
+  };
   for (int rows : row_choices) {
     for (int k = min_k; k <= (input.fixed_draft >= 0 ? min_k : max_k); ++k) {
-      for (int ring = min_ring; ring <= max_ring; ++ring) {
-        for (bool kv_on_device : {true, false}) {
-          for (bool interleaved : schedules) {
-            Result<Plan> plan = evaluate_plan(input, rows, k, ring, kv_on_device, interleaved);
-            if (!plan.ok()) {
-              last_error = plan.status();
-              continue;
+      for (bool interleaved : schedules) {
+        const int pass_rows = interleaved && rows > 1 && k > 0 ? (rows + 1) / 2 : rows;
+        // Steps from the smallest that holds a pass's verified tokens, doubling up to the
+        // admitted rows' prompts (layer-major prefill loads each streamed layer once per step).
+        const int smallest = std::max<int>(input.step_tokens, pass_rows * (k + 1));
+        std::vector<int> steps = {input.fixed_step_tokens ? input.step_tokens : smallest};
+        const int64_t wave = int64_t(rows) * std::max(1, input.workload.prompt_tokens);
+        for (int64_t step = int64_t(steps[0]) * 2; !input.fixed_step_tokens && step / 2 < wave && step <= (1 << 16);
+             step *= 2) {
+          steps.push_back(int(step));
+        }
+        for (int ring = min_ring; ring <= max_ring; ++ring) {
+          for (bool kv_on_device : placements) {
+            for (int step : steps) {
+              PlanChoice choice{rows, k, ring, kv_on_device, interleaved, step, input.fixed_draft_subbatch};
+              // The draft's sub-batch: all of a pass's rows, halved (a few times) until it fits.
+              for (int sub = pass_rows; input.fixed_draft_subbatch == 0 && sub >= std::max(1, pass_rows / 8); sub /= 2) {
+                choice.draft_subbatch = sub;
+                if (consider(choice) || k == 0) break;
+              }
+              if (input.fixed_draft_subbatch > 0) consider(choice);
             }
-            // note: strictly better only, so ties keep fewer rows, shorter drafts, a
-            // shallower ring, KV on the device and the serial schedule.
-            if (!best || plan->tokens_per_second > best->tokens_per_second * (1 + 1e-9)) best = *plan;
           }
         }
       }
@@ -174,6 +246,8 @@ Result<Plan> make_plan(const PlanInput& input) {
 
 std::string Plan::to_json() const {
   nlohmann::ordered_json json = {
+      {"workload", {{"prompts", workload.n_prompts}, {"prompt_tokens", workload.prompt_tokens},
+                    {"gen_tokens", workload.gen_tokens}}},
       {"rows", rows},
       {"schedule", interleaved ? "interleaved" : "serial"},
       {"draft_length", draft_length},
@@ -184,10 +258,13 @@ std::string Plan::to_json() const {
       {"resident_bytes", resident_bytes},
       {"streamed_bytes_per_pass", streamed_bytes},
       {"disk_bytes_per_pass", disk_bytes},
+      {"host_budget_bytes", host_budget_bytes},
+      {"kv_bytes", kv_bytes},
       {"device_bytes", device_bytes},
       {"host_bytes", host_bytes},
       {"decode_pass", {{"copy_seconds", decode.copy}, {"compute_seconds", decode.compute},
-                       {"draft_seconds", decode.draft}, {"pass_seconds", decode.pass}}},
+                       {"host_attention_seconds", decode.host_attention}, {"draft_seconds", decode.draft},
+                       {"pass_seconds", decode.pass}}},
       {"tokens_per_pass", tokens_per_pass},
       {"decode_tokens_per_second", decode_tokens_per_second},
       {"prefill_seconds", prefill_seconds},
@@ -213,7 +290,11 @@ std::string Plan::describe() const {
                  format_bytes(double(streamed_bytes)),
                  disk_bytes > 0 ? str_cat(" (", format_bytes(double(disk_bytes)), " of it read from disk)") : "", "\n",
                  "ring slots         ", ring_slots, "\n",
-                 "KV cache           ", kv_on_device ? "device" : "host (attention on CPU threads)", "\n",
+                 "KV cache           ", format_bytes(double(kv_bytes)), " in ",
+                 kv_on_device ? "device memory"
+                              : str_cat("host memory (attention on host threads: ",
+                                        format_double(decode.host_attention * 1e3, 2), " ms of the pass's compute)"),
+                 "\n",
                  "prefill chunk      ", prefill_chunk, " tokens\n",
                  "device memory      ", format_bytes(double(device_bytes)), "\n",
                  "decode pass        ", format_double(decode.pass * 1e3, 2), pass_shape,

@@ -1,11 +1,13 @@
 #include "runtime/engine.h"
 
 #include <limits>
+#include <nlohmann/json.hpp>
 
 #include "backend/backend_factory.h"
 #include "base/log.h"
 #include "base/timer.h"
 #include "runtime/drafter_setup.h"
+#include "offload/layer_slab.h"
 #include "runtime/dummy_model.h"
 
 namespace so {
@@ -147,6 +149,44 @@ void Engine::set_replanner(std::unique_ptr<Replanner> replanner) { replanner_ = 
 void Engine::reset_stats() {
   stats_ = EngineStats{};
   pass_log_ = std::make_unique<PassLog>(options_.trace, options_.max_pass_records);
+}
+
+std::string Engine::applied_plan_json() const {
+  const bool interleaved = options_.schedule == Schedule::kInterleaved;
+  const int rows = options_.max_rows;
+  const int pass_rows = interleaved ? (rows + 1) / 2 : rows;
+  const int draft_length = drafter_ ? options_.spec.draft_max : 0;
+  const int subbatch = !drafter_ ? 0 : options_.spec.draft_subbatch > 0 ? std::min(options_.spec.draft_subbatch, pass_rows)
+                                                                          : pass_rows;
+  const ModelWeights& w = model_->weights;
+  int64_t all_weights = w.output.bytes();
+  for (const LayerWeights& layer : w.layers) all_weights += layer_slab_layout(layer, model_->config).bytes;
+  const nlohmann::ordered_json json = {
+      {"rows", rows},
+      {"schedule", interleaved ? "interleaved" : "serial"},
+      {"draft_length", draft_length},
+      {"draft_subbatch", subbatch},
+      {"ring_slots", streamer_ && streamer_->n_streamed() > 0 ? streamer_->ring_slots() : options_.offload.ring_slots},
+      {"kv_placement", kv_placement_name(kv_->placement())},
+      {"prefill_chunk", options_.max_step_tokens},
+      {"resident_bytes", streamer_ ? streamer_->resident_bytes() : all_weights},
+      {"streamed_bytes_per_pass", streamer_ ? streamer_->streamed_bytes_per_pass() : 0},
+      {"disk_bytes_per_pass", streamer_ ? streamer_->disk_bytes_per_pass() : 0},
+      {"host_budget_bytes", options_.offload.host_budget_bytes},
+  };
+  return json.dump();
+}
+
+std::string Engine::memory_json() const {
+  const nlohmann::ordered_json json = {
+      {"kv_placement", kv_placement_name(kv_->placement())},
+      {"kv_bytes", kv_->bytes_allocated()},
+      {"kv_page_tokens", kv_->geometry().page_tokens},
+      {"device_bytes_peak", backend_->device_bytes_peak()},
+      {"device_memory_cap", options_.gpu_memory_bytes},
+      {"weights_device_budget", options_.offload.device_budget_bytes},
+  };
+  return json.dump();
 }
 
 Status Engine::write_trace(const std::string& path) const {

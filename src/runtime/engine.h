@@ -132,6 +132,12 @@ class Engine {
   // Per-pass records of generate() calls since the last reset.
   const PassLog& pass_log() const { return *pass_log_; }
   void reset_stats();
+  // The choices the engine runs with, named as a plan's (planner/planner.h Plan::to_json):
+  // rows, schedule, draft length and sub-batch, ring slots, KV placement, step tokens, and
+  // the weights' placement as the layer streamer made it. A JSON object.
+  std::string applied_plan_json() const;
+  // Where the KV cache lives and how much of it there is, with the device memory's peak.
+  std::string memory_json() const;
   // Chrome trace-event JSON of the passes (needs EngineOptions::trace).
   Status write_trace(const std::string& path) const;
   // The plan the options came from, to plan again between passes when the measured

@@ -18,6 +18,7 @@ ModelShape model_shape_of(const Model& model) {
   shape.name = c.name;
   shape.n_layers = c.n_layers;
   shape.n_heads = c.n_heads;
+  shape.n_kv_heads = c.n_kv_heads;
   shape.head_dim = c.head_dim;
   shape.dim = c.dim;
   shape.ffn_dim = c.ffn_dim;

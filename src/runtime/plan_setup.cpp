@@ -37,15 +37,25 @@ Result<PlanInput> plan_input_for(const EngineOptions& options, const PlanRequest
   input.alpha = request.alpha;
   input.workload = request.workload;
   input.profile = request.profile;
+  // note: --gpu-mem names the device's size for this run, measured or not.
+  if (options.gpu_memory_bytes > 0) input.profile.device_memory_bytes = options.gpu_memory_bytes;
   input.device_budget_bytes = options.offload.device_budget_bytes;
-  input.host_budget_bytes = request.host_budget_bytes;
+  input.host_budget_bytes = request.host_budget_bytes > 0 ? request.host_budget_bytes : options.offload.host_budget_bytes;
   input.max_draft = options.spec.draft_max > 0 ? options.spec.draft_max : 8;
-  input.max_rows = 256;
+  input.max_rows = 1024;
   input.step_tokens = options.max_step_tokens;
+  input.micro_batch_tokens = options.micro_batch_tokens;
+  input.kv_page_tokens = options.kv_page_tokens;
+  input.staging_slots = options.offload.staging_slots;
   if (given.max_rows) input.fixed_rows = options.max_rows;
   if (given.draft_max) input.fixed_draft = options.spec.draft_max;
   if (given.ring_slots) input.fixed_ring = options.offload.ring_slots;
   if (given.schedule) input.fixed_schedule = options.schedule == Schedule::kInterleaved ? 1 : 0;
+  if (given.kv_cache && options.kv_cache != KvCacheChoice::kAuto) {
+    input.fixed_kv = options.kv_cache == KvCacheChoice::kHost ? 1 : 0;
+  }
+  input.fixed_step_tokens = given.step_tokens;
+  if (given.draft_subbatch) input.fixed_draft_subbatch = options.spec.draft_subbatch;
   return input;
 }
 
@@ -54,6 +64,12 @@ void apply_plan(const Plan& plan, const PlanOverrides& given, EngineOptions& opt
   if (!given.draft_max && options.spec.drafter != DrafterKind::kNone) options.spec.draft_max = plan.draft_length;
   if (!given.ring_slots) options.offload.ring_slots = plan.ring_slots;
   if (!given.schedule) options.schedule = plan.interleaved ? Schedule::kInterleaved : Schedule::kSerial;
+  if (!given.kv_cache || options.kv_cache == KvCacheChoice::kAuto) {
+    options.kv_cache = plan.kv_on_device ? KvCacheChoice::kDevice : KvCacheChoice::kHost;
+  }
+  if (!given.step_tokens) options.max_step_tokens = plan.prefill_chunk;
+  if (!given.draft_subbatch) options.spec.draft_subbatch = plan.draft_subbatch;
+  if (plan.host_budget_bytes > 0) options.offload.host_budget_bytes = plan.host_budget_bytes;
 }
 
 }  // namespace so

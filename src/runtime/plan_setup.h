@@ -20,6 +20,9 @@ struct PlanOverrides {
   bool draft_max = false;
   bool ring_slots = false;
   bool schedule = false;
+  bool kv_cache = false;  // --kv-cache device or host (auto leaves it to the plan)
+  bool step_tokens = false;
+  bool draft_subbatch = false;
 };
 // Loads the target (and draft) model's shapes named in `options` and plans, keeping the
 // options the user gave. The device budget is options.offload.device_budget_bytes, or the
@@ -27,6 +30,9 @@ struct PlanOverrides {
 Result<Plan> plan_for(const EngineOptions& options, const PlanRequest& request, const PlanOverrides& given);
 // The planner's input for the same (to plan again later, e.g. a Replanner).
 Result<PlanInput> plan_input_for(const EngineOptions& options, const PlanRequest& request, const PlanOverrides& given);
+// Sets every choice of the plan the user did not fix: rows, draft length and sub-batch,
+// schedule, ring depth, KV placement, step tokens, and the host budget when the plan reads
+// from disk. The engine's stats JSON records what it then ran (runtime/applied_plan.h).
 void apply_plan(const Plan& plan, const PlanOverrides& given, EngineOptions& options);
 
 }  // namespace so

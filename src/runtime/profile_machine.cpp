@@ -112,32 +112,49 @@ Result<double> op_overhead_seconds(Backend& backend, double budget) {
   }) / 100;
 }
 
-// Attention over a paged KV cache: 8 rows of 512 positions, 4 new queries each.
-Result<double> attention_gflops(Backend& backend, double budget) {
+// Attention over a paged KV cache: 8 rows of 512 positions, 4 new queries each. With the
+// cache in host memory it is the host threads' attention (the host KV tier) on host buffers;
+// the trips of q, k, v and the output are the link's, measured with the copies.
+Result<double> attention_gflops(Backend& backend, double budget, KvPlacement placement) {
   KvGeometry geometry{1, 4, 64, 256, DType::kF16};
-  KvCache kv(backend, geometry, 0);
+  KvCache kv(backend, geometry, 0, placement);
   AttentionParams params{16, 4, 64, 0.125f};
   const int n_rows = 8, context = 512, queries = 4;
+  const bool host = placement == KvPlacement::kHost;
   std::vector<AttentionRow> rows;
   std::vector<int32_t> ids;
   for (int r = 0; r < n_rows; ++r) {
     ids.push_back(kv.add_row());
     SO_TRY(kv.reserve(ids.back(), context));
   }
+  auto buffer = [&](size_t n, float value) -> Result<Buffer> {
+    if (!host) return float_buffer(backend, n, value);
+    SO_ASSIGN_OR_RETURN(Buffer b, backend.allocate(n * sizeof(float), MemoryKind::kPinnedHost));
+    std::fill(b.as<float>(), b.as<float>() + n, value);
+    return b;
+  };
   // Fill the cache (zeros are fine for timing) then time the last `queries` positions.
-  SO_ASSIGN_OR_RETURN(Buffer zeros, float_buffer(backend, size_t(context) * geometry.n_kv_heads * geometry.head_dim, 0.0f));
+  SO_ASSIGN_OR_RETURN(Buffer zeros, buffer(size_t(context) * geometry.n_kv_heads * geometry.head_dim, 0.0f));
   for (int r = 0; r < n_rows; ++r) {
     const AttentionRow all = kv.attention_row(ids[r], 0, context);
-    backend.kv_store(geometry, 0, std::span(&all, 1), zeros.as<float>(), zeros.as<float>());
+    if (host) {
+      backend.host_kv_store(geometry, 0, std::span(&all, 1), zeros.as<float>(), zeros.as<float>());
+    } else {
+      backend.kv_store(geometry, 0, std::span(&all, 1), zeros.as<float>(), zeros.as<float>());
+    }
     rows.push_back(kv.attention_row(ids[r], r * queries, queries));
     rows.back().kv_start = context - queries;
   }
   const size_t q_floats = size_t(n_rows) * queries * params.n_heads * params.head_dim;
-  SO_ASSIGN_OR_RETURN(Buffer q, float_buffer(backend, q_floats, 0.01f));
-  SO_ASSIGN_OR_RETURN(Buffer out, float_buffer(backend, q_floats, 0.0f));
+  SO_ASSIGN_OR_RETURN(Buffer q, buffer(q_floats, 0.01f));
+  SO_ASSIGN_OR_RETURN(Buffer out, buffer(q_floats, 0.0f));
   const double seconds = fastest_seconds(budget, [&] {
-    backend.attention(geometry, 0, rows, params, q.as<float>(), out.as<float>());
-    backend.synchronize();
+    if (host) {
+      backend.host_attention(geometry, 0, rows, params, q.as<float>(), out.as<float>());
+    } else {
+      backend.attention(geometry, 0, rows, params, q.as<float>(), out.as<float>());
+      backend.synchronize();
+    }
   });
   double pairs = 0;
   for (int i = 0; i < queries; ++i) pairs += n_rows * double(context - queries + i + 1);
@@ -156,9 +173,9 @@ Result<HardwareProfile> profile_machine(Backend& backend, const ProfileOptions& 
   for (DType dtype : {DType::kF32, DType::kF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ4_K, DType::kQ6_K}) {
     SO_ASSIGN_OR_RETURN(profile.matmul[dtype], matmul_speed(backend, dtype, budget));
   }
-  SO_ASSIGN_OR_RETURN(profile.attention_gflops, attention_gflops(backend, budget));
-  profile.cpu_attention_gflops = profile.attention_gflops;
-  SO_ASSIGN_OR_RETURN(profile.op_overhead_seconds, op_overhead_seconds(backend, budget));  // note: the CPU backend's KV is host memory anyway
+  SO_ASSIGN_OR_RETURN(profile.attention_gflops, attention_gflops(backend, budget, KvPlacement::kDevice));
+  SO_ASSIGN_OR_RETURN(profile.cpu_attention_gflops, attention_gflops(backend, budget, KvPlacement::kHost));
+  SO_ASSIGN_OR_RETURN(profile.op_overhead_seconds, op_overhead_seconds(backend, budget));
   const int64_t pages = ::sysconf(_SC_PHYS_PAGES), page_size = ::sysconf(_SC_PAGE_SIZE);
   profile.host_memory_bytes = pages * page_size;
   // note: the CPU backend's "device" is host RAM; a device backend reports its budget.

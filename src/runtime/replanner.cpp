@@ -6,7 +6,12 @@ namespace so {
 
 Replanner::Replanner(PlanInput input, Plan plan, int64_t min_drafted, double drift)
     : input_(std::move(input)), plan_(std::move(plan)), min_drafted_(min_drafted), drift_(drift) {
-  input_.fixed_ring = plan_.ring_slots;  // the streamer is built; its ring stays
+  // The engine is built: its ring, KV cache, step budget and draft sub-batch stay.
+  input_.fixed_ring = plan_.ring_slots;
+  input_.fixed_kv = plan_.kv_on_device ? 0 : 1;
+  input_.fixed_step_tokens = true;
+  input_.step_tokens = plan_.prefill_chunk;
+  if (plan_.draft_subbatch > 0) input_.fixed_draft_subbatch = plan_.draft_subbatch;
 }
 
 std::optional<Replan> Replanner::observe(int64_t pass, int64_t drafted, int64_t accepted) {

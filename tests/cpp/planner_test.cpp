@@ -20,6 +20,7 @@ ModelShape llama_shape(int n_layers, int dim, int ffn_dim, int n_vocab) {
   shape.ffn_dim = ffn_dim;
   shape.n_vocab = n_vocab;
   shape.n_heads = dim / 64;
+  shape.n_kv_heads = dim / 4 / 64;
   shape.head_dim = 64;
   shape.n_ctx = 8192;
   auto matrix = [](DType dtype, int64_t rows, int64_t cols, double bytes_per_param) {
@@ -93,10 +94,13 @@ TEST(Planner, PlansNeverExceedTheBudgets) {
     const int64_t ring = plan->streamed_bytes > 0 ? plan->ring_slots * input.target.layer_bytes : 0;
     EXPECT_LE(plan->resident_bytes + ring, input.device_budget_bytes) << plan->describe();
     EXPECT_LE(plan->device_bytes, input.profile.device_memory_bytes) << plan->describe();
-    EXPECT_LE(plan->host_bytes, input.host_budget_bytes);
+    EXPECT_LE(plan->host_bytes - (plan->kv_on_device ? 0 : plan->kv_bytes), input.host_budget_bytes);
+    EXPECT_LE(plan->host_bytes, input.profile.host_memory_bytes);
     EXPECT_EQ(plan->resident_bytes + plan->streamed_bytes, input.target.device_bytes());
     EXPECT_GT(plan->tokens_per_second, 0);
     EXPECT_LE(plan->rows, std::max(1, input.workload.n_prompts));
+    const int pass_rows = plan->interleaved ? (plan->rows + 1) / 2 : plan->rows;
+    EXPECT_GE(plan->prefill_chunk, pass_rows * (plan->draft_length + 1)) << "a pass's tokens fit its step";
   }
   EXPECT_GT(planned, 150);  // the random budgets mostly fit
 }
@@ -128,8 +132,8 @@ TEST(Planner, DraftLengthZeroIsTheNoSpeculationPlan) {
     PlanInput plain = input;
     plain.draft = DraftSource::kNone;
     for (int rows : {1, 8}) {
-      Result<Plan> k0 = evaluate_plan(input, rows, 0, 2, true);
-      Result<Plan> none = evaluate_plan(plain, rows, 0, 2, true);
+      Result<Plan> k0 = evaluate_plan(input, {rows, 0, 2, true, false, 512});
+      Result<Plan> none = evaluate_plan(plain, {rows, 0, 2, true, false, 512});
       ASSERT_EQ(k0.ok(), none.ok());
       if (!k0.ok()) continue;
       EXPECT_EQ(k0->to_json(), none->to_json());
@@ -255,6 +259,56 @@ TEST(HardwareProfile, JsonRoundTripAndErrors) {
   Result<HardwareProfile> missing = HardwareProfile::from_json(R"({"n_threads": 2})");
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.status().message().find("copy_pinned_gbps"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace so
+
+namespace so {
+namespace {
+
+TEST(Planner, HostKvLiftsTheRowCapWhenDeviceMemoryIsShort) {
+  // A 32-layer target streamed over a slow link from a device whose memory holds the ring
+  // and little else: KV on the device caps the rows, in host memory it does not.
+  PlanInput input;
+  input.target = llama_shape(32, 1024, 3072, 32000);
+  input.profile = test_profile(0.5);
+  input.workload = {1024, 200, 64};
+  input.device_budget_bytes = input.target.layer_bytes * 3;
+  input.profile.device_memory_bytes = input.device_budget_bytes + (int64_t(300) << 20);
+  input.fixed_kv = 0;
+  Result<Plan> device = make_plan(input);
+  input.fixed_kv = 1;
+  Result<Plan> host = make_plan(input);
+  ASSERT_TRUE(device.ok() && host.ok()) << device.status().to_string() << host.status().to_string();
+  EXPECT_TRUE(device->kv_on_device);
+  EXPECT_FALSE(host->kv_on_device);
+  EXPECT_GT(host->rows, 2 * device->rows) << device->describe() << host->describe();
+  EXPECT_GT(host->tokens_per_second, device->tokens_per_second) << device->describe() << host->describe();
+  EXPECT_GT(host->decode.host_attention, 0);
+  EXPECT_GE(host->host_bytes, host->kv_bytes);
+  EXPECT_LT(host->device_bytes, input.profile.device_memory_bytes);
+  input.fixed_kv = -1;
+  Result<Plan> best = make_plan(input);
+  ASSERT_TRUE(best.ok());
+  EXPECT_FALSE(best->kv_on_device) << best->describe();
+}
+
+TEST(Planner, HostAttentionCostsItsTransfersAndCpuTime) {
+  const ModelShape target = llama_shape(8, 512, 1536, 32000);
+  HardwareProfile profile = test_profile(1.0);
+  const StepShape on_device{256, 256, 256.0 * 300, true};
+  StepShape on_host = on_device;
+  on_host.kv_on_device = false;
+  EXPECT_DOUBLE_EQ(attention_seconds(target, profile, on_device),
+                   8 * 4.0 * 64 * 8 * 256.0 * 300 / (profile.attention_gflops * 1e9));
+  // Twice as slow host threads and half the link: more than twice the time.
+  const double host = attention_seconds(target, profile, on_host);
+  profile.cpu_attention_gflops /= 2;
+  profile.copy_pinned_gbps /= 2;
+  EXPECT_NEAR(attention_seconds(target, profile, on_host), 2 * host - 8 * 2 * profile.op_overhead_seconds, 1e-12);
+  const double transfer = 8 * 256.0 * (2 * 512 + 2 * 128) * 4 / 0.5e9;
+  EXPECT_GT(attention_seconds(target, profile, on_host), transfer);
 }
 
 }  // namespace
