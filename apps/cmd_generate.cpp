@@ -52,8 +52,9 @@ Result<std::vector<std::string>> read_prompts(const GenerateOptions& options) {
 // The job's shape: prompts, their mean and longest length in tokens (a chat template adds a
 // few), and tokens to generate.
 Result<Workload> workload_of(const GenerateOptions& options, const std::vector<std::string>& prompts,
-                             const std::string& model_path, int& longest_prompt) {
-  SO_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, load_tokenizer(model_path));
+                             const EngineOptions& engine_config, int& longest_prompt) {
+  SO_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer,
+                      load_tokenizer(engine_config.model_path, engine_config.dummy_weights));
   const int template_tokens = options.chat ? 16 : 0;
   int64_t total = 0;
   longest_prompt = 0;
@@ -99,7 +100,7 @@ int run_generate(const GenerateOptions& options, const PlanOverrides& given) {
   auto prompts = read_prompts(options);
   if (!prompts.ok()) return report_error(prompts.status());
   int longest_prompt = 0;
-  auto workload = workload_of(options, *prompts, engine_config->model_path, longest_prompt);
+  auto workload = workload_of(options, *prompts, *engine_config, longest_prompt);
   if (!workload.ok()) return report_error(workload.status());
   engine_config->kv_positions_hint = int64_t(longest_prompt) + options.max_tokens + engine_config->spec.draft_max + 1;
   std::unique_ptr<Replanner> replanner;

@@ -199,11 +199,13 @@ Result<Plan> make_plan(const PlanInput& input) {
   if (input.fixed_kv >= 0) placements = {input.fixed_kv == 0};
 
   std::optional<Plan> best;
-  Status last_error = invalid_argument("no plan was tried");
+  // note: the first choice tried is the smallest (one row, no drafts, the shallowest ring,
+  // KV on the device), so its error is the one that says what no plan can get around.
+  Status first_error = Status::Ok();
   auto consider = [&](const PlanChoice& choice) {
     Result<Plan> plan = evaluate_cached(input, choice, cache);
     if (!plan.ok()) {
-      last_error = plan.status();
+      if (first_error.ok()) first_error = plan.status();
       return false;
     }
     // note: strictly better only, so ties keep fewer rows, shorter drafts, a shallower
@@ -240,7 +242,7 @@ Result<Plan> make_plan(const PlanInput& input) {
       }
     }
   }
-  if (!best) return last_error.with_context("no plan fits the budgets");
+  if (!best) return first_error.with_context("no plan fits the budgets");
   return *best;
 }
 

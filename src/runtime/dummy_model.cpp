@@ -100,21 +100,35 @@ Result<DType> dtype_of_config(const std::string& torch_dtype) {
 
 }  // namespace
 
-Result<std::unique_ptr<Model>> load_dummy_model(const std::string& path, uint64_t seed) {
-  std::filesystem::path config_path(path);
+namespace {
+
+// The config.json at `path` (or in it): its text, and the shapes it gives in `file`.
+Result<ModelConfig> read_dummy_config(const std::string& path, ModelFile& file, std::string& text,
+                                      std::filesystem::path& config_path) {
+  config_path = path;
   std::error_code error;
   if (std::filesystem::is_directory(config_path, error)) config_path /= "config.json";
-  SO_ASSIGN_OR_RETURN(std::string text, read_text_file(config_path.string()));
-  auto model = std::make_unique<Model>();
-  ModelFile& file = model->file;
+  SO_ASSIGN_OR_RETURN(text, read_text_file(config_path.string()));
   file.format = ModelFormat::kSafetensors;
   file.path = config_path.parent_path().string();
   auto metadata = parse_hf_config(text);
   if (!metadata.ok()) return metadata.status().with_context(str_cat("reading '", config_path.string(), "'"));
   file.metadata = std::move(metadata).value();
-  // Shapes first (the config alone), then the tensors they call for.
   auto shapes = model_config_from_file(file);
   if (!shapes.ok()) return shapes.status().with_context(str_cat("dummy model from '", config_path.string(), "'"));
+  return shapes;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Model>> load_dummy_model(const std::string& path, uint64_t seed) {
+  auto model = std::make_unique<Model>();
+  ModelFile& file = model->file;
+  std::string text;
+  std::filesystem::path config_path;
+  // Shapes first (the config alone), then the tensors they call for.
+  auto shapes = read_dummy_config(path, file, text, config_path);
+  if (!shapes.ok()) return shapes.status();
   const ModelConfig& c = *shapes;
   if (c.arch != Architecture::kLlama && c.arch != Architecture::kMixtral) {
     return unsupported("dummy weights are made for Llama, Mistral and Mixtral layouts, not ", config_path.string());
@@ -200,6 +214,14 @@ Result<std::unique_ptr<Model>> load_model_as(const std::string& path, bool dummy
 
 Result<std::unique_ptr<Tokenizer>> tokenizer_of(const Model& model, bool dummy) {
   return dummy ? dummy_tokenizer(model.config.n_vocab) : Tokenizer::from_model_file(model.file);
+}
+
+Result<std::unique_ptr<Tokenizer>> dummy_tokenizer_of_config(const std::string& path) {
+  ModelFile file;
+  std::string text;
+  std::filesystem::path config_path;
+  SO_ASSIGN_OR_RETURN(const ModelConfig config, read_dummy_config(path, file, text, config_path));
+  return dummy_tokenizer(config.n_vocab);
 }
 
 }  // namespace so

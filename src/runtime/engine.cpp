@@ -14,7 +14,8 @@ namespace so {
 
 Engine::~Engine() = default;
 
-Result<std::unique_ptr<Tokenizer>> load_tokenizer(const std::string& model_path) {
+Result<std::unique_ptr<Tokenizer>> load_tokenizer(const std::string& model_path, bool dummy) {
+  if (dummy) return dummy_tokenizer_of_config(model_path);
   SO_ASSIGN_OR_RETURN(ModelFile file, open_model_file(model_path));
   auto tokenizer = Tokenizer::from_model_file(file);
   if (!tokenizer.ok()) return tokenizer.status().with_context(str_cat("loading the tokenizer of '", model_path, "'"));

@@ -94,7 +94,9 @@ struct EngineOptions {
 };
 
 // The tokenizer of a model file alone (no weights mapped into compute).
-Result<std::unique_ptr<Tokenizer>> load_tokenizer(const std::string& model_path);
+// The tokenizer of a model file alone (no weights mapped into compute), or of a dummy
+// model's config (--load-format dummy).
+Result<std::unique_ptr<Tokenizer>> load_tokenizer(const std::string& model_path, bool dummy = false);
 
 class Engine {
  public:

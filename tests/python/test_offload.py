@@ -7,41 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 
 import engine
 import model_factory
-
-REPO = Path(__file__).resolve().parents[2]
-PROMPTS = REPO / "data" / "prompts.txt"
-
-
-def default_model() -> Path:
-    path = os.environ.get("SPECOFFLOAD_DEFAULT_MODEL")
-    if not path or not Path(path).is_file():
-        pytest.skip("the default model is not fetched (scripts/setup.sh fetches it)")
-    return Path(path)
-
-
-def generate(model: Path, prompt_file: Path, tokens: int, *args) -> tuple[list[list[int]], dict, str]:
-    stats_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"specoffload-offload-stats-{os.getpid()}.json"
-    command = [str(engine.require_engine()), "generate", "-m", str(model), "-f", str(prompt_file), "--temp", "0",
-               "-n", str(tokens), "--json", "--ignore-eos", "-t", str(engine.THREADS), "--stats-json", str(stats_path),
-               *map(str, args)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, f"{' '.join(command)}\n{done.stderr[-3000:]}"
-    stats = json.loads(stats_path.read_text())
-    stats_path.unlink()
-    return [json.loads(line)["tokens"] for line in done.stdout.splitlines()], stats, done.stderr
-
-
-def budget(model: Path, fraction: float) -> str:
-    return f"{int(model.stat().st_size * fraction) // 1024}K"
+from runs import PROMPTS, budget, default_model, generate
 
 
 @pytest.mark.parametrize("extra", [[], ["--draft-ngram"], ["--ring-slots", "3", "--draft-layers", "4"],
