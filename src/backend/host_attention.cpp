@@ -11,7 +11,7 @@ enum Staging { kQuery = 0, kKey, kValue, kOut };
 
 HostAttention::HostAttention(Backend& backend)
     : backend_(backend),
-      to_host_(backend.create_stream(StreamRole::kCopy)),
+      to_host_(backend.create_stream(StreamRole::kCopyToHost)),
       to_device_(backend.create_stream(StreamRole::kCopy)) {}
 
 float* HostAttention::staging(int index, int64_t floats) {

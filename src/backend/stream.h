@@ -13,8 +13,11 @@
 
 namespace so {
 
-// kDisk: reads of the model file into pinned host memory, a host thread on every backend.
-enum class StreamRole { kCompute, kCopy, kDraft, kDisk };
+// kCopy moves host to device (the weights, the attention output of the host KV tier);
+// kCopyToHost device to host (q, k, v of the host KV tier), which a GPU's PCIe link carries
+// beside the other direction. kDisk: reads of the model file into pinned host memory, a host
+// thread on every backend.
+enum class StreamRole { kCompute, kCopy, kCopyToHost, kDraft, kDisk };
 std::string_view stream_role_name(StreamRole role);
 
 class Event {

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
+
+#include "planner/placement.h"
 
 namespace so {
 
@@ -45,6 +48,18 @@ double step_compute_seconds(const ModelShape& model, const HardwareProfile& prof
   for (const MatrixShape& matrix : model.layer) layer += matrix_seconds(matrix, profile, step.tokens);
   return model.n_layers * layer + attention + matrix_seconds(model.head, profile, step.logit_rows) +
          profile.step_overhead_seconds;
+}
+
+int64_t step_workspace_bytes(const ModelShape& model, int64_t tokens, int64_t logit_rows, int64_t micro_batch) {
+  const int64_t micro = micro_batch > 0 ? std::min(tokens, micro_batch) : tokens;
+  const int64_t width = std::max<int64_t>(model.dim, model.q_dim());
+  const int64_t floats = tokens * model.dim + std::max(micro, logit_rows) * model.dim +
+                         micro * (2 * model.q_dim() + 2 * model.kv_dim() + model.dim + 2LL * model.ffn_dim) +
+                         2 * logit_rows * width + logit_rows * int64_t(model.n_vocab);
+  // A streamed head's chunk of logits before it goes to its columns.
+  const int64_t row_bytes = model.head.rows > 0 ? model.head.bytes / model.head.rows : 0;
+  const int64_t chunk_rows = pass_segments(std::vector<int64_t>{model.layer_bytes}, model.head.rows, row_bytes).head_chunk_rows;
+  return int64_t(sizeof(float)) * (floats + logit_rows * std::min<int64_t>(chunk_rows, model.n_vocab));
 }
 
 double copy_seconds(const HardwareProfile& profile, int64_t bytes) {

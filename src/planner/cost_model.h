@@ -29,6 +29,12 @@ double attention_seconds(const ModelShape& model, const HardwareProfile& profile
 // Compute seconds of the step with all weights in place (no copies), attention included.
 double step_compute_seconds(const ModelShape& model, const HardwareProfile& profile, const StepShape& step);
 
+// Float activations a step of `tokens` keeps in device memory, as the model runner sizes them
+// (model/forward.cpp), with the engine's logits: the residual stream for every token, a
+// micro-batch's worth of the rest (0: one batch), the rows going to the head, and the logits
+// (with a streamed head's chunk of them).
+int64_t step_workspace_bytes(const ModelShape& model, int64_t tokens, int64_t logit_rows, int64_t micro_batch);
+
 // Seconds to stream `bytes` over the host-to-device link.
 double copy_seconds(const HardwareProfile& profile, int64_t bytes);
 

@@ -11,18 +11,6 @@
 namespace so {
 namespace {
 
-// Float activations a step of `tokens` keeps in device memory, as the model runner sizes
-// them (model/forward.cpp): the residual stream for every token, a micro-batch's worth of
-// the rest, the rows going to the head, and the logits.
-int64_t workspace_bytes(const ModelShape& model, int64_t tokens, int64_t logit_rows, int64_t micro_batch) {
-  const int64_t micro = micro_batch > 0 ? std::min(tokens, micro_batch) : tokens;
-  const int64_t width = std::max<int64_t>(model.dim, model.q_dim());
-  const int64_t floats = tokens * model.dim + std::max(micro, logit_rows) * model.dim +
-                         micro * (2 * model.q_dim() + 2 * model.kv_dim() + model.dim + 2LL * model.ffn_dim) +
-                         2 * logit_rows * width + logit_rows * int64_t(model.n_vocab);
-  return int64_t(sizeof(float)) * floats;
-}
-
 // Pairs of (query, key position) for `rows` rows at mean context `context`, each with
 // `queries` new positions.
 double attention_pairs(int64_t rows, double context, int queries) {
@@ -100,13 +88,13 @@ Result<Plan> evaluate_cached(const PlanInput& input, const PlanChoice& choice, P
   // Device memory: the budget (--device-mem) holds the target's weights: resident segments
   // and the ring. The draft model and its KV, the target's KV when placed there and the
   // steps' activations come on top and must fit the device's memory with them.
-  int64_t fixed = workspace_bytes(target, plan.prefill_chunk, std::max<int64_t>(verify_tokens, 1),
+  int64_t fixed = step_workspace_bytes(target, plan.prefill_chunk, std::max<int64_t>(verify_tokens, 1),
                                   input.micro_batch_tokens);
   if (plan.kv_on_device) fixed += plan.kv_bytes;
   if (model_draft) {
     // note: the draft's catch-up steps take the step budget too; its sub-batch bounds its logits.
     const int64_t draft_tokens = std::max<int64_t>(plan.prefill_chunk, int64_t(plan.draft_subbatch) * (k + 1));
-    fixed += workspace_bytes(input.draft_model, draft_tokens, plan.draft_subbatch, 0) +
+    fixed += step_workspace_bytes(input.draft_model, draft_tokens, plan.draft_subbatch, 0) +
              int64_t(rows) * kv_positions * input.draft_model.kv_bytes_per_token;
     if (input.draft == DraftSource::kModel) fixed += input.draft_model.device_bytes();
   }

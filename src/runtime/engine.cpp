@@ -8,7 +8,9 @@
 #include "base/timer.h"
 #include "runtime/drafter_setup.h"
 #include "offload/layer_slab.h"
+#include "planner/cost_model.h"
 #include "runtime/dummy_model.h"
+#include "runtime/model_shape_of.h"
 
 namespace so {
 
@@ -46,24 +48,61 @@ Result<int64_t> target_weights_budget(const EngineOptions& options, const Model&
   return free - reserve;
 }
 
-// --kv-cache auto without a plan: the device when what its memory has left beside the
-// target's weights (and a twentieth for activations) holds max_rows rows at the expected
-// context; host memory otherwise. A device without a memory cap always holds it.
-Result<KvPlacement> auto_kv_placement(const EngineOptions& options, const Model& model, const Backend& backend) {
-  const int64_t free = backend.device_memory_free();
-  if (free < 0) return KvPlacement::kDevice;
-  SO_ASSIGN_OR_RETURN(const int64_t weights, target_weights_budget(options, model, backend, KvPlacement::kDevice));
+// The device memory the target's KV cache of max_rows rows at the expected context needs,
+// and what the device has for it beside the target's weights, the draft's KV cache and a
+// step's activations (planner/cost_model.h sizes them as the planner does).
+struct KvRoom {
+  int64_t positions = 0;
+  int64_t needed = 0;
+  int64_t room = 0;
+};
+
+Result<KvRoom> device_kv_room(const EngineOptions& options, const Model& model, const Model* draft_model,
+                              const Backend& backend) {
   const ModelConfig& c = model.config;
-  const int64_t positions = options.kv_positions_hint > 0 ? std::min<int64_t>(options.kv_positions_hint, c.n_ctx_train)
-                                                          : c.n_ctx_train;
-  const KvGeometry geometry = kv_geometry_for(c, options.kv_page_tokens);
-  const int64_t pages_per_row = (positions + geometry.page_tokens - 1) / geometry.page_tokens;
-  const int64_t needed = int64_t(options.max_rows) * pages_per_row * geometry.page_bytes();
-  const int64_t room = free - std::min(weights, free) - free / 20;
-  const KvPlacement placement = needed <= room ? KvPlacement::kDevice : KvPlacement::kHost;
-  SO_LOG(Info, "KV cache in ", kv_placement_name(placement), " memory: ", options.max_rows, " rows of up to ",
-         positions, " positions need ", format_bytes(double(needed)), ", the device has ",
-         format_bytes(double(std::max<int64_t>(room, 0))), " for it");
+  KvRoom kv;
+  kv.positions = options.kv_positions_hint > 0 ? std::min<int64_t>(options.kv_positions_hint, c.n_ctx_train)
+                                               : c.n_ctx_train;
+  auto cache_bytes = [&](const ModelConfig& config, int n_layers) {
+    const KvGeometry geometry = kv_geometry_for(config, options.kv_page_tokens, n_layers);
+    return int64_t(options.max_rows) * ((kv.positions + geometry.page_tokens - 1) / geometry.page_tokens) *
+           geometry.page_bytes();
+  };
+  kv.needed = cache_bytes(c, -1);
+  SO_ASSIGN_OR_RETURN(const int64_t weights, target_weights_budget(options, model, backend, KvPlacement::kDevice));
+  const int64_t free = backend.device_memory_free();
+  const int64_t logit_rows = std::min<int64_t>(int64_t(options.max_rows) * (options.spec.draft_max + 1),
+                                               options.max_step_tokens);
+  int64_t others = std::min(weights, free) + step_workspace_bytes(model_shape_of(model), options.max_step_tokens,
+                                                                   logit_rows, options.micro_batch_tokens);
+  if (options.spec.drafter == DrafterKind::kSelfDraft) others += cache_bytes(c, options.spec.draft_layers);
+  if (draft_model != nullptr) others += cache_bytes(draft_model->config, -1);
+  kv.room = free - others;
+  return kv;
+}
+
+// --kv-cache auto without a plan: the device when its memory holds the cache, host memory
+// otherwise. --kv-cache device when it cannot: a clear error now rather than rows failing
+// later. A device without a memory cap always holds it.
+Result<KvPlacement> resolve_kv_placement(const EngineOptions& options, const Model& model, const Model* draft_model,
+                                         const Backend& backend) {
+  if (options.kv_cache == KvCacheChoice::kHost) return KvPlacement::kHost;
+  if (backend.device_memory_free() < 0) return KvPlacement::kDevice;
+  // note: without an expected context an explicit choice is taken as given.
+  if (options.kv_cache == KvCacheChoice::kDevice && options.kv_positions_hint <= 0) return KvPlacement::kDevice;
+  SO_ASSIGN_OR_RETURN(const KvRoom kv, device_kv_room(options, model, draft_model, backend));
+  const std::string need = str_cat(options.max_rows, " rows of up to ", kv.positions, " positions need ",
+                                   format_bytes(double(kv.needed)), " of KV cache; the device has ",
+                                   format_bytes(double(std::max<int64_t>(kv.room, 0))),
+                                   " for it beside the weights and activations");
+  if (options.kv_cache == KvCacheChoice::kDevice) {
+    if (kv.needed <= kv.room) return KvPlacement::kDevice;
+    return resource_exhausted("--kv-cache device: ", need,
+                              "; put the KV cache in host memory (--kv-cache host), raise --gpu-mem, or lower "
+                              "--max-rows or --device-mem");
+  }
+  const KvPlacement placement = kv.needed <= kv.room ? KvPlacement::kDevice : KvPlacement::kHost;
+  SO_LOG(Info, "KV cache in ", kv_placement_name(placement), " memory: ", need);
   return placement;
 }
 
@@ -108,10 +147,8 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
     return invalid_argument("--host-mem places the layers that stream to device memory, but nothing streams: give "
                             "--device-mem too (e.g. --device-mem 1G --host-mem 4G)");
   }
-  KvPlacement kv_placement = options.kv_cache == KvCacheChoice::kHost ? KvPlacement::kHost : KvPlacement::kDevice;
-  if (options.kv_cache == KvCacheChoice::kAuto) {
-    SO_ASSIGN_OR_RETURN(kv_placement, auto_kv_placement(options, *engine->model_, backend));
-  }
+  SO_ASSIGN_OR_RETURN(const KvPlacement kv_placement,
+                      resolve_kv_placement(options, *engine->model_, engine->draft_model_.get(), backend));
   SO_ASSIGN_OR_RETURN(const int64_t weights_budget,
                       target_weights_budget(options, *engine->model_, backend, kv_placement));
   if (weights_budget > 0) {

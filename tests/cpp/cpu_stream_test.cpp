@@ -48,7 +48,7 @@ TEST(CpuStream, EventsOrderWorkAcrossStreams) {
 }
 
 TEST(CpuStream, ThrottledCopiesTakeBytesOverBandwidth) {
-  CpuStream link(StreamRole::kCopy, /*link_bytes_per_second=*/1e9);
+  CpuStream link(StreamRole::kCopy, std::make_shared<SimulatedLink>(1e9));
   std::vector<uint8_t> source(8 << 20), destination(8 << 20, 0);
   for (size_t i = 0; i < source.size(); ++i) source[i] = static_cast<uint8_t>(i * 7);
   const double start = now_seconds();
@@ -60,6 +60,32 @@ TEST(CpuStream, ThrottledCopiesTakeBytesOverBandwidth) {
   const auto spans = link.take_spans();
   ASSERT_EQ(spans.size(), 1u);
   EXPECT_EQ(spans[0].bytes, int64_t(source.size()));
+}
+
+TEST(CpuStream, CopiesShareTheirDirectionOfTheLink) {
+  // Two host-to-device streams take turns at 1 GB/s; the device-to-host one runs beside them.
+  CpuBackendOptions options;
+  options.n_threads = 1;
+  options.sim_link_gbps = 1.0;
+  CpuBackend backend(options);
+  auto weights = backend.create_stream(StreamRole::kCopy);
+  auto outputs = backend.create_stream(StreamRole::kCopy);
+  auto inputs = backend.create_stream(StreamRole::kCopyToHost);
+  std::vector<uint8_t> a(16 << 20, 1), b(16 << 20), c(16 << 20, 2), d(16 << 20), e(16 << 20, 3), f(16 << 20);
+  const double start = now_seconds();
+  weights->copy(b.data(), a.data(), a.size(), "weights");
+  outputs->copy(d.data(), c.data(), c.size(), "attention output");
+  inputs->copy(f.data(), e.data(), e.size(), "q, k, v");
+  inputs->synchronize();
+  const double one_way = now_seconds() - start;
+  weights->synchronize();
+  outputs->synchronize();
+  const double both = now_seconds() - start;
+  const double copy_seconds = double(a.size()) / 1e9;
+  EXPECT_GE(both, 2 * copy_seconds * 0.98) << "two copies toward the device share the link";
+  EXPECT_LT(one_way, 1.5 * copy_seconds) << "the other direction is not held up by them";
+  EXPECT_EQ(b, a);
+  EXPECT_EQ(f, e);
 }
 
 TEST(CpuStream, CopyAndComputeOverlap) {

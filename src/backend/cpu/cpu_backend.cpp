@@ -11,8 +11,12 @@ namespace so {
 CpuBackend::CpuBackend(const CpuBackendOptions& options)
     : pool_(std::make_unique<ThreadPool>(options.n_threads > 0 ? options.n_threads : cpu_features().n_physical_cores)),
       kernels_(*pool_, cpu::detect_isa()),
-      device_budget_bytes_(options.device_budget_bytes),
-      sim_link_gbps_(options.sim_link_gbps) {}
+      device_budget_bytes_(options.device_budget_bytes) {
+  if (options.sim_link_gbps > 0) {
+    to_device_link_ = std::make_shared<SimulatedLink>(options.sim_link_gbps * 1e9);
+    to_host_link_ = std::make_shared<SimulatedLink>(options.sim_link_gbps * 1e9);
+  }
+}
 
 CpuBackend::~CpuBackend() = default;
 
@@ -74,8 +78,9 @@ void CpuBackend::copy_2d(void* destination, size_t destination_pitch, const void
 }
 
 std::unique_ptr<Stream> CpuBackend::create_stream(StreamRole role) {
-  const double link = role == StreamRole::kCopy ? sim_link_gbps_ * 1e9 : 0.0;
-  return std::make_unique<CpuStream>(role, link);
+  if (role == StreamRole::kCopy) return std::make_unique<CpuStream>(role, to_device_link_);
+  if (role == StreamRole::kCopyToHost) return std::make_unique<CpuStream>(role, to_host_link_);
+  return std::make_unique<CpuStream>(role);
 }
 
 void CpuBackend::matmul(const TensorView& weight, const float* x, int64_t n_rows, float* y) {

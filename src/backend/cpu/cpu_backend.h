@@ -8,6 +8,7 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/attention.h"
+#include "backend/cpu/cpu_stream.h"
 #include "backend/cpu/kernels.h"
 #include "base/compute_gate.h"
 #include "base/thread_pool.h"
@@ -93,7 +94,9 @@ class CpuBackend final : public Backend {
   cpu::AttentionScratch attention_scratch_;
   MoeScratch moe_scratch_;
   int64_t device_budget_bytes_;
-  double sim_link_gbps_;
+  // --sim-link-gbps: each direction of the simulated PCIe link, shared by its copy streams.
+  std::shared_ptr<SimulatedLink> to_device_link_;
+  std::shared_ptr<SimulatedLink> to_host_link_;
   std::atomic<int64_t> device_bytes_{0};
   std::atomic<int64_t> device_bytes_peak_{0};
 };

@@ -1,5 +1,6 @@
 #include "backend/cpu/cpu_stream.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -11,6 +12,7 @@ std::string_view stream_role_name(StreamRole role) {
   switch (role) {
     case StreamRole::kCompute: return "compute";
     case StreamRole::kCopy: return "copy";
+    case StreamRole::kCopyToHost: return "copy to host";
     case StreamRole::kDraft: return "draft";
     case StreamRole::kDisk: return "disk";
   }
@@ -35,8 +37,14 @@ void CpuEvent::signal() {
   changed_.notify_all();
 }
 
-CpuStream::CpuStream(StreamRole role, double link_bytes_per_second)
-    : role_(role), link_bytes_per_second_(link_bytes_per_second), worker_([this] { run(); }) {}
+double SimulatedLink::reserve(int64_t bytes, double now) {
+  std::lock_guard lock(mutex_);
+  free_at_ = std::max(free_at_, now) + double(bytes) / bytes_per_second_;
+  return free_at_;
+}
+
+CpuStream::CpuStream(StreamRole role, std::shared_ptr<SimulatedLink> link)
+    : role_(role), link_(std::move(link)), worker_([this] { run(); }) {}
 
 CpuStream::~CpuStream() {
   synchronize();
@@ -58,16 +66,11 @@ void CpuStream::enqueue(Item item) {
 }
 
 void CpuStream::copy(void* destination, const void* source, size_t bytes, std::string label) {
-  const double bandwidth = link_bytes_per_second_;
-  auto work = [destination, source, bytes, bandwidth] {
-    const double start = now_seconds();
+  auto work = [destination, source, bytes, link = link_] {
+    // The simulated link: the copy ends no sooner than its turn on the link allows.
+    const double end = link ? link->reserve(static_cast<int64_t>(bytes), now_seconds()) : 0.0;
     std::memcpy(destination, source, bytes);
-    if (bandwidth > 0) {
-      // The simulated link: the copy ends no sooner than bytes / bandwidth after it began.
-      const double end = start + double(bytes) / bandwidth;
-      const double left = end - now_seconds();
-      if (left > 0) std::this_thread::sleep_for(std::chrono::duration<double>(left));
-    }
+    if (link) sleep_until_seconds(end);
   };
   enqueue({std::move(work), nullptr, nullptr, std::move(label), static_cast<int64_t>(bytes)});
 }

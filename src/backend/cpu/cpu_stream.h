@@ -1,12 +1,13 @@
 // CPU streams: each is a worker thread with an in-order queue, so the scheduler is the same
-// code on the CPU and CUDA backends (ARCHITECTURE.md section 5). A copy stream is the copy
-// engine: with link_bytes_per_second > 0 it throttles every copy to that bandwidth (a copy
-// of n bytes takes at least n / bandwidth), so a machine without a GPU can study and test
-// PCIe-like behaviour.
+// code on the CPU and CUDA backends (ARCHITECTURE.md section 5). A copy stream is a copy
+// engine: given a simulated link it throttles every copy to the link's bandwidth, shared
+// with the other streams on the same link (one direction of PCIe), so a machine without a
+// GPU can study and test PCIe-like behaviour.
 #pragma once
 
 #include <condition_variable>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -26,9 +27,25 @@ class CpuEvent final : public Event {
   bool done_ = false;
 };
 
+// One direction of a simulated link: copies take turns at its bandwidth. A copy of n bytes
+// that starts when the link is free ends n / bandwidth later; one that starts while another
+// copy holds the link ends that much after the link frees up.
+class SimulatedLink {
+ public:
+  explicit SimulatedLink(double bytes_per_second) : bytes_per_second_(bytes_per_second) {}
+  // Reserves the link for `bytes` from now (or from when it frees up); returns when the copy ends.
+  double reserve(int64_t bytes, double now);
+
+ private:
+  std::mutex mutex_;
+  double bytes_per_second_;
+  double free_at_ = 0;
+};
+
 class CpuStream final : public Stream {
  public:
-  CpuStream(StreamRole role, double link_bytes_per_second = 0.0);
+  // link: throttles this stream's copies (null: memcpy speed).
+  explicit CpuStream(StreamRole role, std::shared_ptr<SimulatedLink> link = nullptr);
   ~CpuStream() override;  // finishes the queued work first
 
   StreamRole role() const override { return role_; }
@@ -51,7 +68,7 @@ class CpuStream final : public Stream {
   void run();
 
   StreamRole role_;
-  double link_bytes_per_second_;
+  std::shared_ptr<SimulatedLink> link_;
   std::mutex mutex_;
   std::condition_variable changed_;
   std::deque<Item> queue_;
