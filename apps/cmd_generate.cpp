@@ -102,7 +102,8 @@ int run_generate(const GenerateOptions& options, const PlanOverrides& given) {
   int longest_prompt = 0;
   auto workload = workload_of(options, *prompts, *engine_config, longest_prompt);
   if (!workload.ok()) return report_error(workload.status());
-  engine_config->kv_positions_hint = int64_t(longest_prompt) + options.max_tokens + engine_config->spec.draft_max + 1;
+  const bool drafts = engine_config->spec.drafter != DrafterKind::kNone;
+  engine_config->kv_positions_hint = int64_t(longest_prompt) + options.max_tokens + (drafts ? engine_config->spec.draft_max + 1 : 0);
   std::unique_ptr<Replanner> replanner;
   auto plan_json = apply_planner(options, given, *workload, *engine_config, replanner);
   if (!plan_json.ok()) return report_error(plan_json.status());

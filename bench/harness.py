@@ -97,8 +97,9 @@ def model_dtype(path: str) -> str:
 
 
 def generate(prompts: list[str], chat: bool, flags: list[str], tokens: int, threads: int = 2,
-             trace: str | None = None) -> tuple[list[list[int]], dict, dict]:
-    """One `generate` run: (outputs, stats JSON, the plan it printed when planning)."""
+             trace: str | None = None, must_succeed: bool = True):
+    """One `generate` run: (outputs, stats JSON, the plan it printed when planning). A failed run exits, or with
+    must_succeed=False returns the engine's stderr (a configuration that does not fit is a result too)."""
     with tempfile.TemporaryDirectory() as tmp:
         prompt_file = os.path.join(tmp, "prompts.txt")
         with open(prompt_file, "w") as f:
@@ -110,6 +111,8 @@ def generate(prompts: list[str], chat: bool, flags: list[str], tokens: int, thre
             command += ["--trace", trace]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
+            if not must_succeed:
+                return done.stderr
             sys.exit(f"{' '.join(command)}\n{done.stderr[-3000:]}")
         outputs = [json.loads(line)["tokens"] for line in done.stdout.splitlines()]
         with open(stats_file) as f:

@@ -5,9 +5,15 @@
 // On the CPU backend those streams are throttled by --sim-link-gbps like the weights'
 // copies, so the tier costs there what it would beside a GPU.
 //
-// note: a layer's CPU attention overlaps the copies of the next layers' weights, which the
-// layer streamer has already issued on its own stream; it does not overlap the device's
-// compute of the same layer (the output projection needs its result).
+// A row whose whole context is in the step (a prompt's first chunk) needs no cache to
+// attend: the device computes its attention in scratch pages, and only its k and v go to
+// the host, to be stored. Only the other rows' q crosses and their output comes back, so a
+// prefill wave moves 2 kv_dim floats per token and layer instead of 2 (q_dim + kv_dim).
+//
+// note: a layer's host attention overlaps the copies of the next layers' weights, which the
+// layer streamer has already issued on its own stream, and (on a device backend) the
+// device's attention for the prompts' first chunks; not the rest of the layer, which needs
+// its result.
 #pragma once
 
 #include <cstdint>
@@ -42,12 +48,19 @@ class HostAttention {
 
  private:
   float* staging(int index, int64_t floats);
+  // Device scratch pages (one layer each) for `rows`, which attend only to themselves.
+  std::vector<AttentionRow> scratch_rows(const KvGeometry& layer_geometry, std::span<const AttentionRow> rows);
 
   Backend& backend_;
   std::unique_ptr<Stream> to_host_;
   std::unique_ptr<Stream> to_device_;
   // Pinned host staging: q, k, v, out, each grown to the largest step seen.
   Buffer staging_[4];
+  std::vector<Buffer> scratch_pages_;     // device memory
+  std::vector<void*> scratch_page_ptrs_;  // the rows' page tables, into scratch_pages_
+  // Per step: the rows attended on the host and on the device, and the host rows' token runs.
+  std::vector<AttentionRow> host_rows_, device_rows_;
+  std::vector<std::pair<int64_t, int64_t>> host_runs_;  // (first token, count)
   int64_t bytes_to_host_ = 0;
   int64_t bytes_to_device_ = 0;
   double compute_seconds_ = 0.0;

@@ -156,6 +156,7 @@ void ModelRunner::output_from_source(int64_t n_out, float* logits) {
     const int64_t rows = output.weight.shape[0];
     const size_t bytes = size_t(n_out * rows) * sizeof(float);
     if (chunk_logits_.bytes() < bytes) {
+      chunk_logits_ = Buffer();
       Result<Buffer> buffer = backend_.allocate(bytes, MemoryKind::kDevice);
       SO_CHECK(buffer.ok(), "allocating output chunk logits: ", buffer.status().to_string());
       chunk_logits_ = std::move(buffer).value();

@@ -29,12 +29,14 @@ double matrix_seconds(const MatrixShape& matrix, const HardwareProfile& profile,
 }  // namespace
 
 double attention_seconds(const ModelShape& model, const HardwareProfile& profile, const StepShape& step) {
-  const double gflops = step.kv_on_device ? profile.attention_gflops : profile.cpu_attention_gflops;
+  const bool on_host = !step.kv_on_device && !step.fresh_prompts;
+  const double gflops = on_host ? profile.cpu_attention_gflops : profile.attention_gflops;
   const double flops = 4.0 * model.head_dim * double(model.n_heads) * step.attention_pairs;
   double seconds = model.n_layers * flops / (std::max(gflops, 1e-9) * 1e9);
   if (!step.kv_on_device) {
-    // Per layer q, k and v go to the host and the output comes back, in f32.
-    const double bytes = double(step.tokens) * double(2 * model.q_dim() + 2 * model.kv_dim()) * sizeof(float);
+    // Per layer k and v go to the host, in f32; q too and the output back when host threads attend.
+    const int64_t floats = 2 * model.kv_dim() + (on_host ? 2 * model.q_dim() : 0);
+    const double bytes = double(step.tokens) * double(floats) * sizeof(float);
     seconds += model.n_layers * (bytes / (std::max(profile.copy_pinned_gbps, 1e-9) * 1e9) +
                                  2 * profile.op_overhead_seconds);
   }

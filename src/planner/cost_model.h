@@ -21,6 +21,9 @@ struct StepShape {
   int64_t logit_rows = 0;
   double attention_pairs = 0;
   bool kv_on_device = true;
+  // Every row's context is in the step (prompts' first chunks): with the KV cache in host
+  // memory the device attends them and only k and v go to the host (backend/host_attention.h).
+  bool fresh_prompts = false;
 };
 
 // Attention's seconds in the step: on the device, or with the KV cache in host memory on

@@ -160,7 +160,8 @@ Result<Plan> evaluate_cached(const PlanInput& input, const PlanChoice& choice, P
   const double chunks = std::ceil(prompt_total / double(chunk));
   const double prompts_per_chunk = std::max(1.0, double(chunk) / std::max(1, work.prompt_tokens));
   const StepShape prefill{chunk, int64_t(std::ceil(prompts_per_chunk)),
-                          prompts_per_chunk * work.prompt_tokens * (work.prompt_tokens + 1) / 2.0, plan.kv_on_device};
+                          prompts_per_chunk * work.prompt_tokens * (work.prompt_tokens + 1) / 2.0, plan.kv_on_device,
+                          /*fresh_prompts=*/chunk >= work.prompt_tokens};
   plan.prefill_seconds = chunks * std::max(plan.decode.copy, step_compute_seconds(target, profile, prefill));
   const double generated = double(work.n_prompts) * work.gen_tokens;
   plan.job_seconds = plan.prefill_seconds + generated / plan.decode_tokens_per_second;

@@ -71,8 +71,8 @@ Result<KvRoom> device_kv_room(const EngineOptions& options, const Model& model, 
   kv.needed = cache_bytes(c, -1);
   SO_ASSIGN_OR_RETURN(const int64_t weights, target_weights_budget(options, model, backend, KvPlacement::kDevice));
   const int64_t free = backend.device_memory_free();
-  const int64_t logit_rows = std::min<int64_t>(int64_t(options.max_rows) * (options.spec.draft_max + 1),
-                                               options.max_step_tokens);
+  const int k = options.spec.drafter == DrafterKind::kNone ? 0 : options.spec.draft_max;
+  const int64_t logit_rows = std::min<int64_t>(int64_t(options.max_rows) * (k + 1), options.max_step_tokens);
   int64_t others = std::min(weights, free) + step_workspace_bytes(model_shape_of(model), options.max_step_tokens,
                                                                    logit_rows, options.micro_batch_tokens);
   if (options.spec.drafter == DrafterKind::kSelfDraft) others += cache_bytes(c, options.spec.draft_layers);
@@ -237,6 +237,7 @@ Status Engine::forward(StepBuilder& builder, std::vector<float>& logits, int64_t
   const int64_t n_vocab = config().n_vocab;
   const size_t logit_bytes = size_t(step.n_logit_rows()) * n_vocab * sizeof(float);
   if (logits_buffer_.bytes() < logit_bytes) {
+    logits_buffer_ = Buffer();  // the old one goes first: device memory is what runs out
     SO_ASSIGN_OR_RETURN(logits_buffer_, backend_->allocate(logit_bytes, MemoryKind::kDevice));
   }
   const double start = now_seconds();

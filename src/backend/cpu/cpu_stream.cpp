@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 
 #include "base/timer.h"
@@ -67,10 +68,20 @@ void CpuStream::enqueue(Item item) {
 
 void CpuStream::copy(void* destination, const void* source, size_t bytes, std::string label) {
   auto work = [destination, source, bytes, link = link_] {
-    // The simulated link: the copy ends no sooner than its turn on the link allows.
-    const double end = link ? link->reserve(static_cast<int64_t>(bytes), now_seconds()) : 0.0;
-    std::memcpy(destination, source, bytes);
-    if (link) sleep_until_seconds(end);
+    if (!link) {
+      std::memcpy(destination, source, bytes);
+      return;
+    }
+    // The simulated link: each piece ends no sooner than its turn on the link allows.
+    // note: pieces, so that copies on other streams in the same direction take turns with
+    // this one (as a GPU's copy engines share PCIe) instead of waiting for all of it.
+    constexpr size_t kPiece = size_t(256) << 10;
+    for (size_t done = 0; done < bytes; done += kPiece) {
+      const size_t piece = std::min(kPiece, bytes - done);
+      const double end = link->reserve(static_cast<int64_t>(piece), now_seconds());
+      std::memcpy(static_cast<uint8_t*>(destination) + done, static_cast<const uint8_t*>(source) + done, piece);
+      sleep_until_seconds(end);
+    }
   };
   enqueue({std::move(work), nullptr, nullptr, std::move(label), static_cast<int64_t>(bytes)});
 }

@@ -27,9 +27,9 @@ class CpuEvent final : public Event {
   bool done_ = false;
 };
 
-// One direction of a simulated link: copies take turns at its bandwidth. A copy of n bytes
-// that starts when the link is free ends n / bandwidth later; one that starts while another
-// copy holds the link ends that much after the link frees up.
+// One direction of a simulated link: copies take turns at its bandwidth, a piece at a time.
+// A piece of n bytes that starts when the link is free ends n / bandwidth later; one that
+// starts while another piece holds the link ends that much after the link frees up.
 class SimulatedLink {
  public:
   explicit SimulatedLink(double bytes_per_second) : bytes_per_second_(bytes_per_second) {}
