@@ -87,7 +87,8 @@ def run_engine(args, name: str, extra: list[str]) -> dict:
         stats_path = Path(tmp) / "stats.json"
         command = [args.bin, "generate", "-m", args.target, "--load-format", "dummy", "--backend", args.backend,
                    "--gpu-mem", args.gpu_mem, "-f", prompt_file, "-e", "-n", args.gen, "--temp", "0", "--ignore-eos",
-                   "--max-rows", args.rows, "--step-tokens", args.step_tokens, "--kv-page-tokens", 64, "--stats-json", stats_path, *extra]
+                   "--max-rows", args.rows, "--step-tokens", args.step_tokens, "--kv-page-tokens", 64, "--kv-cache",
+                   args.kv_cache, "--stats-json", stats_path, *extra]
         if args.device_mem:
             command += ["--device-mem", args.device_mem]
         command = [str(c) for c in command]
@@ -121,6 +122,8 @@ def run_engine(args, name: str, extra: list[str]) -> dict:
         "mean_pass_seconds": decode_seconds / max(1, len(passes)),
         "backend": stats.get("backend"),
         "dummy_weights": stats.get("dummy_weights"),
+        "memory": stats.get("memory"),
+        "mean_rows_per_pass": sum(p["rows"] for p in passes) / max(1, len(passes)),
     }
     if "simulated_acceptance" in stats:
         record["simulated_acceptance"] = stats["simulated_acceptance"]
@@ -147,6 +150,7 @@ def main() -> int:
     # caches and the activations; this leaves the target's weights 6.5 GB.
     parser.add_argument("--device-mem", default="6.5G", help="the target's weights budget")
     parser.add_argument("--rows", type=int, default=32)
+    parser.add_argument("--kv-cache", default="auto", help="device, host (attention on CPU threads) or auto")
     parser.add_argument("--prompts", type=int, default=0,
                         help="prompts in the job (default: --rows); more than --rows keeps every pass full")
     parser.add_argument("--prompt-chars", type=int, default=128)
@@ -172,7 +176,16 @@ def main() -> int:
     records.append({"name": "profile", "copy_pinned_gbps": pinned_peak, "copy_pageable_gbps": profile["copy_pageable_gbps"]})
     print(json.dumps(records[-1]), flush=True)
 
+    def against_bound(record: dict) -> None:
+        """rows * tau * BW / W: the pass's rows each commit tau tokens per sweep of the streamed weights."""
+        if "error" in record or not record["streamed_bytes_per_pass"]:
+            return
+        bound = args.rows * record["tokens_per_row_pass"] * pinned_peak * 1e9 / record["streamed_bytes_per_pass"]
+        record["physical_bound_tokens_per_second"] = bound
+        record["fraction_of_physical_bound"] = record["decode_tokens_per_second"] / bound
+
     plain = run_engine(args, "no speculation", ["--draft-max", "0"])
+    against_bound(plain)
     records.append(plain)
     print(json.dumps(plain), flush=True)
     for alpha in args.alphas:
@@ -181,10 +194,7 @@ def main() -> int:
                              "--simulate-acceptance", str(alpha)])
         if "error" not in record and "error" not in plain and plain["decode_tokens_per_second"]:
             record["speedup_vs_no_speculation"] = record["decode_tokens_per_second"] / plain["decode_tokens_per_second"]
-        if "error" not in record and record["streamed_bytes_per_pass"]:
-            bound = args.rows * record["tokens_per_row_pass"] * pinned_peak * 1e9 / record["streamed_bytes_per_pass"]
-            record["physical_bound_tokens_per_second"] = bound
-            record["fraction_of_physical_bound"] = record["decode_tokens_per_second"] / bound
+        against_bound(record)
         if "error" not in record:
             record["copy_over_pinned_peak"] = record["achieved_copy_gbps"] / pinned_peak
         records.append(record)
@@ -209,7 +219,8 @@ def main() -> int:
     except FileNotFoundError:
         device = f"no nvidia-smi ({args.backend} backend)"
     result = {"device": device, "date": datetime.date.today().isoformat(), "target": args.target, "draft": args.draft,
-              "gpu_mem": args.gpu_mem, "rows": args.rows, "gen": args.gen, "draft_max": args.draft_max,
+              "gpu_mem": args.gpu_mem, "rows": args.rows, "kv_cache": args.kv_cache, "gen": args.gen,
+              "draft_max": args.draft_max,
               "records": records}
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1) + "\n")

@@ -9,6 +9,7 @@
   ablation.png    the offload ablation (bench/offload_cpu.py) per workload and link
   cpu_vs_llama.png  this engine vs llama.cpp on the CPU (bench/cpu_vs_llama.py)
   gpu.png         the GPU run at Mixtral scale against accelerate and the physical bound (bench/gpu_offload.py)
+  host_kv.png     decode tokens/s vs rows with the KV cache on the device or in host memory (bench/host_kv_cpu.py)
 
     python3 bench/plots.py [--results bench/results] [--out docs/img]
 """
@@ -252,6 +253,30 @@ def plot_gpu(path, out):
            f"Mistral-7B draft\n{data['device'].split(',')[0]}, {data['date']} (dummy weights, simulated acceptance)")
 
 
+def plot_host_kv(path, out):
+    records = load(path)
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for placement, style in (("device", "o-"), ("host", "s-")):
+        points = sorted((r["rows"], r["steady_decode_tokens_per_second"]) for r in records
+                        if r["kv_cache"] == placement and r.get("fits"))
+        ax.plot([p[0] for p in points], [p[1] for p in points], style, label=f"KV cache in {placement} memory")
+        refused = [r["rows"] for r in records if r["kv_cache"] == placement and not r.get("fits")]
+        if refused:
+            ax.plot(refused, [0] * len(refused), "x", color="r", ms=9,
+                    label=f"{placement} KV does not fit the {records[0]['gpu_mem']} device")
+    bound = sorted((r["rows"], r["bound_tokens_per_second"]) for r in records
+                   if r["kv_cache"] == "host" and r.get("fits"))
+    ax.plot([p[0] for p in bound], [p[1] for p in bound], "k--", alpha=0.6, label="bound rows * BW / W (copy-bound)")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks([r for r in sorted({r["rows"] for r in records})], [str(r) for r in sorted({r["rows"] for r in records})])
+    ax.set_xlabel("rows per pass")
+    ax.set_ylabel("decode tokens/s (passes carrying every row)")
+    first = next(r for r in records if r.get("fits"))
+    finish(fig, ax, out, "host_kv.png",
+           f"{first['model']} streamed over a simulated {first['link_gbps']} GB/s link, {first['gpu_mem']} device\n"
+           f"{first['device']}, {first['date']}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", default=os.path.join(REPO, "bench", "results"))
@@ -274,9 +299,12 @@ def main():
     llama = sorted(glob.glob(os.path.join(args.results, "cpu_vs_llama_*.json")))
     if llama:
         plot_cpu_vs_llama(llama, args.out)
-    gpu = newest(args.results, "gpu_offload_*.json")
+    gpu = [path for path in sorted(glob.glob(os.path.join(args.results, "gpu_offload_*.json"))) if "host_kv" not in path]
     if gpu:
-        plot_gpu(gpu, args.out)
+        plot_gpu(gpu[-1], args.out)
+    host_kv = newest(args.results, "host_kv_cpu_*.json")
+    if host_kv:
+        plot_host_kv(host_kv, args.out)
 
 
 if __name__ == "__main__":

@@ -9,4 +9,9 @@ bash scripts/build.sh
 device="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr ' ' '_' | tr -cd '[:alnum:]_-' | tr '[:upper:]' '[:lower:]')"
 python3 bench/gpu_offload.py --bin build/apps/specoffload --accelerate \
   --out "bench/results/gpu_offload_${device}_$(date +%F).json"
+# Issue 16: 256 rows with the target's KV cache in pinned host memory (attention on CPU threads), no
+# speculation against rows / sweep time, and a simulated alpha of 0.7.
+python3 bench/gpu_offload.py --bin build/apps/specoffload --rows 256 --prompts 256 --kv-cache host \
+  --device-mem 5.9G --alphas 0.7 --timeout 1800 \
+  --out "bench/results/gpu_offload_host_kv_${device}_$(date +%F).json"
 python3 bench/plots.py

@@ -3,7 +3,8 @@
 # runs it with the AddressSanitizer build, scripts/tsan.sh with the ThreadSanitizer one):
 # weights streaming through the copy thread while the pool computes (plain, throttled link,
 # n-gram and self-draft speculation, interleaved half-batches drafting on a second thread, the
-# disk tier, a layer-major prefill wave, a dummy MoE with a draft model), then the server under
+# disk tier, a layer-major prefill wave, the KV cache in host memory with its copy threads, a
+# dummy MoE with a draft model), then the server under
 # concurrent requests and a draining SIGTERM. A sanitizer report fails the run.
 #
 #   bash scripts/pipeline_runs.sh BUILD_DIR
@@ -21,6 +22,7 @@ run --device-mem 30M --draft-layers 8 --draft-max 3
 run --device-mem 30M --sim-link-gbps 1 --draft-layers 8 --draft-max 3 --draft-length fixed --schedule interleaved
 run --device-mem 30M --host-mem 25M --draft-layers 4 --schedule interleaved
 run --device-mem 30M --step-tokens 4096 --micro-batch 64
+run --device-mem 30M --sim-link-gbps 2 --kv-cache host --draft-layers 4 --schedule interleaved --micro-batch 64
 "$bin" generate -m "$repo/configs/tiny-mixtral" --load-format dummy -p "Hello" -n 16 --temp 0 --device-mem 8M \
   --draft-model "$repo/configs/tiny-mixtral" --draft-length fixed --draft-max 3 --simulate-acceptance 0.7 >/dev/null
 

@@ -32,7 +32,7 @@ Result<Plan> plan_for(const EngineOptions& options, const PlanRequest& request, 
 Result<PlanInput> plan_input_for(const EngineOptions& options, const PlanRequest& request, const PlanOverrides& given);
 // Sets every choice of the plan the user did not fix: rows, draft length and sub-batch,
 // schedule, ring depth, KV placement, step tokens, and the host budget when the plan reads
-// from disk. The engine's stats JSON records what it then ran (runtime/applied_plan.h).
+// from disk. The engine's stats JSON records what it then ran (Engine::applied_plan_json).
 void apply_plan(const Plan& plan, const PlanOverrides& given, EngineOptions& options);
 
 }  // namespace so
