@@ -35,6 +35,15 @@ def generate(model: Path, prompt_file: Path, tokens: int, *args) -> tuple[list[l
     return [json.loads(line)["tokens"] for line in done.stdout.splitlines()], stats, done.stderr
 
 
+def measure_profile(path: Path, link_gbps: float, *extra) -> dict:
+    """`specoffload profile` over a simulated link into `path` (extra: e.g. "-m", MODEL); the profile read back."""
+    command = [str(engine.require_engine()), "profile", "-o", str(path), "-t", str(engine.THREADS), "--seconds", "0.05",
+               "--sim-link-gbps", str(link_gbps), *map(str, extra)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads(path.read_text())
+
+
 def budget(model: Path, fraction: float) -> str:
     """A --device-mem (or --host-mem) of `fraction` of the model file, in KiB."""
     return f"{int(model.stat().st_size * fraction) // 1024}K"

@@ -14,7 +14,7 @@ import pytest
 
 import engine
 import model_factory
-from runs import budget, default_model, generate, prompt_lines
+from runs import budget, default_model, generate, measure_profile, prompt_lines
 
 # The choices a plan makes and the engine reports as applied (Plan::to_json, Engine::applied_plan_json).
 PLAN_FIELDS = ["rows", "schedule", "draft_length", "draft_subbatch", "ring_slots", "kv_placement", "prefill_chunk",
@@ -104,10 +104,7 @@ def test_the_plan_is_what_runs(tmp_path):
     model = default_model()
     binary = str(engine.require_engine())
     profile = tmp_path / "profile.json"
-    done = subprocess.run([binary, "profile", "-o", str(profile), "-t", str(engine.THREADS), "--seconds", "0.03",
-                           "--sim-link-gbps", "0.3"], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    measured = json.loads(profile.read_text())
+    measured = measure_profile(profile, 0.3)
     assert measured["cpu_attention_gflops"] > 0 and measured["cpu_attention_gflops"] != measured["attention_gflops"]
 
     prompts = write_prompts(tmp_path / "prompts.txt", 40)

@@ -14,7 +14,7 @@ import pytest
 
 import engine
 import model_factory
-from runs import PROMPTS, budget, default_model, generate
+from runs import PROMPTS, budget, default_model, generate, measure_profile
 
 
 @pytest.mark.parametrize("extra", [[], ["--draft-ngram"], ["--ring-slots", "3", "--draft-layers", "4"],
@@ -238,10 +238,7 @@ def test_profile_plan_and_planned_generate(tmp_path):
     model = default_model()
     binary = str(engine.require_engine())
     profile = tmp_path / "profile.json"
-    done = subprocess.run([binary, "profile", "-o", str(profile), "-t", str(engine.THREADS), "--seconds", "0.05",
-                           "--sim-link-gbps", "2"], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    measured = json.loads(profile.read_text())
+    measured = measure_profile(profile, 2)
     assert 1.0 < measured["copy_pinned_gbps"] < 2.2, measured  # the simulated link, measured
     assert all(speed["gflops"] > 0 and speed["weight_gbps"] > 0 for speed in measured["matmul"].values())
 
@@ -275,12 +272,8 @@ def test_replanning_when_the_measured_acceptance_drifts(tmp_path):
     enough drafts are measured the planner runs again with the measured acceptance and the scheduler takes the
     shorter drafts between passes. Greedy output does not change."""
     model = default_model()
-    binary = str(engine.require_engine())
     profile = tmp_path / "profile.json"
-    done = subprocess.run([binary, "profile", "-o", str(profile), "-t", str(engine.THREADS), "--seconds", "0.05",
-                           "--sim-link-gbps", "0.25", "-m", str(model)], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert json.loads(profile.read_text())["models"], "profile -m measures the model's steps"
+    assert measure_profile(profile, 0.25, "-m", model)["models"], "profile -m measures the model's steps"
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("".join(PROMPTS.read_text().splitlines(keepends=True)[:16]))
     args = ["--chat", "--device-mem", budget(model, 0.3), "--sim-link-gbps", "0.25", "--draft-layers", 10,

@@ -38,9 +38,9 @@ void CpuEvent::signal() {
   changed_.notify_all();
 }
 
-double SimulatedLink::reserve(int64_t bytes, double now) {
+double SimulatedLink::reserve(int64_t bytes, double at) {
   std::lock_guard lock(mutex_);
-  free_at_ = std::max(free_at_, now) + double(bytes) / bytes_per_second_;
+  free_at_ = std::max(free_at_, at) + double(bytes) / bytes_per_second_;
   return free_at_;
 }
 
@@ -75,12 +75,16 @@ void CpuStream::copy(void* destination, const void* source, size_t bytes, std::s
     // The simulated link: each piece ends no sooner than its turn on the link allows.
     // note: pieces, so that copies on other streams in the same direction take turns with
     // this one (as a GPU's copy engines share PCIe) instead of waiting for all of it.
+    // Each piece may start where the last one ended (not when this thread woke up after it),
+    // so sleeping's overshoot does not slow the link.
     constexpr size_t kPiece = size_t(256) << 10;
+    double at = now_seconds();
     for (size_t done = 0; done < bytes; done += kPiece) {
       const size_t piece = std::min(kPiece, bytes - done);
-      const double end = link->reserve(static_cast<int64_t>(piece), now_seconds());
+      const double end = link->reserve(static_cast<int64_t>(piece), at);
       std::memcpy(static_cast<uint8_t*>(destination) + done, static_cast<const uint8_t*>(source) + done, piece);
       sleep_until_seconds(end);
+      at = end;
     }
   };
   enqueue({std::move(work), nullptr, nullptr, std::move(label), static_cast<int64_t>(bytes)});

@@ -33,8 +33,8 @@ class CpuEvent final : public Event {
 class SimulatedLink {
  public:
   explicit SimulatedLink(double bytes_per_second) : bytes_per_second_(bytes_per_second) {}
-  // Reserves the link for `bytes` from now (or from when it frees up); returns when the copy ends.
-  double reserve(int64_t bytes, double now);
+  // Reserves the link for `bytes` from `at` (or from when it frees up); returns when they are through.
+  double reserve(int64_t bytes, double at);
 
  private:
   std::mutex mutex_;
