@@ -16,9 +16,9 @@ quick="${SPECOFFLOAD_BENCH_QUICK:-0}"
 step() { echo "=== $* ===" >&2; }
 cd "$repo"
 if [ "$quick" = "1" ]; then
-  size=(--prompts 8 --tokens 16); sweep=(--tokens 16); out="$(mktemp -d)"
+  size=(--prompts 8 --tokens 16); sweep=(--tokens 16); hostkv=(--rows 8,16 --tokens 4); out="$(mktemp -d)"
 else
-  size=(--prompts 32 --tokens 128); sweep=(--tokens 64)
+  size=(--prompts 32 --tokens 128); sweep=(--tokens 64); hostkv=()
 fi
 step "this engine vs llama.cpp (decode, prefill, batched)"
 "$py" bench/cpu_vs_llama.py --out "$out/cpu_vs_llama_$day.json"
@@ -30,6 +30,8 @@ step "the draft's prompt window on summaries"
 "$py" bench/draft_context_cpu.py "${size[@]}" --out "$out/draft_context_cpu_0.5_$day.json"
 step "sweeps: rows, draft length, device memory, generation length, a timeline"
 "$py" bench/sweeps_cpu.py "${sweep[@]}" --out "$out/sweeps_cpu_$day.json" --trace-out "$out/timeline_trace_$day.json"
+step "rows with the KV cache on the device vs in host memory"
+"$py" bench/host_kv_cpu.py "${hostkv[@]}" --out "$out/host_kv_cpu_$day.json"
 step "planner prediction vs measurement"
 "$py" bench/planner_accuracy.py --out "$out/planner_accuracy_$day.json"
 step "speculative decoding on the resident model (drafters, fixed k vs adaptive)"

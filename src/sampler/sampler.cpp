@@ -41,9 +41,12 @@ void sampling_distribution(std::span<const float> logits, const SamplingParams& 
     return;
   }
   const int n = static_cast<int>(logits.size());
-  const float inverse_temperature = 1.0f / params.temperature;
+  // note: the largest logit comes off before dividing, so a temperature as small as a float
+  // goes (1e-45) leaves the best token at 0 and the rest at -inf (greedy in the limit)
+  // instead of inf - inf.
+  const float max_raw = *std::max_element(logits.begin(), logits.end());
   out.resize(n);
-  for (int i = 0; i < n; ++i) out[i] = {i, logits[i] * inverse_temperature};
+  for (int i = 0; i < n; ++i) out[i] = {i, (logits[i] - max_raw) / params.temperature};
 
   // top-k: keep the k largest (scaled) logits.
   int kept = n;

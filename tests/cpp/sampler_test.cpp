@@ -48,6 +48,35 @@ TEST(Sampler, TransformsMatchTheirDefinitions) {
   EXPECT_NEAR(dist[0].probability, std::sqrt(0.4) / z, 1e-6);
 }
 
+TEST(Sampler, TinyTemperaturesAreGreedyInTheLimit) {
+  // Issue 17: 1e-40 and 1e-45 (denormals) used to turn the scaled logits into inf - inf.
+  const std::vector<float> logits = {1.0f, 7.5f, 7.499f, -3.0f};
+  std::vector<TokenProbability> dist;
+  for (float temperature : {1e-4f, 1e-20f, 1e-40f, 1e-45f}) {
+    SamplingParams params;
+    params.temperature = temperature;
+    params.top_k = 0;
+    params.top_p = 1.0f;
+    params.min_p = 0.0f;
+    sampling_distribution(logits, params, dist);
+    ASSERT_FALSE(dist.empty()) << temperature;
+    EXPECT_EQ(dist[0].token, 1) << temperature;
+    EXPECT_EQ(dist[0].probability, 1.0f) << temperature;
+    std::vector<TokenProbability> scratch;
+    params.seed = 3;
+    for (uint64_t counter = 0; counter < 50; ++counter) {
+      EXPECT_EQ(sample_token(logits, params, 0, counter, scratch), 1) << temperature;
+    }
+  }
+  // Exactly tied best logits share the draw.
+  SamplingParams params;
+  params.temperature = 1e-45f;
+  params.top_k = 0;
+  sampling_distribution(std::vector<float>{2.0f, 5.0f, 5.0f}, params, dist);
+  ASSERT_EQ(dist.size(), 2u);
+  EXPECT_EQ(dist[0].probability, 0.5f);
+}
+
 TEST(Sampler, DrawsFollowTheDistribution) {
   const std::vector<double> target = {0.5, 0.25, 0.125, 0.125};
   const auto logits = logits_of(target);
