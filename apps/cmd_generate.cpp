@@ -5,6 +5,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "base/file_checks.h"
 #include "commands.h"
 #include "runtime/chat_prompt.h"
 #include "options.h"
@@ -94,7 +95,16 @@ Result<std::string> apply_chat(const Engine& engine, const GenerateOptions& opti
   return render_chat_prompt(engine, messages, options.chat_template);
 }
 
+// Where the run writes, checked before it works: a wrong path fails now, not after the job.
+Status check_generate_paths(const GenerateOptions& options) {
+  if (!options.prompt_file.empty()) SO_TRY(check_input_file("--file", options.prompt_file, /*regular_only=*/false));
+  if (!options.stats_json.empty()) SO_TRY(check_output_file("--stats-json", options.stats_json, /*read_back=*/false));
+  if (!options.trace.empty()) SO_TRY(check_output_file("--trace", options.trace, /*read_back=*/false));
+  return Status::Ok();
+}
+
 int run_generate(const GenerateOptions& options, const PlanOverrides& given) {
+  if (Status paths = check_generate_paths(options); !paths.ok()) return report_error(paths);
   auto engine_config = engine_options(options.model, options.batch, options.spec);
   if (!engine_config.ok()) return report_error(engine_config.status());
   auto prompts = read_prompts(options);
@@ -113,7 +123,9 @@ int run_generate(const GenerateOptions& options, const PlanOverrides& given) {
   Engine& engine = **engine_or;
   if (replanner) engine.set_replanner(std::move(replanner));
 
-  const SamplingParams sampling = sampling_params(options.sampling);
+  auto sampling_or = sampling_params(options.sampling);
+  if (!sampling_or.ok()) return report_error(sampling_or.status());
+  const SamplingParams sampling = *sampling_or;
   if (Status valid = sampling.validate(); !valid.ok()) return report_error(valid);
 
   std::vector<GenerationRequest> requests;

@@ -2,7 +2,9 @@
 // lines) through the throughput scheduler, resumable and shardable.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -10,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/file_checks.h"
 #include "commands.h"
 #include "options.h"
 #include "progress.h"
@@ -40,21 +43,94 @@ struct Pending {
   int64_t prompt_tokens = 0;
 };
 
+// The paths of a job, before anything runs or any file changes: the input exists and is not
+// a directory; the outputs are regular files (appended, synced, read back to resume), none
+// of them the input, and --errors is not --output.
+Status check_run_paths(const RunOptions& options) {
+  SO_TRY(check_input_file("--input", options.input, /*regular_only=*/false));
+  SO_TRY(check_output_file("--output", options.output, /*read_back=*/true));
+  if (same_file(options.input, options.output)) {
+    return invalid_argument("--output '", options.output, "' is the input file; records would be appended to the "
+                            "requests. Give another --output");
+  }
+  if (!options.errors.empty()) {
+    SO_TRY(check_output_file("--errors", options.errors, /*read_back=*/true));
+    if (same_file(options.input, options.errors)) {
+      return invalid_argument("--errors '", options.errors, "' is the input file; give another --errors");
+    }
+    if (options.errors == options.output || same_file(options.errors, options.output)) {
+      return invalid_argument("--errors '", options.errors, "' is the --output file; leave --errors out to write "
+                              "error records into the output");
+    }
+  }
+  if (!options.stats_json.empty()) SO_TRY(check_output_file("--stats-json", options.stats_json, false));
+  return Status::Ok();
+}
+
+// An input line: its id and hash (for every line, so duplicates are found across shards),
+// its text when this shard takes it.
+struct InputLine {
+  int64_t number = 0;
+  std::string id;
+  std::string hash;
+  std::string text;
+};
+
 int run_batch(const RunOptions& options) {
   auto shard = parse_shard(options.shard);
   if (!shard.ok()) return report_error(shard.status());
   const auto [shard_index, shard_count] = *shard;
   auto engine_config = engine_options(options.model, options.batch, options.spec);
   if (!engine_config.ok()) return report_error(engine_config.status());
+  if (Status s = check_run_paths(options); !s.ok()) return report_error(s);
   std::ifstream in(options.input, std::ios::binary);
   if (!in) return report_error(io_error("cannot open the input '", options.input, "'"));
 
-  // Resume: what the outputs already hold (a torn last record is cut off first).
+  // Resume: what the outputs already hold (each checked to be this tool's records first; a
+  // torn last record is then cut off).
   BatchDone done;
   if (Status s = recover_batch_output(options.output, done); !s.ok()) return report_error(s);
   if (!options.errors.empty()) {
     if (Status s = recover_batch_output(options.errors, done); !s.ok()) return report_error(s);
   }
+
+  // Every line's id, so a custom_id used twice is one request in every shard; the lines of
+  // this shard with their text.
+  std::vector<InputLine> lines;
+  std::unordered_map<std::string, int64_t> first_line_of;
+  std::vector<std::pair<int64_t, int64_t>> duplicates;  // (line, first line of its id)
+  std::string text;
+  for (int64_t number = 1; std::getline(in, text); ++number) {
+    if (!text.empty() && text.back() == '\r') text.pop_back();
+    if (text.find_first_not_of(" \t") == std::string::npos) continue;
+    std::string id = batch_line_id(text, number);
+    // note: a line naming another line's automatic id is refused on its own (parse_batch_line),
+    // so it takes no id from the line without one.
+    const bool takes_id = !is_reserved_batch_id(id) || id == str_cat("line-", number);
+    const auto [first, inserted] = takes_id ? first_line_of.try_emplace(id, number) : std::pair{first_line_of.end(), true};
+    if (number % shard_count != shard_index) continue;
+    if (!inserted) duplicates.push_back({number, first->second});
+    lines.push_back({number, std::move(id), batch_line_hash(text), text});
+  }
+  if (in.bad()) return report_error(io_error("reading the input '", options.input, "' failed"));
+
+  // Lines already done are skipped; a custom_id whose records are for another request means
+  // the input changed since the job began: nothing runs.
+  std::vector<InputLine> todo;
+  int64_t skipped = 0;
+  for (InputLine& line : lines) {
+    if (done.claim(line.id, line.hash)) {
+      ++skipped;
+    } else if (done.ids.count(line.id) > 0) {
+      return report_error(invalid_argument(
+          "line ", line.number, " (custom_id '", line.id, "'): the outputs hold a record for this id from another "
+          "request, so the input changed since the job began; nothing was run. Restore the input, or give a new "
+          "--output to run the edited input from the start"));
+    } else {
+      todo.push_back(std::move(line));
+    }
+  }
+
   auto output = DurableLineWriter::open(options.output);
   if (!output.ok()) return report_error(output.status());
   Result<DurableLineWriter> errors_file =
@@ -65,49 +141,40 @@ int run_batch(const RunOptions& options) {
   auto engine_or = Engine::create(*engine_config);
   if (!engine_or.ok()) return report_error(engine_or.status());
   Engine& engine = **engine_or;
-  const SamplingParams defaults = sampling_params(options.sampling);
+  auto defaults_or = sampling_params(options.sampling);
+  if (!defaults_or.ok()) return report_error(defaults_or.status());
+  const SamplingParams defaults = *defaults_or;
   if (Status valid = defaults.validate(); !valid.ok()) return report_error(valid);
   const Tokenizer& tokenizer = engine.tokenizer();
   const std::string model_name = std::filesystem::path(engine_config->model_path).filename().string();
 
   Status write_failure = Status::Ok();
-  int64_t lines = 0, errors = 0, skipped = 0, completed = 0;
-  auto write_error = [&](int64_t line, const std::string& id, std::string_view code, const std::string& message) {
-    Status s = error_writer.append(batch_error_record(line, id, code, message));
+  int64_t errors = 0, completed = 0;
+  auto write_error = [&](const InputLine& line, std::string_view code, const std::string& message) {
+    Status s = error_writer.append(batch_error_record(line.number, line.id, line.hash, code, message));
     if (!s.ok() && write_failure.ok()) write_failure = s;
     ++errors;
   };
 
   std::vector<Pending> pending;
   std::vector<GenerationRequest> requests;
-  std::unordered_map<std::string, int64_t> first_line_of;
-  std::string text;
-  for (int64_t line = 1; std::getline(in, text); ++line) {
-    if (!text.empty() && text.back() == '\r') text.pop_back();
-    if (text.find_first_not_of(" \t") == std::string::npos) continue;
-    if (line % shard_count != shard_index) continue;
-    ++lines;
-    const std::string id = batch_line_id(text, line);
-    const bool duplicate = first_line_of.count(id) > 0;
-    if (!duplicate) first_line_of[id] = line;
-    if (done.lines.count(line) > 0) {
-      ++skipped;
-      continue;
-    }
-    if (duplicate) {
-      write_error(line, id, "duplicate_custom_id",
-                  str_cat("line ", line, ": custom_id '", id, "' was already used on line ", first_line_of[id],
-                          "; every request needs its own id"));
-      continue;
-    }
-    auto request = parse_batch_line(text, line);
+  for (const InputLine& line : todo) {
+    auto request = parse_batch_line(line.text, line.number);
     if (!request.ok()) {
-      write_error(line, id, "invalid_request", request.status().message());
+      write_error(line, "invalid_request", request.status().message());
+      continue;
+    }
+    const auto duplicate = std::find_if(duplicates.begin(), duplicates.end(),
+                                        [&](const auto& d) { return d.first == line.number; });
+    if (duplicate != duplicates.end()) {
+      write_error(line, "duplicate_custom_id",
+                  str_cat("line ", line.number, ": custom_id '", line.id, "' was already used on line ",
+                          duplicate->second, "; every request needs its own id"));
       continue;
     }
     auto prompt_tokens = api_prompt_tokens(engine, request->api, options.chat_template);
     if (!prompt_tokens.ok()) {
-      write_error(line, id, "invalid_request", str_cat("line ", line, ": ", prompt_tokens.status().message()));
+      write_error(line, "invalid_request", str_cat("line ", line.number, ": ", prompt_tokens.status().message()));
       continue;
     }
     GenerationRequest generation;
@@ -116,17 +183,18 @@ int run_batch(const RunOptions& options) {
     generation.sampling = api_sampling(defaults, request->api);
     generation.ignore_eos = options.ignore_eos;
     generation.stop = request->api.stop;
-    generation.stream_id = uint64_t(line);  // stable across restarts and shards
+    generation.stream_id = uint64_t(line.number);  // stable across restarts and shards
     if (Status valid = generation.sampling.validate(); !valid.ok()) {
-      write_error(line, id, "invalid_request", str_cat("line ", line, ": ", valid.message()));
+      write_error(line, "invalid_request", str_cat("line ", line.number, ": ", valid.message()));
       continue;
     }
     pending.push_back({std::move(request).value(), int64_t(generation.prompt_tokens.size())});
     requests.push_back(std::move(generation));
   }
+  const int64_t n_lines = int64_t(lines.size());
 
   const bool live = options.progress == "bar" || (options.progress == "auto" && ::isatty(STDERR_FILENO));
-  Progress progress(lines, options.progress == "off" ? Progress::Mode::kOff
+  Progress progress(n_lines, options.progress == "off" ? Progress::Mode::kOff
                            : live                    ? Progress::Mode::kLive
                                                      : Progress::Mode::kLog);
   progress.skip(skipped + errors);
@@ -139,7 +207,7 @@ int run_batch(const RunOptions& options) {
     const BatchRequest& request = pending[i].request;
     Status s;
     if (result.finish == FinishReason::kError) {
-      s = error_writer.append(batch_error_record(request.line, request.custom_id, "request_failed",
+      s = error_writer.append(batch_error_record(request.line, request.custom_id, request.input_hash, "request_failed",
                                                  str_cat("line ", request.line, ": ", result.error.message())));
       ++errors;
     } else {
@@ -160,7 +228,7 @@ int run_batch(const RunOptions& options) {
       {"input", options.input},
       {"output", options.output},
       {"shard", options.shard},
-      {"lines", lines},
+      {"lines", n_lines},
       {"completed", completed},
       {"errors", errors},
       {"already_done", skipped},

@@ -53,7 +53,9 @@ int run_serve(const ServeOptions& options) {
   config.max_tokens_limit = options.max_tokens_limit;
   config.default_max_tokens = options.default_max_tokens;
   config.http_threads = options.http_threads;
-  config.sampling = sampling_params(options.sampling);
+  auto sampling = sampling_params(options.sampling);
+  if (!sampling.ok()) return report_error(sampling.status());
+  config.sampling = *sampling;
   config.chat_template = options.chat_template;
   if (Status valid = config.sampling.validate(); !valid.ok()) return report_error(valid);
   config.model_name = options.served_model_name.empty()

@@ -1,5 +1,6 @@
 #include "options.h"
 
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -82,7 +83,7 @@ void add_sampling_options(CLI::App& command, SamplingOptions& options) {
   command.add_option("--top-p", options.top_p, "nucleus mass; 1 is off")->capture_default_str();
   command.add_option("--min-p", options.min_p, "drop tokens below min-p times the top one; 0 is off")
       ->capture_default_str();
-  command.add_option("--seed", options.seed, "sampling seed (default: random, printed)");
+  command.add_option("--seed", options.seed, "sampling seed, 0 to 2^64 - 1 (default: random, printed)");
 }
 
 void add_spec_options(CLI::App& command, SpecCliOptions& options) {
@@ -194,13 +195,23 @@ Result<EngineOptions> engine_options(const ModelOptions& model, const BatchOptio
   return options;
 }
 
-SamplingParams sampling_params(const SamplingOptions& options) {
+Result<SamplingParams> sampling_params(const SamplingOptions& options) {
   SamplingParams params;
   params.temperature = options.temperature;
   params.top_k = options.top_k;
   params.top_p = options.top_p;
   params.min_p = options.min_p;
-  params.seed = options.seed >= 0 ? static_cast<uint64_t>(options.seed) : std::random_device{}();
+  if (options.seed.empty()) {
+    params.seed = (uint64_t(std::random_device{}()) << 32) | std::random_device{}();
+    return params;
+  }
+  const char* end = options.seed.data() + options.seed.size();
+  const auto [stop, error] = std::from_chars(options.seed.data(), end, params.seed);
+  if (error != std::errc() || stop != end) {
+    return invalid_argument("--seed ", quote_for_message(options.seed),
+                            " is not a seed; expected an integer from 0 to 18446744073709551615 (leave --seed out for "
+                            "a random one)");
+  }
   return params;
 }
 

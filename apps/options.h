@@ -50,7 +50,7 @@ struct SamplingOptions {
   int top_k = 40;
   float top_p = 0.95f;
   float min_p = 0.05f;
-  int64_t seed = -1;  // -1: random, printed so the run can be repeated
+  std::string seed;  // empty: random, printed so the run can be repeated
 };
 
 void add_model_options(CLI::App& command, ModelOptions& options);
@@ -66,7 +66,8 @@ std::string resolve_model_path(const std::string& model);
 std::string default_profile_path();
 Result<EngineOptions> engine_options(const ModelOptions& model, const BatchOptions& batch,
                                      const SpecCliOptions& spec = {});
-SamplingParams sampling_params(const SamplingOptions& options);
+// The sampling flags, or an error naming a --seed that is not an integer from 0 to 2^64 - 1.
+Result<SamplingParams> sampling_params(const SamplingOptions& options);
 
 // "24G" for a byte-size flag, or an error naming the flag and showing `example`.
 Result<int64_t> parse_size_flag(std::string_view flag, const std::string& text, std::string_view example,

@@ -16,7 +16,7 @@ mkdir -p "$cache"
 
 apt_packages=(
   build-essential cmake ninja-build pkg-config ccache git unzip
-  nlohmann-json3-dev libcli11-dev libpcre2-dev libcpp-httplib-dev
+  nlohmann-json3-dev libcli11-dev libpcre2-dev libcpp-httplib-dev libxxhash-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   python3 python3-venv python3-pip

@@ -13,7 +13,8 @@
 namespace so {
 
 Result<MappedFile> MappedFile::open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // note: O_NONBLOCK, so a FIFO given as a file fails below instead of waiting for a writer.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return io_error("cannot open '", path, "': ", std::strerror(errno));
   struct stat info {};
   if (::fstat(fd, &info) != 0) {
@@ -21,9 +22,10 @@ Result<MappedFile> MappedFile::open(const std::string& path) {
     ::close(fd);
     return io_error("cannot stat '", path, "': ", std::strerror(error));
   }
-  if (S_ISDIR(info.st_mode)) {
+  if (!S_ISREG(info.st_mode)) {
     ::close(fd);
-    return invalid_argument("'", path, "' is a directory, expected a file");
+    return invalid_argument("'", path, "' is ", S_ISDIR(info.st_mode) ? "a directory" : "not a regular file",
+                            "; expected a file");
   }
   MappedFile file;
   file.path_ = path;
@@ -88,6 +90,11 @@ void MappedFile::prefetch(size_t offset, size_t length) const {
 }
 
 Result<std::string> read_text_file(const std::string& path) {
+  // note: a FIFO or a device named as a config file would block or never end.
+  struct stat info {};
+  if (::stat(path.c_str(), &info) == 0 && !S_ISREG(info.st_mode)) {
+    return invalid_argument("'", path, "' is not a regular file; expected a text file such as config.json");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return io_error("cannot open '", path, "': ", std::strerror(errno));
   std::ostringstream contents;

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "base/file_checks.h"
+
 namespace so {
 namespace {
 
@@ -37,6 +39,11 @@ Result<ModelFile> open_model_file(const std::string& path) {
     return not_found("model path '", path, "' does not exist; pass a .gguf file or a Hugging Face model directory");
   }
   if (fs::is_directory(status)) return open_safetensors_directory(path);
+  if (!fs::is_regular_file(status)) {
+    // note: opening a FIFO to read would wait for a writer forever.
+    return invalid_argument("model path '", path, "' is ", describe_file_kind(path),
+                            "; pass a .gguf file or a Hugging Face model directory");
+  }
 
   const std::string start = read_file_start(path, 16);
   if (start.starts_with("GGUF")) return open_gguf(path);

@@ -21,6 +21,10 @@ std::string ModelConfig::summary() const {
 
 namespace {
 
+// note: 16.7M positions, past the longest context models train with (10M); a larger value
+// is a damaged field, and positions must fit an int.
+constexpr int64_t kMaxContext = int64_t(1) << 24;
+
 Status check_positive(const char* what, int64_t value, const std::string& key) {
   if (value <= 0 || value > (1 << 24)) {
     return format_error("model metadata '", key, "' (", what, ") is ", value,
@@ -43,7 +47,46 @@ Status validate(const ModelConfig& c) {
                         c.n_experts, ")");
   }
   if (!(c.rms_eps > 0.0f) || c.rms_eps > 1.0f) return format_error("rms norm epsilon ", c.rms_eps, " is not in (0, 1]");
-  if (!(c.rope.theta_base > 0.0f)) return format_error("rope base ", c.rope.theta_base, " must be positive");
+  if (!(c.rope.theta_base > 0.0f) || !std::isfinite(c.rope.theta_base)) {
+    return format_error("rope base (freq_base / rope_theta) is ", c.rope.theta_base,
+                        "; expected a positive finite number; the file is damaged");
+  }
+  if (c.n_ctx_train <= 0 || c.n_ctx_train > kMaxContext) {
+    return format_error("context length ", c.n_ctx_train, " is not in [1, ", kMaxContext,
+                        "]; the file is damaged or its metadata is wrong");
+  }
+  if (c.rope.scaling != RopeScaling::kNone) {
+    if (!(c.rope.factor > 0.0f) || !std::isfinite(c.rope.factor)) {
+      return format_error("rope scaling factor ", c.rope.factor, " must be a positive finite number");
+    }
+    if (c.rope.n_ctx_orig <= 0 || c.rope.n_ctx_orig > kMaxContext) {
+      return format_error("rope scaling's original context length ", c.rope.n_ctx_orig, " is not in [1, ",
+                          kMaxContext, "]");
+    }
+  }
+  if (c.rope.scaling == RopeScaling::kYarn &&
+      !(std::isfinite(c.rope.yarn_beta_fast) && std::isfinite(c.rope.yarn_beta_slow) && c.rope.yarn_beta_fast > 0 &&
+        c.rope.yarn_beta_slow > 0)) {
+    return format_error("YaRN betas (fast ", c.rope.yarn_beta_fast, ", slow ", c.rope.yarn_beta_slow,
+                        ") must be positive finite numbers");
+  }
+  if (c.rope.scaling == RopeScaling::kLlama3 &&
+      !(c.rope.llama3_low_freq_factor > 0 && c.rope.llama3_high_freq_factor > c.rope.llama3_low_freq_factor &&
+        std::isfinite(c.rope.llama3_high_freq_factor))) {
+    return format_error("llama3 rope frequency factors (low ", c.rope.llama3_low_freq_factor, ", high ",
+                        c.rope.llama3_high_freq_factor, ") must satisfy 0 < low < high");
+  }
+  return Status::Ok();
+}
+
+// A factor the file gives for a scaling that needs one: present, positive and finite.
+Status check_scaling_factor(const Metadata& m, const std::string& key, const std::string& scaling) {
+  if (!m.contains(key)) return Status::Ok();
+  SO_ASSIGN_OR_RETURN(double factor, m.get_float(key));
+  if (!(factor > 0.0) || !std::isfinite(factor)) {
+    return format_error("model metadata '", key, "' is ", factor, " for ", scaling,
+                        " rope scaling; expected a positive finite factor; the file is damaged");
+  }
   return Status::Ok();
 }
 
@@ -78,6 +121,9 @@ Result<ModelConfig> from_gguf(const ModelFile& file) {
   SO_ASSIGN_OR_RETURN(int64_t n_ctx, m.get_int_or(p + "context_length", 4096));
   SO_ASSIGN_OR_RETURN(double eps, m.get_float_or(p + "attention.layer_norm_rms_epsilon", 1e-5));
   SO_ASSIGN_OR_RETURN(double theta, m.get_float_or(p + "rope.freq_base", 10000.0));
+  SO_TRY(check_positive("context length", n_ctx, p + "context_length"));
+  SO_TRY(check_positive("head size", head_dim, p + "attention.key_length"));
+  SO_TRY(check_positive("rope dimensions", n_rot, p + "rope.dimension_count"));
   c.n_layers = int(n_layers);
   c.dim = int(dim);
   c.ffn_dim = int(ffn_dim);
@@ -98,6 +144,7 @@ Result<ModelConfig> from_gguf(const ModelFile& file) {
   }
 
   SO_ASSIGN_OR_RETURN(std::string scaling, m.get_string_or(p + "rope.scaling.type", "none"));
+  if (scaling == "linear" || scaling == "yarn") SO_TRY(check_scaling_factor(m, p + "rope.scaling.factor", scaling));
   SO_ASSIGN_OR_RETURN(double factor, m.get_float_or(p + "rope.scaling.factor", 0.0));
   if (factor == 0.0) {  // older files: rope.scale_linear
     SO_ASSIGN_OR_RETURN(double linear, m.get_float_or(p + "rope.scale_linear", 0.0));
@@ -105,6 +152,7 @@ Result<ModelConfig> from_gguf(const ModelFile& file) {
     factor = linear;
   }
   SO_ASSIGN_OR_RETURN(int64_t n_ctx_orig, m.get_int_or(p + "rope.scaling.original_context_length", n_ctx));
+  SO_TRY(check_positive("original context length", n_ctx_orig, p + "rope.scaling.original_context_length"));
   c.rope.n_ctx_orig = int(n_ctx_orig);
   if (scaling == "linear" && factor > 0.0 && factor != 1.0) {
     c.rope.scaling = RopeScaling::kLinear;
@@ -167,6 +215,8 @@ Result<ModelConfig> from_hf_config(const ModelFile& file) {
   SO_ASSIGN_OR_RETURN(double eps, m.get_float_or("rms_norm_eps", 1e-6));
   SO_ASSIGN_OR_RETURN(double theta, m.get_float_or("rope_theta", 10000.0));
   SO_ASSIGN_OR_RETURN(bool tied, m.get_bool_or("tie_word_embeddings", false));
+  SO_TRY(check_positive("context length", n_ctx, "max_position_embeddings"));
+  SO_TRY(check_positive("head size", head_dim, "head_dim"));
   c.n_layers = int(n_layers);
   c.dim = int(dim);
   c.ffn_dim = int(ffn_dim);
@@ -192,8 +242,10 @@ Result<ModelConfig> from_hf_config(const ModelFile& file) {
   std::string scaling = "none";
   if (auto t = m.get_string("rope_scaling.rope_type"); t.ok()) scaling = *t;
   else if (auto t2 = m.get_string("rope_scaling.type"); t2.ok()) scaling = *t2;
+  if (scaling != "none" && scaling != "default") SO_TRY(check_scaling_factor(m, "rope_scaling.factor", scaling));
   SO_ASSIGN_OR_RETURN(double factor, m.get_float_or("rope_scaling.factor", 1.0));
   SO_ASSIGN_OR_RETURN(int64_t n_ctx_orig, m.get_int_or("rope_scaling.original_max_position_embeddings", n_ctx));
+  SO_TRY(check_positive("original context length", n_ctx_orig, "rope_scaling.original_max_position_embeddings"));
   c.rope.n_ctx_orig = int(n_ctx_orig);
   c.rope.factor = float(factor);
   if (scaling == "linear") {

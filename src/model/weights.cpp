@@ -195,6 +195,13 @@ Result<ModelWeights> map_model_weights(const ModelFile& file, const ModelConfig&
   for (int layer = 0; layer < c.n_layers; ++layer) {
     SO_TRY(map_layer(mapper, c, layer, weights.layers[layer]));
   }
+  // More layers in the file than the configuration says: the metadata is wrong, and running
+  // the first ones alone would give a different model.
+  if (const TensorInfo* extra = mapper.find(kAttnQ, c.n_layers)) {
+    return format_error("'", file.path, "' has tensors for more than its ", c.n_layers, " layers (block_count / ",
+                        "num_hidden_layers), e.g. '", extra->name, "'; the file's configuration does not match its ",
+                        "weights");
+  }
   return weights;
 }
 

@@ -5,11 +5,16 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
+#include <limits>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
+#include <xxhash.h>
 
+#include "base/file_checks.h"
 #include "base/strings.h"
 
 namespace so {
@@ -17,6 +22,9 @@ namespace so {
 namespace {
 
 using nlohmann::json;
+
+// How every record starts (ordered_json keeps "id" first); a torn last line must start so.
+constexpr std::string_view kRecordStart = R"({"id":"batch_req_)";
 
 std::string id_of(const json& line_json, int64_t line) {
   for (const char* key : {"custom_id", "id"}) {
@@ -26,6 +34,11 @@ std::string id_of(const json& line_json, int64_t line) {
 }
 
 }  // namespace
+
+bool is_reserved_batch_id(std::string_view id) {
+  if (!str_starts_with(id, "line-") || id.size() == 5) return false;
+  return id.find_first_not_of("0123456789", 5) == std::string_view::npos;
+}
 
 std::string batch_line_id(std::string_view text, int64_t line) {
   const json parsed = json::parse(text, nullptr, /*allow_exceptions=*/false);
@@ -53,7 +66,13 @@ Result<BatchRequest> parse_batch_line(std::string_view text, int64_t line) {
     }
   }
   request.custom_id = id_of(parsed, line);
+  request.input_hash = batch_line_hash(text);
   if (request.custom_id.empty()) return invalid_argument(where, "\"custom_id\" is empty");
+  if (is_reserved_batch_id(request.custom_id) && (parsed.contains("custom_id") || parsed.contains("id"))) {
+    return invalid_argument(where, "custom_id \"", request.custom_id,
+                            "\" has the form this tool gives lines without one (line-N), so it could name another "
+                            "line's request; choose another id");
+  }
   const ApiParseOptions options{where, /*allow_stream=*/false};
 
   if (parsed.contains("body") || parsed.contains("url")) {  // the Batch API shape
@@ -84,6 +103,23 @@ Result<BatchRequest> parse_batch_line(std::string_view text, int64_t line) {
   return request;
 }
 
+std::string batch_line_hash(std::string_view text) {
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(XXH3_64bits(text.data(), text.size())));
+  return hex;
+}
+
+bool BatchDone::claim(const std::string& custom_id, const std::string& input_hash) {
+  for (const std::string& hash : {input_hash, std::string()}) {
+    auto found = records_of.find({custom_id, hash});
+    if (found != records_of.end() && found->second > 0) {
+      --found->second;
+      return true;
+    }
+  }
+  return false;
+}
+
 std::string batch_success_record(const BatchRequest& request, const std::string& model_name,
                                  const ApiCompletion& completion) {
   // note: ordered, so records read in the Batch API's field order.
@@ -94,50 +130,69 @@ std::string batch_success_record(const BatchRequest& request, const std::string&
       {"custom_id", request.custom_id},
       {"response", {{"status_code", 200}, {"request_id", str_cat("req_", request.line)}, {"body", body}}},
       {"error", nullptr},
-      {"line", request.line}};
+      {"line", request.line},
+      {"input_hash", request.input_hash}};
   return record.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-std::string batch_error_record(int64_t line, const std::string& custom_id, std::string_view code,
-                               const std::string& message) {
+std::string batch_error_record(int64_t line, const std::string& custom_id, const std::string& input_hash,
+                               std::string_view code, const std::string& message) {
   const nlohmann::ordered_json record = {{"id", str_cat("batch_req_", line)},
                                          {"custom_id", custom_id},
                                          {"response", nullptr},
                                          {"error", {{"code", std::string(code)}, {"message", message}}},
-                                         {"line", line}};
+                                         {"line", line},
+                                         {"input_hash", input_hash}};
   return record.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 Status recover_batch_output(const std::string& path, BatchDone& done) {
+  if (::access(path.c_str(), F_OK) != 0) return Status::Ok();  // nothing written yet
+  SO_TRY(check_output_file("the output", path, /*read_back=*/true));
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::Ok();  // nothing written yet
+  if (!in) return io_error("cannot read '", path, "' back to resume: ", std::strerror(errno));
   std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   in.close();
   const size_t whole = content.rfind('\n') == std::string::npos ? 0 : content.rfind('\n') + 1;
-  if (whole < content.size()) {
-    // A crash mid-append: drop the torn record; its request runs again.
-    if (::truncate(path.c_str(), off_t(whole)) != 0) {
-      return io_error("cannot repair '", path, "' (truncate to ", whole, " bytes): ", std::strerror(errno));
-    }
-    done.repaired = true;
-  }
+  const auto foreign = [&](const std::string& what) {
+    return format_error("'", path, "' ", what, ", so it is not an output this tool wrote; nothing was changed. Give a "
+                        "new --output (or --errors), or remove the foreign lines");
+  };
+  // Every whole line first: a file with anything foreign is left as it is.
+  BatchDone found;
   size_t start = 0;
   int64_t line_number = 0;
   while (start < whole) {
     const size_t end = content.find('\n', start);
     ++line_number;
     const json record = json::parse(std::string_view(content).substr(start, end - start), nullptr, false);
-    if (!record.is_object() || !record.contains("line") || !record["line"].is_number_integer()) {
-      return format_error("'", path, "' line ", line_number, " is not a record this tool wrote; expected a JSON object "
-                          "with \"custom_id\" and \"line\". Give a new --output, or remove the foreign lines");
+    if (!record.is_object() || !record.contains("line") || !record["line"].is_number_integer() ||
+        !record.contains("custom_id") || !record["custom_id"].is_string()) {
+      return foreign(str_cat("line ", line_number, " is not a record with \"custom_id\" and \"line\""));
     }
-    if (record.contains("custom_id") && record["custom_id"].is_string() && record.value("response", json()).is_object()) {
-      done.ids.insert(record["custom_id"].get<std::string>());
-    }
-    done.lines.insert(record["line"].get<int64_t>());
-    ++done.records;
+    const std::string id = record["custom_id"].get<std::string>();
+    const json hash = record.value("input_hash", json());
+    found.records_of[{id, hash.is_string() ? hash.get<std::string>() : std::string()}] += 1;
+    found.ids.insert(id);
+    ++found.records;
     start = end + 1;
   }
+  const std::string_view tail = std::string_view(content).substr(whole);
+  if (!tail.empty()) {
+    const size_t n = std::min(tail.size(), kRecordStart.size());
+    if (tail.substr(0, n) != kRecordStart.substr(0, n)) {
+      return foreign(str_cat("ends with ", tail.size(), " bytes that are not the start of a record"));
+    }
+    // A crash mid-append: drop the torn record; its request runs again.
+    if (::truncate(path.c_str(), off_t(whole)) != 0) {
+      return io_error("cannot repair '", path, "' (truncate to ", whole, " bytes): ", std::strerror(errno));
+    }
+    found.repaired = true;
+  }
+  for (auto& [key, count] : found.records_of) done.records_of[key] += count;
+  done.ids.insert(found.ids.begin(), found.ids.end());
+  done.records += found.records;
+  done.repaired |= found.repaired;
   return Status::Ok();
 }
 
@@ -180,16 +235,15 @@ Status DurableLineWriter::append(const std::string& line) {
 Result<std::pair<int, int>> parse_shard(std::string_view text) {
   const size_t slash = text.find('/');
   int index = -1, count = 0;
-  if (slash != std::string_view::npos) {
-    const std::string left(text.substr(0, slash)), right(text.substr(slash + 1));
-    char* end = nullptr;
-    index = int(std::strtol(left.c_str(), &end, 10));
-    if (left.empty() || *end != '\0') index = -1;
-    count = int(std::strtol(right.c_str(), &end, 10));
-    if (right.empty() || *end != '\0') count = 0;
-  }
-  if (count < 1 || index < 0 || index >= count) {
-    return invalid_argument("--shard '", text, "' should be I/N with 0 <= I < N, e.g. 0/4 (the first of four shards)");
+  // note: from_chars refuses signs, spaces and values past int, which strtol would clamp.
+  auto number = [](std::string_view digits, int& out) {
+    const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), out);
+    return error == std::errc() && end == digits.data() + digits.size() && !digits.empty();
+  };
+  if (slash == std::string_view::npos || !number(text.substr(0, slash), index) ||
+      !number(text.substr(slash + 1), count) || count < 1 || index < 0 || index >= count) {
+    return invalid_argument("--shard '", text, "' should be I/N with 0 <= I < N <= ", std::numeric_limits<int>::max(),
+                            ", e.g. 0/4 (the first of four shards)");
   }
   return std::pair{index, count};
 }

@@ -71,9 +71,10 @@ Status read_sampling(const json& body, std::string_view where, ApiRequest& reque
     request.top_k = int(std::min<int64_t>(body["top_k"].get<int64_t>(), 1 << 30));
   }
   if (present(body, "seed")) {
-    if (!body["seed"].is_number_integer()) return field_error(where, "seed", "an integer", body["seed"]);
-    request.seed =
-        body["seed"].is_number_unsigned() ? body["seed"].get<uint64_t>() : uint64_t(body["seed"].get<int64_t>());
+    if (!body["seed"].is_number_unsigned()) {
+      return field_error(where, "seed", "an integer from 0 to 18446744073709551615", body["seed"]);
+    }
+    request.seed = body["seed"].get<uint64_t>();
   }
   if (present(body, "n") && body["n"] != 1) {
     return invalid_argument(where, "\"n\" is ", body["n"].dump(), "; this engine generates one choice (n = 1)");

@@ -454,8 +454,9 @@ def build_gguf_tensors(spec: ModelSpec) -> dict[str, StoredTensor]:
     return out
 
 
-def write_gguf(spec: ModelSpec, path: Path) -> Path:
-    """Write `spec` as a GGUF file (written to a temporary name first, so a reader never sees half a file)."""
+def write_gguf(spec: ModelSpec, path: Path, block_count: int | None = None) -> Path:
+    """Write `spec` as a GGUF file (written to a temporary name first, so a reader never sees half a file).
+    block_count: a layer count for the metadata other than the tensors' (a damaged file, for error tests)."""
     path = Path(path)
     vocab = build_vocab(spec.vocab_size)
     tmp = path.with_name(path.name + ".partial")
@@ -463,7 +464,7 @@ def write_gguf(spec: ModelSpec, path: Path) -> Path:
     writer.add_name(f"specoffload random {spec.name}")
     writer.add_context_length(spec.context_length)
     writer.add_embedding_length(spec.dim)
-    writer.add_block_count(spec.n_layers)
+    writer.add_block_count(spec.n_layers if block_count is None else block_count)
     writer.add_feed_forward_length(spec.ffn_dim)
     writer.add_head_count(spec.n_heads)
     writer.add_head_count_kv(spec.n_kv_heads)

@@ -137,9 +137,9 @@ def test_kill_nine_and_resume_loses_and_repeats_nothing(tmp_path):
         process.send_signal(signal.SIGKILL)
         process.wait()
         kills += 1
-        if kills == 5:  # a crash mid-append leaves a torn record
+        if kills == 5:  # a crash mid-append leaves a torn record: the first part of one the job writes
             with open(output, "ab") as f:
-                f.write(b'{"custom_id": "req-1", "line": 2, "respo')
+                f.write(b'{"id":"batch_req_2","custom_id":"req-1","respo')
     summary = _run(input_path, output, rows=2)
     records = _records(output)
     ids = [r["custom_id"] for r in records]
@@ -200,7 +200,8 @@ def test_errors_file_takes_error_records_and_resume_reads_both(tmp_path):
     assert stats["pass_records"] and stats["backend"].startswith("cpu")
     assert [r["line"] for r in _records(errors)] == [4, 5]
     assert all(r["error"] is None for r in _records(output))
-    assert list(_records(output)[0]) == ["id", "custom_id", "response", "error", "line"]  # Batch API field order
+    # The Batch API's fields in its order, then this tool's: the input line and its hash (resume).
+    assert list(_records(output)[0]) == ["id", "custom_id", "response", "error", "line", "input_hash"]
     again = _run(input_path, output, "--errors", errors)
     assert again["already_done"] == 5 and again["completed"] == 0 and again["errors"] == 0
     assert len(_records(output)) == 3 and len(_records(errors)) == 2
