@@ -30,10 +30,9 @@ class ByteLevelBpeTokenizer final : public BpeTokenizer {
       if (byte_tokens_[byte] < 0) ++n_missing;
     }
     if (n_missing > 0) {
-      // note: usual for bytes that never occur in UTF-8 (0xC0, 0xC1, 0xF5-0xFF), hence only info.
-      SO_LOG(Info, "tokenizer: ", n_missing,
-             " of the 256 byte tokens are missing from the byte-level vocabulary; "
-             "text with those bytes loses them, as in llama.cpp");
+      // note: usual for bytes that never occur in UTF-8 (0xC0, 0xC1, 0xF5-0xFF), hence only info;
+      // invalid UTF-8 in text becomes U+FFFD before it reaches them (as in llama.cpp).
+      SO_LOG(Info, "tokenizer: ", n_missing, " of the 256 byte tokens are missing from the byte-level vocabulary");
     }
     token_bytes_.resize(spec_.token_texts.size());
     for (size_t id = 0; id < token_bytes_.size(); ++id) {
@@ -67,6 +66,7 @@ class ByteLevelBpeTokenizer final : public BpeTokenizer {
   }
 
   int32_t whole_piece_token(std::string_view piece) const override { return find_token(byte_mapping_encode(piece)); }
+  bool repairs_invalid_utf8() const override { return true; }
 
   std::array<int32_t, 256> byte_tokens_{};  // byte -> token of its mapped character, -1 if none
 };

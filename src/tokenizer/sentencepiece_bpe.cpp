@@ -1,6 +1,7 @@
 // SentencePiece-style BPE (Llama-2, Mistral, TinyLlama): pieces are UTF-8 text with spaces
 // written as "▁"; symbols start as characters; characters outside the vocabulary fall back
 // to <0xXX> byte tokens. Tokens decode with "▁" -> " " and byte tokens -> their byte.
+#include <algorithm>
 #include <array>
 
 #include "tokenizer/tokenizer_model.h"
@@ -54,8 +55,10 @@ class SentencePieceBpeTokenizer final : public BpeTokenizer {
     symbols.reserve(piece.size());
     bool previous_unknown = false;
     for (uint32_t pos = 0; pos < piece.size();) {
-      const size_t valid = utf8_valid_length_at(piece, pos);
-      const uint32_t length = valid == 0 ? 1 : static_cast<uint32_t>(valid);
+      // note: characters are counted from their lead bytes alone, as llama.cpp counts them,
+      // so invalid UTF-8 becomes the same symbols (and byte-fallback tokens) there and here.
+      const uint32_t length = static_cast<uint32_t>(
+          std::min<size_t>(utf8_length_by_lead_nibble(static_cast<uint8_t>(piece[pos])), piece.size() - pos));
       const int32_t token = find_token(piece.substr(pos, length));
       const bool unknown =
           token < 0 && !spec_.merge_by_score && !(spec_.byte_fallback && all_bytes_known(piece.substr(pos, length)));

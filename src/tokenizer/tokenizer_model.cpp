@@ -1,5 +1,7 @@
 #include "tokenizer/tokenizer_model.h"
 
+#include "tokenizer/unicode_text.h"
+
 #include <array>
 
 #include "base/log.h"
@@ -162,7 +164,10 @@ std::vector<int32_t> BpeTokenizer::encode(std::string_view text, bool add_bos, b
       out.push_back(fragment.token);
       continue;
     }
-    for (std::string& piece : spec_.pre_tokenizer.run(fragment.text, fragment.offset == 0)) {
+    // note: byte-level BPE reads text as llama.cpp does, invalid UTF-8 bytes as U+FFFD.
+    const std::string repaired = repairs_invalid_utf8() ? utf8_lenient_repair(fragment.text) : std::string();
+    const std::string_view text_view = repairs_invalid_utf8() ? std::string_view(repaired) : fragment.text;
+    for (std::string& piece : spec_.pre_tokenizer.run(text_view, fragment.offset == 0)) {
       if (piece.size() > kMaxCachedPiece) {
         encode_piece(piece, out);
         continue;

@@ -79,6 +79,8 @@ class BpeTokenizer : public Tokenizer {
   virtual void append_untokenized(std::string_view bytes, std::vector<int32_t>& out) const = 0;
   // The token a whole piece is stored as, or -1 (for ignore_merges).
   virtual int32_t whole_piece_token(std::string_view piece) const { return find_token(piece); }
+  // Whether text fragments go through utf8_lenient_repair first (byte-level BPE, as llama.cpp).
+  virtual bool repairs_invalid_utf8() const { return false; }
 
   int32_t find_token(std::string_view text) const;
   void encode_piece(std::string_view piece, std::vector<int32_t>& out) const;

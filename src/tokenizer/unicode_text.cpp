@@ -10,6 +10,11 @@ size_t utf8_sequence_length(uint8_t lead) {
   return 1;
 }
 
+size_t utf8_length_by_lead_nibble(uint8_t lead) {
+  static constexpr uint8_t kLength[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
+  return kLength[lead >> 4];
+}
+
 size_t utf8_valid_length_at(std::string_view text, size_t pos) {
   const auto byte = [&](size_t i) { return static_cast<uint8_t>(text[pos + i]); };
   const uint8_t lead = byte(0);
@@ -33,6 +38,28 @@ size_t utf8_valid_length_at(std::string_view text, size_t pos) {
   if (code_point < minimum || code_point > 0x10FFFF) return 0;
   if (code_point >= 0xD800 && code_point <= 0xDFFF) return 0;
   return length;
+}
+
+std::string utf8_lenient_repair(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  size_t pos = 0;
+  while (pos < text.size()) {
+    const uint8_t lead = static_cast<uint8_t>(text[pos]);
+    // note: llama.cpp's decoder checks the lead's bits and the continuation bytes' top bits
+    // only, so it takes sequences strict UTF-8 refuses (overlong, surrogates).
+    const size_t length = lead < 0x80 ? 1 : (lead & 0xE0) == 0xC0 ? 2 : (lead & 0xF0) == 0xE0 ? 3 : (lead & 0xF8) == 0xF0 ? 4 : 0;
+    bool whole = length > 0 && pos + length <= text.size();
+    for (size_t i = 1; whole && i < length; ++i) whole = (static_cast<uint8_t>(text[pos + i]) & 0xC0) == 0x80;
+    if (!whole) {
+      utf8_append(out, 0xFFFD);
+      pos += 1;
+      continue;
+    }
+    utf8_append(out, utf8_decode_at(text, pos, length));
+    pos += length;
+  }
+  return out;
 }
 
 uint32_t utf8_decode_at(std::string_view text, size_t pos, size_t length) {

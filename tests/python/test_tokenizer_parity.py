@@ -38,6 +38,22 @@ def requests(texts, **flags):
     return [{"text": t, **flags} for t in texts]
 
 
+# Bytes that are not UTF-8 (issue 17): stray continuation bytes, truncated sequences at the end and inside, bytes no
+# sequence starts with, an overlong form and a surrogate (which llama.cpp's lenient decoder takes), in code and prose.
+INVALID_UTF8 = [b"hello \xff world", b"caf\xc3", b"\x80abc", b"a\xc0\x80b", b"x\xed\xa0\x80y", b"\xe2\x82 z",
+                b"\xf0\x9f\x98", b"\xf8\x88\x80\x80\x80", b"ok \xff\xfe end", b"\xc3\xa9\x80 done",
+                b"def f():\n\t\xff\xfereturn 1\n", b"\xfe\xff\x00\x01 bom", b"Sch\xf6ne Gr\xfc\xdfe (latin-1)",
+                b"\xe4\xb8\xad\xe6\x96 truncated CJK \xe6\x96\x87"]
+
+
+def check_invalid_utf8_against_llama_cpp(args, path):
+    ours = ts.run_tool(args, [{"hex": raw.hex()} for raw in INVALID_UTF8])
+    model = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+    expected = [model.tokenize(raw, add_bos=False, special=True) for raw in INVALID_UTF8]
+    mismatches = [(raw, o["ids"], e) for raw, o, e in zip(INVALID_UTF8, ours, expected) if o["ids"] != e]
+    assert not mismatches, "\n".join(f"  {raw!r}: ours {o} vs llama.cpp {e}" for raw, o, e in mismatches)
+
+
 # --- (a) SmolLM2: byte-level BPE, pre-tokenizer "smollm" ---------------------------------
 
 @functools.cache
@@ -58,6 +74,11 @@ def test_smollm2_gguf_matches_llama_cpp():
     _, _, texts = smollm2()
     ours = ts.run_tool(["--gguf", str(ts.DEFAULT_MODEL)], requests(texts))
     compare(texts, ours, llama_cpp_ids(ts.DEFAULT_MODEL, texts), "SmolLM2 GGUF vs llama.cpp")
+
+
+def test_smollm2_invalid_utf8_matches_llama_cpp():
+    """llama.cpp reads invalid UTF-8 as U+FFFD for byte-level BPE; the engine used to drop those bytes."""
+    check_invalid_utf8_against_llama_cpp(["--gguf", str(ts.DEFAULT_MODEL)], ts.DEFAULT_MODEL)
 
 
 def test_smollm2_without_special_tokens_and_with_bos_flag():
@@ -151,6 +172,12 @@ def test_sentencepiece_gguf_matches_llama_cpp(sentencepiece_files):
     path = sentencepiece_files / "model.gguf"
     ours = ts.run_tool(["--gguf", str(path)], requests(texts))
     compare(texts, ours, llama_cpp_ids(path, texts), "SentencePiece-style GGUF vs llama.cpp")
+
+
+def test_sentencepiece_invalid_utf8_matches_llama_cpp(sentencepiece_files):
+    """SentencePiece-style vocabularies keep invalid bytes as byte-fallback tokens in llama.cpp."""
+    path = sentencepiece_files / "model.gguf"
+    check_invalid_utf8_against_llama_cpp(["--gguf", str(path)], path)
 
 
 @pytest.mark.parametrize("source", ["tokenizer.json", "model.gguf"])

@@ -3,7 +3,8 @@
 //   tokenizer_tool --gguf MODEL.gguf            tokenizer from GGUF metadata
 //   tokenizer_tool --hf-dir DIR                 tokenizer.json (+ config files) in DIR
 //   tokenizer_tool --tokenizer-json FILE [--tokenizer-config FILE]
-//       stdin  {"text": "...", "bos": false, "special": true}   (bos/special optional)
+//       stdin  {"text": "...", "bos": false, "special": true}   (bos/special optional; "hex": "68ff"
+//              instead of "text" gives raw bytes, invalid UTF-8 included)
 //       stdout {"ids": [...], "decoded": "...", "pieces": ["...", ...], "encode_seconds": 0.001}
 //   tokenizer_tool --info ...                   one line: bos/eos ids, add_bos, n_vocab, end-of-generation ids
 //   tokenizer_tool --chat
@@ -115,7 +116,13 @@ int main(int argc, char** argv) {
   }
   while (std::getline(std::cin, line)) {
     const json request = json::parse(line);
-    const std::string text = request.at("text").get<std::string>();
+    std::string text;
+    if (request.contains("hex")) {
+      const std::string hex = request.at("hex").get<std::string>();
+      for (size_t i = 0; i + 1 < hex.size(); i += 2) text += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+    } else {
+      text = request.at("text").get<std::string>();
+    }
     const auto start = std::chrono::steady_clock::now();
     const std::vector<int32_t> ids =
         (*tokenizer)->encode(text, request.value("bos", bos), request.value("special", !no_special));
