@@ -88,7 +88,7 @@ Result<std::string> apply_planner(const GenerateOptions& options, const PlanOver
   return plan.to_json();
 }
 
-Result<std::string> apply_chat(const Engine& engine, const GenerateOptions& options, const std::string& prompt) {
+Result<RenderedChat> apply_chat(const Engine& engine, const GenerateOptions& options, const std::string& prompt) {
   std::vector<ChatMessage> messages;
   if (!options.system.empty()) messages.push_back({"system", options.system});
   messages.push_back({"user", prompt});
@@ -132,14 +132,16 @@ int run_generate(const GenerateOptions& options, const PlanOverrides& given) {
   std::vector<std::string> texts;
   for (size_t i = 0; i < prompts->size(); ++i) {
     std::string text = options.escape ? process_escapes((*prompts)[i]) : (*prompts)[i];
+    GenerationRequest request;
     if (options.chat) {
       auto rendered = apply_chat(engine, options, text);
       if (!rendered.ok()) return report_error(rendered.status());
-      text = *rendered;
+      request.prompt_tokens = chat_prompt_tokens(engine, *rendered);
+      text = std::move(rendered->text);
+    } else {
+      request.prompt_tokens =
+          engine.tokenizer().encode(text, engine.tokenizer().add_bos_by_default(), /*parse_special=*/true);
     }
-    GenerationRequest request;
-    request.prompt_tokens =
-        engine.tokenizer().encode(text, engine.tokenizer().add_bos_by_default(), /*parse_special=*/true);
     request.max_tokens = options.max_tokens;
     request.sampling = sampling;
     request.ignore_eos = options.ignore_eos;

@@ -11,7 +11,9 @@ namespace so {
 
 // template_override: "" (the model's own), or chatml, llama2, mistral, llama3. Adds the
 // assistant's generation prompt.
-Result<std::string> render_chat_prompt(const Engine& engine, const std::vector<ChatMessage>& messages,
-                                       const std::string& template_override = "");
+Result<RenderedChat> render_chat_prompt(const Engine& engine, const std::vector<ChatMessage>& messages,
+                                        const std::string& template_override = "");
+// Its tokens: the template's special tokens parsed, the messages' contents read as text.
+std::vector<int32_t> chat_prompt_tokens(const Engine& engine, const RenderedChat& prompt);
 
 }  // namespace so

@@ -225,8 +225,8 @@ Result<std::vector<int32_t>> api_prompt_tokens(const Engine& engine, const ApiRe
     if (!request.prompt_tokens.empty()) return request.prompt_tokens;
     return tokenizer.encode(request.prompt, tokenizer.add_bos_by_default(), /*parse_special=*/false);
   }
-  SO_ASSIGN_OR_RETURN(std::string prompt, render_chat_prompt(engine, request.messages, chat_template));
-  return tokenizer.encode(prompt, tokenizer.add_bos_by_default(), /*parse_special=*/true);
+  SO_ASSIGN_OR_RETURN(RenderedChat prompt, render_chat_prompt(engine, request.messages, chat_template));
+  return chat_prompt_tokens(engine, prompt);
 }
 
 std::string completion_text(const Tokenizer& tokenizer, const GenerationResult& result) {

@@ -22,55 +22,83 @@ Status unknown_role(std::string_view family, std::string_view role, std::string_
                           supported);
 }
 
-std::string render_chatml(const ChatTemplate& chat, std::span<const ChatMessage> messages, bool generation_prompt) {
-  std::string out;
+// The prompt as it is built: template text, and content (a message's text, or text derived
+// from it) whose range is remembered.
+class Prompt {
+ public:
+  Prompt& operator<<(std::string_view template_text) {
+    out_.text += template_text;
+    return *this;
+  }
+  Prompt& content(std::string_view text) {
+    out_.contents.push_back({out_.text.size(), out_.text.size() + text.size()});
+    out_.text += text;
+    return *this;
+  }
+  RenderedChat take() { return std::move(out_); }
+
+ private:
+  RenderedChat out_;
+};
+
+RenderedChat render_chatml(const ChatTemplate& chat, std::span<const ChatMessage> messages, bool generation_prompt) {
+  Prompt out;
   for (size_t i = 0; i < messages.size(); ++i) {
     if (i == 0 && messages[0].role != "system" && !chat.default_system.empty()) {
-      out += "<|im_start|>system\n" + chat.default_system + "<|im_end|>\n";
+      out << "<|im_start|>system\n" << chat.default_system << "<|im_end|>\n";
     }
-    out += "<|im_start|>" + messages[i].role + "\n" + messages[i].content + "<|im_end|>\n";
+    out << "<|im_start|>" << messages[i].role << "\n";
+    out.content(messages[i].content) << "<|im_end|>\n";
   }
-  if (generation_prompt) out += "<|im_start|>assistant\n";
-  return out;
+  if (generation_prompt) out << "<|im_start|>assistant\n";
+  return out.take();
 }
 
 // Meta's Llama-2-chat template: the system message goes into the first user turn.
-Result<std::string> render_llama2(const ChatTemplate& chat, std::span<const ChatMessage> messages) {
+Result<RenderedChat> render_llama2(const ChatTemplate& chat, std::span<const ChatMessage> messages) {
   const bool has_system = chat.llama2_system && !messages.empty() && messages[0].role == "system";
   const std::span<const ChatMessage> turns = has_system ? messages.subspan(1) : messages;
-  std::string out;
+  Prompt out;
   for (size_t i = 0; i < turns.size(); ++i) {
     const ChatMessage& message = turns[i];
     if ((message.role == "user") != (i % 2 == 0)) return roles_must_alternate("Llama-2", i, message.role);
+    // note: the <<SYS>> block joins the user's text (plain text, no special tokens) and is
+    // stripped with it, so the two are one content range.
     std::string content = message.content;
     if (i == 0 && has_system) content = "<<SYS>>\n" + messages[0].content + "\n<</SYS>>\n\n" + content;
     if (chat.llama2_strip) content = strip(content);
     if (message.role == "user") {
-      if (chat.llama2_bos_each_turn || i == 0) out += chat.bos_text;
-      out += "[INST] " + content + " [/INST]";
+      if (chat.llama2_bos_each_turn || i == 0) out << chat.bos_text;
+      out << "[INST] ";
+      out.content(content) << " [/INST]";
     } else if (message.role == "assistant") {
-      out += " " + content + " " + chat.eos_text;
+      out << " ";
+      out.content(content) << " " << chat.eos_text;
     }
   }
-  return out;
+  return out.take();
 }
 
-Result<std::string> render_mistral(const ChatTemplate& chat, std::span<const ChatMessage> messages) {
+Result<RenderedChat> render_mistral(const ChatTemplate& chat, std::span<const ChatMessage> messages) {
   const MistralVersion version = chat.mistral_version;
-  std::string out = chat.bos_text;
+  Prompt out;
+  out << chat.bos_text;
   if (version == MistralVersion::kV7) {
     for (const ChatMessage& message : messages) {
       if (message.role == "user") {
-        out += "[INST] " + message.content + "[/INST]";
+        out << "[INST] ";
+        out.content(message.content) << "[/INST]";
       } else if (message.role == "system") {
-        out += "[SYSTEM_PROMPT] " + message.content + "[/SYSTEM_PROMPT]";
+        out << "[SYSTEM_PROMPT] ";
+        out.content(message.content) << "[/SYSTEM_PROMPT]";
       } else if (message.role == "assistant") {
-        out += " " + message.content + chat.eos_text;
+        out << " ";
+        out.content(message.content) << chat.eos_text;
       } else {
         return unknown_role("Mistral", message.role, "user, system or assistant");
       }
     }
-    return out;
+    return out.take();
   }
   const bool has_system = version != MistralVersion::kLegacy && !messages.empty() && messages[0].role == "system";
   const std::span<const ChatMessage> turns = has_system ? messages.subspan(1) : messages;
@@ -92,68 +120,76 @@ Result<std::string> render_mistral(const ChatTemplate& chat, std::span<const Cha
       const std::string content = with_system ? messages[0].content + "\n\n" + message.content : message.content;
       switch (version) {
         case MistralVersion::kLegacy:
-          out += "[INST] " + content + " [/INST]";
+          out << "[INST] ";
+          out.content(content) << " [/INST]";
           break;
         case MistralVersion::kV1:
-          out += " [INST] " + content + " [/INST]";
+          out << " [INST] ";
+          out.content(content) << " [/INST]";
           break;
         case MistralVersion::kV3:
-          out += "[INST] " + content + "[/INST]";
+          out << "[INST] ";
+          out.content(content) << "[/INST]";
           break;
         default:
-          out += "[INST]" + content + "[/INST]";
+          out << "[INST]";
+          out.content(content) << "[/INST]";
           break;
       }
     } else {
       switch (version) {
         case MistralVersion::kV1:
-          out += " " + message.content + chat.eos_text;
+          out << " ";
+          out.content(message.content) << chat.eos_text;
           break;
         case MistralVersion::kV3:
-          out += " " + strip(message.content) + chat.eos_text;
+          out << " ";
+          out.content(strip(message.content)) << chat.eos_text;
           break;
         default:
-          out += message.content + chat.eos_text;
+          out.content(message.content) << chat.eos_text;
           break;
       }
     }
   }
-  return out;
+  return out.take();
 }
 
-std::string llama3_turn(std::string_view role, std::string_view content) {
-  return str_cat("<|start_header_id|>", role, "<|end_header_id|>\n\n", content, "<|eot_id|>");
+void llama3_turn(Prompt& out, std::string_view role, std::string_view content) {
+  out << "<|start_header_id|>" << role << "<|end_header_id|>\n\n";
+  out.content(content) << "<|eot_id|>";
 }
 
-std::string render_llama3(const ChatTemplate& chat, std::span<const ChatMessage> messages, bool generation_prompt) {
-  std::string out;
+RenderedChat render_llama3(const ChatTemplate& chat, std::span<const ChatMessage> messages, bool generation_prompt) {
+  Prompt out;
   if (chat.llama3_date.empty()) {  // Llama-3.0
     for (size_t i = 0; i < messages.size(); ++i) {
-      if (i == 0) out += chat.bos_text;
-      out += llama3_turn(messages[i].role, strip(messages[i].content));
+      if (i == 0) out << chat.bos_text;
+      llama3_turn(out, messages[i].role, strip(messages[i].content));
     }
   } else {  // Llama-3.1+: a system header with the date always comes first
     const bool has_system = !messages.empty() && messages[0].role == "system";
     const std::string system = has_system ? strip(messages[0].content) : std::string();
-    out += chat.bos_text;
-    out += llama3_turn("system",
-                       "Cutting Knowledge Date: December 2023\nToday Date: " + chat.llama3_date + "\n\n" + system);
+    out << chat.bos_text;
+    out << "<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: "
+        << chat.llama3_date << "\n\n";
+    out.content(system) << "<|eot_id|>";
     for (const ChatMessage& message : messages.subspan(has_system ? 1 : 0)) {
       if (message.role == "tool" || message.role == "ipython") {
-        out += llama3_turn("ipython", message.content);
+        llama3_turn(out, "ipython", message.content);
       } else {
-        out += llama3_turn(message.role, strip(message.content));
+        llama3_turn(out, message.role, strip(message.content));
       }
     }
   }
-  if (generation_prompt) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
-  return out;
+  if (generation_prompt) out << "<|start_header_id|>assistant<|end_header_id|>\n\n";
+  return out.take();
 }
 
 }  // namespace
 
-Result<std::string> render_chat(const ChatTemplate& chat, const std::vector<ChatMessage>& messages,
-                                bool add_generation_prompt) {
+Result<RenderedChat> render_chat_parts(const ChatTemplate& chat, const std::vector<ChatMessage>& messages,
+                                       bool add_generation_prompt) {
   switch (chat.family) {
     case ChatFamily::kChatML:
       return render_chatml(chat, messages, add_generation_prompt);
@@ -165,6 +201,12 @@ Result<std::string> render_chat(const ChatTemplate& chat, const std::vector<Chat
       return render_llama3(chat, messages, add_generation_prompt);
   }
   return invalid_argument("unknown chat family");
+}
+
+Result<std::string> render_chat(const ChatTemplate& chat, const std::vector<ChatMessage>& messages,
+                                bool add_generation_prompt) {
+  SO_ASSIGN_OR_RETURN(RenderedChat rendered, render_chat_parts(chat, messages, add_generation_prompt));
+  return std::move(rendered.text);
 }
 
 }  // namespace so

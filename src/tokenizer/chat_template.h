@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "tokenizer/special_tokens.h"
 
 namespace so {
 
@@ -50,9 +51,19 @@ Result<ChatTemplate> detect_chat_template(const std::string& jinja, const std::s
 // "chatml, llama2, mistral, mistral-v1, mistral-v3, mistral-v3-tekken, mistral-v7, llama3, llama3.1"
 std::string chat_template_names();
 
+// A rendered conversation: the prompt, and where the messages' contents are in it (what a
+// user wrote; Tokenizer::encode_chat reads special-token text there as text).
+struct RenderedChat {
+  std::string text;
+  std::vector<TextRange> contents;  // in order, disjoint
+};
+
 // Renders messages; add_generation_prompt appends the assistant header (ChatML, Llama-3;
 // the Llama-2 and Mistral templates have none). Errors where the reference template raises
 // (roles out of order, a role the layout does not know).
+Result<RenderedChat> render_chat_parts(const ChatTemplate& chat, const std::vector<ChatMessage>& messages,
+                                       bool add_generation_prompt);
+// The same, the text alone.
 Result<std::string> render_chat(const ChatTemplate& chat, const std::vector<ChatMessage>& messages,
                                 bool add_generation_prompt);
 

@@ -38,11 +38,18 @@ AddedTokenMatcher::AddedTokenMatcher(std::vector<AddedToken> tokens) : tokens_(s
   }
 }
 
-const AddedToken* AddedTokenMatcher::match_at(std::string_view text, size_t pos, bool parse_special) const {
+const AddedToken* AddedTokenMatcher::match_at(std::string_view text, size_t pos, bool parse_special,
+                                               std::span<const TextRange> literal) const {
   for (uint32_t index : by_first_byte_[static_cast<uint8_t>(text[pos])]) {
     const AddedToken& token = tokens_[index];
     if (token.special && !parse_special) continue;
     if (text.compare(pos, token.content.size(), token.content) != 0) continue;
+    if (token.special) {
+      const size_t end = pos + token.content.size();
+      const bool in_literal = std::any_of(literal.begin(), literal.end(),
+                                          [&](const TextRange& range) { return pos < range.end && range.begin < end; });
+      if (in_literal) continue;
+    }
     if (token.single_word) {
       const size_t end = pos + token.content.size();
       const bool word_before = pos > 0 && is_word_byte(static_cast<uint8_t>(text[pos - 1]));
@@ -56,11 +63,12 @@ const AddedToken* AddedTokenMatcher::match_at(std::string_view text, size_t pos,
   return nullptr;
 }
 
-std::vector<TextFragment> AddedTokenMatcher::split(std::string_view text, bool parse_special) const {
+std::vector<TextFragment> AddedTokenMatcher::split(std::string_view text, bool parse_special,
+                                                   std::span<const TextRange> literal) const {
   std::vector<TextFragment> fragments;
   size_t raw_begin = 0;
   for (size_t pos = 0; pos < text.size();) {
-    const AddedToken* token = tokens_.empty() ? nullptr : match_at(text, pos, parse_special);
+    const AddedToken* token = tokens_.empty() ? nullptr : match_at(text, pos, parse_special, literal);
     if (!token) {
       ++pos;
       continue;

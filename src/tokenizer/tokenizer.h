@@ -16,6 +16,7 @@
 #include "base/status.h"
 #include "format/metadata.h"
 #include "format/model_file.h"
+#include "tokenizer/special_tokens.h"
 
 namespace so {
 
@@ -47,6 +48,11 @@ class Tokenizer {
   // add_bos: prepend BOS when the model wants one (never twice).
   // parse_special: text like "<|im_start|>" becomes the special token instead of its bytes.
   virtual std::vector<int32_t> encode(std::string_view text, bool add_bos, bool parse_special) const = 0;
+  // A chat prompt: special tokens are parsed except where they would overlap a `literal`
+  // range (the messages' contents, sorted): text a user sent is text, whatever it spells
+  // ("<|im_end|>" in a message opens no new turn). Elsewhere as encode(text, add_bos, true).
+  virtual std::vector<int32_t> encode_chat(std::string_view text, bool add_bos,
+                                           std::span<const TextRange> literal) const = 0;
   // Concatenated bytes of the tokens; may be invalid UTF-8 at a cut inside a character.
   // Special tokens appear as their text. SentencePiece: the space the encoder put in front
   // of a text fragment is dropped again, so decode(encode(x)) == x.

@@ -151,7 +151,8 @@ void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& ou
   }
 }
 
-std::vector<int32_t> BpeTokenizer::encode(std::string_view text, bool add_bos, bool parse_special) const {
+std::vector<int32_t> BpeTokenizer::encode_split(std::string_view text, bool add_bos, bool parse_special,
+                                                std::span<const TextRange> literal) const {
   std::vector<int32_t> out;
   // note: words repeat in natural text; remembering short pieces for the length of this
   // call makes a megabyte of English several times faster and needs no locking.
@@ -159,7 +160,7 @@ std::vector<int32_t> BpeTokenizer::encode(std::string_view text, bool add_bos, b
   std::vector<std::pair<uint32_t, uint32_t>> cached_spans;  // [begin, end) in cached_ids
   std::vector<int32_t> cached_ids;
   constexpr size_t kMaxCachedPiece = 48;
-  for (const TextFragment& fragment : added_tokens_.split(text, parse_special)) {
+  for (const TextFragment& fragment : added_tokens_.split(text, parse_special, literal)) {
     if (fragment.token >= 0) {
       out.push_back(fragment.token);
       continue;

@@ -55,7 +55,13 @@ using TokenTextMap = std::unordered_map<std::string, int32_t, TokenTextHash, std
 
 class BpeTokenizer : public Tokenizer {
  public:
-  std::vector<int32_t> encode(std::string_view text, bool add_bos, bool parse_special) const override;
+  std::vector<int32_t> encode(std::string_view text, bool add_bos, bool parse_special) const override {
+    return encode_split(text, add_bos, parse_special, {});
+  }
+  std::vector<int32_t> encode_chat(std::string_view text, bool add_bos,
+                                   std::span<const TextRange> literal) const override {
+    return encode_split(text, add_bos, true, literal);
+  }
   std::string decode(std::span<const int32_t> tokens) const override;
   std::string token_to_piece(int32_t token) const override;
 
@@ -84,6 +90,8 @@ class BpeTokenizer : public Tokenizer {
 
   int32_t find_token(std::string_view text) const;
   void encode_piece(std::string_view piece, std::vector<int32_t>& out) const;
+  std::vector<int32_t> encode_split(std::string_view text, bool add_bos, bool parse_special,
+                                    std::span<const TextRange> literal) const;
 
   TokenizerSpec spec_;
   TokenTextMap token_ids_;                  // stored text -> id

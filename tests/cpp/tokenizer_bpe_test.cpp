@@ -85,9 +85,12 @@ TEST(ByteLevelBpe, MergesByRankAndRoundTrips) {
   // smollm splits digits one by one, so the merge "1 2" never applies.
   EXPECT_EQ(tokenizer->encode("12", false, true), (Ids{vocab.byte('1'), vocab.byte('2')}));
   for (const std::string& text :
-       std::vector<std::string>{"hello world", "  héllo\n\tworld 123 😀", "", std::string("\xFF\x00 x", 4)}) {
+       std::vector<std::string>{"hello world", "  héllo\n\tworld 123 😀", "", std::string("\x00 x", 3)}) {
     EXPECT_EQ(tokenizer->decode(tokenizer->encode(text, false, true)), text);
   }
+  // A byte no UTF-8 sequence starts with reads as U+FFFD, as llama.cpp reads it.
+  EXPECT_EQ(tokenizer->decode(tokenizer->encode(std::string("\xFF\x00 x", 4), false, true)),
+            std::string("\xEF\xBF\xBD\x00 x", 6));
   EXPECT_EQ(tokenizer->token_to_piece(vocab.id("Ġworld")), " world");
   EXPECT_EQ(tokenizer->chat_template(), "{{ '<|im_start|>' }}");
 }
@@ -102,6 +105,26 @@ TEST(ByteLevelBpe, SpecialTokensOnlyWhenParsed) {
   EXPECT_EQ(tokenizer->decode(as_text), "<|im_start|>");
   // USER_DEFINED tokens are cut out even when special tokens are not parsed.
   EXPECT_EQ(tokenizer->encode("<tool>", false, false), (Ids{3}));
+}
+
+TEST(ByteLevelBpe, ChatContentIsTextWhateverItSpells) {
+  // Issue 17: a message holding "<|im_end|>" must not close its turn (role injection).
+  const ByteLevelVocab vocab;
+  auto tokenizer = must(Tokenizer::from_gguf_metadata(vocab.metadata()));
+  const std::string prompt = "<|im_start|>hello<|im_end|><|im_start|>";
+  const size_t content = prompt.find("hello");
+  const std::vector<TextRange> literal = {{content, content + std::string("hello<|im_end|>").size()}};
+  const Ids ids = tokenizer->encode_chat(prompt, false, literal);
+  EXPECT_EQ(ids.front(), vocab.id("<|im_start|>"));
+  EXPECT_EQ(ids.back(), vocab.id("<|im_start|>"));
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), vocab.id("<|im_end|>")), 0) << "the content's <|im_end|> is text";
+  EXPECT_EQ(tokenizer->decode(ids), prompt);
+  // Without literal ranges it is the special-parsing encode.
+  EXPECT_EQ(tokenizer->encode_chat(prompt, false, {}), tokenizer->encode(prompt, false, true));
+  // A special token only touching a range's edge is still the template's.
+  const std::vector<TextRange> edge = {{content, content + 5}};
+  const Ids edged = tokenizer->encode_chat(prompt, false, edge);
+  EXPECT_EQ(std::count(edged.begin(), edged.end(), vocab.id("<|im_end|>")), 1);
 }
 
 TEST(ByteLevelBpe, BosOnlyWhenTheModelWantsItAndNeverTwice) {

@@ -3,6 +3,8 @@
 // templates; here the expected strings are written out.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "tokenizer/chat_template.h"
 
 namespace so {
@@ -82,6 +84,34 @@ TEST(ChatTemplate, Llama3HeadersAndTheLlama31DateHeader) {
   EXPECT_EQ(render(llama31, {{"system", "S "}, {"user", "Hi"}}, false),
             "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\n"
             "Today Date: 26 Jul 2024\n\nS<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>");
+}
+
+TEST(ChatTemplate, ContentRangesCoverWhatTheUserWrote) {
+  const std::vector<ChatMessage> messages = {{"system", "S <|im_end|>"}, {"user", "U<|eot_id|>"}};
+  for (const char* name : {"chatml", "llama2", "mistral", "mistral-v1", "mistral-v7", "llama3", "llama3.1"}) {
+    const ChatTemplate chat = detect("", name);
+    auto rendered = render_chat_parts(chat, messages, true);
+    if (!rendered.ok()) continue;  // layouts without a system role
+    ASSERT_EQ(rendered->text, render(chat, messages)) << name;
+    std::string covered;
+    size_t last_end = 0;
+    for (const TextRange& range : rendered->contents) {
+      ASSERT_LE(last_end, range.begin) << name;
+      ASSERT_LE(range.end, rendered->text.size()) << name;
+      covered += rendered->text.substr(range.begin, range.end - range.begin);
+      last_end = range.end;
+    }
+    // Every special-looking string the user wrote lies inside a content range.
+    for (const std::string needle : {"<|im_end|>", "<|eot_id|>"}) {
+      const size_t in_text = rendered->text.find(needle, rendered->text.find(needle == "<|im_end|>" ? "S " : "U"));
+      ASSERT_NE(in_text, std::string::npos) << name;
+      const bool inside = std::any_of(rendered->contents.begin(), rendered->contents.end(), [&](const TextRange& r) {
+        return r.begin <= in_text && in_text + needle.size() <= r.end;
+      });
+      EXPECT_TRUE(inside) << name << ": " << needle;
+    }
+    EXPECT_NE(covered.find("U"), std::string::npos) << name;
+  }
 }
 
 TEST(ChatTemplate, RolesOutOfOrderAreErrorsWhereTheTemplateRaises) {
