@@ -1,6 +1,7 @@
 // specoffload serve: the OpenAI-compatible server. Requests join the running batch of the
 // throughput scheduler; SIGINT or SIGTERM drains (what runs finishes, new requests get
 // 503), a second one exits at once.
+#include <arpa/inet.h>
 #include <signal.h>
 
 #include <cstdio>
@@ -29,12 +30,19 @@ struct ServeOptions {
   int max_tokens_limit = 0;
   int default_max_tokens = 256;
   int max_queue = 4096;
-  int http_threads = 128;
+  int http_threads = 512;
   std::string chat_template;
 };
 
+// Whether `host` only accepts connections from this machine.
+bool is_loopback(const std::string& host) {
+  if (host == "localhost" || host == "::1") return true;
+  in_addr address{};
+  return ::inet_pton(AF_INET, host.c_str(), &address) == 1 && (ntohl(address.s_addr) >> 24) == 127;
+}
+
 int run_serve(const ServeOptions& options) {
-  auto engine_config = engine_options(options.model, options.batch, options.spec);
+  auto engine_config = engine_options(options.model, options.batch, options.spec, /*mmap_by_default=*/false);
   if (!engine_config.ok()) return report_error(engine_config.status());
   engine_config->max_pass_records = 4096;  // a server runs for days
   // A row reaches at most the longest prompt plus the most tokens a request may ask for.
@@ -98,6 +106,12 @@ int run_serve(const ServeOptions& options) {
     scheduler.join();
     server.stop();
   });
+  if (config.api_key.empty() && !is_loopback(options.host)) {
+    std::fprintf(stderr,
+                 "serve: warning: listening on %s without an API key: anyone who can reach this address can use the "
+                 "model; give --api-key KEY (or $SPECOFFLOAD_API_KEY), or --host 127.0.0.1\n",
+                 options.host.c_str());
+  }
   std::fprintf(stderr, "serve: model '%s' on http://%s:%d (backend %s%s%s)\n", config.model_name.c_str(),
                options.host.c_str(), port, engine.backend_name().c_str(),
                engine.drafter_name().empty() ? "" : ", drafter ", std::string(engine.drafter_name()).c_str());
@@ -146,7 +160,9 @@ Command register_serve(CLI::App& app) {
   command->add_option("--max-queue", options->max_queue, "requests waiting for a row before new ones get 429")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 24));
-  command->add_option("--http-threads", options->http_threads, "HTTP worker threads (requests in flight at once)")
+  command->add_option("--http-threads", options->http_threads,
+                      "HTTP worker threads: connections served at once, idle ones included (each is let go after 5 s "
+                      "without data)")
       ->capture_default_str()
       ->check(CLI::Range(4, 4096));
   command->add_option("--chat-template", options->chat_template, "force a template: chatml, llama2, mistral, llama3");

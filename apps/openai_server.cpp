@@ -1,8 +1,15 @@
 #include "openai_server.h"
 
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <strings.h>
+#include <sys/socket.h>
 
+#include <charconv>
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -55,6 +62,42 @@ void send_status(httplib::Response& response, const Status& status) {
     default:
       return send_error(response, 400, status.message(), "invalid_request_error");
   }
+}
+
+// The socket a request arrived on: the one whose local and peer ports are the request's.
+// note: cpp-httplib (0.11) gives a handler no way to its connection, and a non-streaming
+// request writes nothing until its answer, so a client that left is only seen on the socket.
+int request_socket(const httplib::Request& request) {
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", error)) {
+    int fd = -1;
+    const std::string name = entry.path().filename().string();
+    if (std::from_chars(name.data(), name.data() + name.size(), fd).ec != std::errc()) continue;
+    sockaddr_storage local{}, peer{};
+    socklen_t local_size = sizeof local, peer_size = sizeof peer;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_size) != 0 ||
+        ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_size) != 0) {
+      continue;
+    }
+    auto port = [](const sockaddr_storage& address) {
+      if (address.ss_family == AF_INET) return int(ntohs(reinterpret_cast<const sockaddr_in&>(address).sin_port));
+      if (address.ss_family == AF_INET6) return int(ntohs(reinterpret_cast<const sockaddr_in6&>(address).sin6_port));
+      return -1;
+    };
+    if (port(local) != request.local_port || port(peer) != request.remote_port) continue;
+    char host[INET6_ADDRSTRLEN] = {};
+    const void* address = peer.ss_family == AF_INET ? static_cast<const void*>(&reinterpret_cast<sockaddr_in&>(peer).sin_addr)
+                                                    : static_cast<const void*>(&reinterpret_cast<sockaddr_in6&>(peer).sin6_addr);
+    if (::inet_ntop(peer.ss_family, address, host, sizeof host) && request.remote_addr == host) return fd;
+  }
+  return -1;
+}
+
+// Whether the peer of `socket` hung up (-1: never known).
+bool peer_closed(int socket) {
+  if (socket < 0) return false;
+  pollfd poll_fd{socket, POLLRDHUP, 0};
+  return ::poll(&poll_fd, 1, 0) > 0 && (poll_fd.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
 // The end of the longest prefix of text[0, end) that does not end inside a UTF-8
@@ -188,11 +231,13 @@ void OpenAiServer::stop() {
 
 bool OpenAiServer::authorized(const httplib::Request& request) const {
   if (config_.api_key.empty()) return true;
+  // note: the scheme name is case-insensitive (RFC 9110 11.1) and spaces may follow it.
   const std::string header = request.get_header_value("Authorization");
-  const std::string_view bearer = "Bearer ";
-  const std::string_view given = header.compare(0, bearer.size(), bearer) == 0
-                                     ? std::string_view(header).substr(bearer.size())
-                                     : std::string_view();
+  std::string_view given;
+  if (header.size() > 6 && strncasecmp(header.c_str(), "bearer", 6) == 0 && (header[6] == ' ' || header[6] == '\t')) {
+    given = std::string_view(header).substr(6);
+    while (!given.empty() && (given.front() == ' ' || given.front() == '\t')) given.remove_prefix(1);
+  }
   return constant_time_equal(given, config_.api_key);
 }
 
@@ -202,8 +247,12 @@ void OpenAiServer::route() {
   http.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
   http.set_payload_max_length(config_.max_body_bytes);
   http.set_keep_alive_max_count(1000);
-  http.set_keep_alive_timeout(30);
-  http.set_read_timeout(30);
+  // note: every connection holds a worker thread while it sends its request or idles between
+  // requests, so a client that sends half a request and waits must be let go soon: these
+  // bound how long (each read, not the whole request), so a flood of idle connections
+  // delays others by seconds, not for good.
+  http.set_keep_alive_timeout(5);
+  http.set_read_timeout(5);
   http.set_write_timeout(30);
 
   http.set_pre_routing_handler([this](const httplib::Request& request, httplib::Response& response) {
@@ -336,8 +385,16 @@ void OpenAiServer::handle_generation(const httplib::Request& request, httplib::R
   const std::string id = str_cat(chat ? "chatcmpl-" : "cmpl-", id_prefix_, (*ticket)->request().stream_id);
   const int64_t created = unix_now();
   if (!api.stream) {
+    // A client that goes away while it waits cancels its row (a stream's does when a write fails).
+    const int socket = request_socket(request);
     std::vector<int32_t> tokens;
-    while (!(*ticket)->wait(tokens, std::chrono::seconds(1))) tokens.clear();
+    while (!(*ticket)->wait(tokens, std::chrono::milliseconds(200))) {
+      tokens.clear();
+      if (peer_closed(socket)) {
+        (*ticket)->cancel();
+        return;
+      }
+    }
     const GenerationResult result = (*ticket)->result();
     if (result.finish == FinishReason::kError) return send_status(response, result.error);
     const ApiCompletion completion{completion_text(engine_.tokenizer(), result), api_finish_reason(result), n_prompt,

@@ -28,7 +28,7 @@ struct ServerConfig {
   int max_prompt_tokens = 0;     // 0: the model's context minus one
   int max_tokens_limit = 0;      // largest max_tokens a request may ask for; 0: the context
   int default_max_tokens = 256;  // when a request names none
-  int http_threads = 128;        // requests in flight (each holds a thread while it waits)
+  int http_threads = 512;        // connections served at once (each holds a thread while it waits)
   SamplingParams sampling;       // defaults for what a request leaves out
   std::string chat_template;     // forced template, or "" for the model's
 };

@@ -26,6 +26,12 @@ void add_model_options(CLI::App& command, ModelOptions& options) {
                      "config or its directory, e.g. configs/mixtral-8x7b), for throughput at scale")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "dummy"}));
+  command.add_option("--mmap", options.mmap,
+                     "on: map the model files (fast to start, pages shared with the page cache); off: read them into "
+                     "private memory, so a file truncated or replaced under a running process cannot kill it; auto: "
+                     "off for serve, on otherwise")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "on", "off"}));
 }
 
 Result<BackendKind> backend_kind(const ModelOptions& options) {
@@ -148,8 +154,12 @@ Result<int64_t> parse_size_flag(std::string_view flag, const std::string& text, 
 }
 
 Result<EngineOptions> engine_options(const ModelOptions& model, const BatchOptions& batch,
-                                     const SpecCliOptions& spec) {
+                                     const SpecCliOptions& spec, bool mmap_by_default) {
   EngineOptions options;
+  // note: the disk tier reads from the file when a pass needs it; copying it all first
+  // would defeat it, so --host-mem keeps the mapping.
+  const bool mapped = model.mmap == "on" || (model.mmap == "auto" && (mmap_by_default || !batch.host_mem.empty()));
+  options.map_mode = mapped ? MapMode::kMapped : MapMode::kCopied;
   options.spec.draft_max = spec.draft_max;
   options.spec.adaptive = spec.draft_length == "adaptive";
   options.spec.draft_context = spec.draft_context;

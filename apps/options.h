@@ -16,6 +16,7 @@ struct ModelOptions {
   std::string backend;  // cpu | cuda | auto; empty: $SPECOFFLOAD_BACKEND, else auto
   std::string gpu_mem;  // hard cap on device memory, "24G"; empty: what is free (CUDA), no cap (CPU)
   std::string load_format = "auto";  // auto | dummy
+  std::string mmap = "auto";         // on | off | auto (serve: off, others: on)
 };
 
 struct BatchOptions {
@@ -64,8 +65,9 @@ void add_spec_options(CLI::App& command, SpecCliOptions& options);
 std::string resolve_model_path(const std::string& model);
 // Where `profile` writes and `plan`/`generate --profile auto` read: the cache's profile.json.
 std::string default_profile_path();
+// mmap_by_default: what --mmap auto means for the command (a server copies the weights).
 Result<EngineOptions> engine_options(const ModelOptions& model, const BatchOptions& batch,
-                                     const SpecCliOptions& spec = {});
+                                     const SpecCliOptions& spec = {}, bool mmap_by_default = true);
 // The sampling flags, or an error naming a --seed that is not an integer from 0 to 2^64 - 1.
 Result<SamplingParams> sampling_params(const SamplingOptions& options);
 

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -12,7 +13,25 @@
 
 namespace so {
 
-Result<MappedFile> MappedFile::open(const std::string& path) {
+namespace {
+
+// The file's bytes into private anonymous memory, read-only afterwards.
+Status copy_into(int fd, const std::string& path, uint8_t* data, size_t size) {
+  for (size_t done = 0; done < size;) {
+    const ssize_t got = ::pread(fd, data + done, std::min<size_t>(size - done, size_t(1) << 30), off_t(done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      return io_error("cannot read '", path, "' into memory at byte ", done, " of ", size, ": ",
+                      got < 0 ? std::strerror(errno) : "the file ended early");
+    }
+    done += size_t(got);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<MappedFile> MappedFile::open(const std::string& path, MapMode mode) {
   // note: O_NONBLOCK, so a FIFO given as a file fails below instead of waiting for a writer.
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return io_error("cannot open '", path, "': ", std::strerror(errno));
@@ -30,6 +49,21 @@ Result<MappedFile> MappedFile::open(const std::string& path) {
   MappedFile file;
   file.path_ = path;
   file.size_ = static_cast<size_t>(info.st_size);
+  if (file.size_ > 0 && mode == MapMode::kCopied) {
+    void* address = ::mmap(nullptr, file.size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (address == MAP_FAILED) {
+      int error = errno;
+      ::close(fd);
+      return resource_exhausted("cannot hold '", path, "' (", file.size_, " bytes) in memory: ", std::strerror(error),
+                                "; map it instead (--mmap on)");
+    }
+    file.data_ = static_cast<const uint8_t*>(address);
+    Status copied = copy_into(fd, path, static_cast<uint8_t*>(address), file.size_);
+    ::close(fd);
+    if (!copied.ok()) return copied;  // file's destructor unmaps
+    ::mprotect(address, file.size_, PROT_READ);
+    return file;
+  }
   if (file.size_ > 0) {
     void* address = ::mmap(nullptr, file.size_, PROT_READ, MAP_PRIVATE, fd, 0);
     if (address == MAP_FAILED) {

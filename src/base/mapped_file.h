@@ -10,9 +10,15 @@
 
 namespace so {
 
+// How a file's bytes reach memory. kMapped shares the page cache (fast to open, pages come
+// and go as memory needs); a file truncated or replaced in place while mapped kills the
+// process with SIGBUS when a lost page is read. kCopied reads the file into private memory
+// once, which no later change to the file can touch (a server's weights).
+enum class MapMode { kMapped, kCopied };
+
 class MappedFile {
  public:
-  static Result<MappedFile> open(const std::string& path);
+  static Result<MappedFile> open(const std::string& path, MapMode mode = MapMode::kMapped);
   // Zero-filled private memory of `bytes`, named `name` for messages; writable through
   // writable_data().
   static Result<MappedFile> anonymous(size_t bytes, std::string name);

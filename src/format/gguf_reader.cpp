@@ -363,8 +363,8 @@ Result<ModelFile> parse_gguf(std::span<const uint8_t> bytes) {
   return model;
 }
 
-Result<ModelFile> open_gguf(const std::string& path) {
-  SO_ASSIGN_OR_RETURN(MappedFile file, MappedFile::open(path));
+Result<ModelFile> open_gguf(const std::string& path, MapMode mode) {
+  SO_ASSIGN_OR_RETURN(MappedFile file, MappedFile::open(path, mode));
   Result<ModelFile> model = parse_gguf(file.bytes());
   if (!model.ok()) return model.status().with_context(str_cat("reading GGUF file '", path, "'"));
   model->path = path;

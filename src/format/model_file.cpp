@@ -31,14 +31,14 @@ bool looks_like_safetensors(std::string_view start, uint64_t file_size) {
 
 }  // namespace
 
-Result<ModelFile> open_model_file(const std::string& path) {
+Result<ModelFile> open_model_file(const std::string& path, MapMode mode) {
   namespace fs = std::filesystem;
   std::error_code error;
   const fs::file_status status = fs::status(path, error);
   if (!fs::exists(status)) {
     return not_found("model path '", path, "' does not exist; pass a .gguf file or a Hugging Face model directory");
   }
-  if (fs::is_directory(status)) return open_safetensors_directory(path);
+  if (fs::is_directory(status)) return open_safetensors_directory(path, mode);
   if (!fs::is_regular_file(status)) {
     // note: opening a FIFO to read would wait for a writer forever.
     return invalid_argument("model path '", path, "' is ", describe_file_kind(path),
@@ -46,7 +46,7 @@ Result<ModelFile> open_model_file(const std::string& path) {
   }
 
   const std::string start = read_file_start(path, 16);
-  if (start.starts_with("GGUF")) return open_gguf(path);
+  if (start.starts_with("GGUF")) return open_gguf(path, mode);
   const uint64_t file_size = fs::file_size(path, error);
   if (!error && looks_like_safetensors(start, file_size)) {
     return invalid_argument("'", path, "' is a single safetensors file; pass the directory that holds it ",
@@ -54,7 +54,7 @@ Result<ModelFile> open_model_file(const std::string& path) {
   }
   // Anything else, including a GGUF file too broken to show its magic: the GGUF reader's
   // message names the bytes it found.
-  return open_gguf(path);
+  return open_gguf(path, mode);
 }
 
 }  // namespace so

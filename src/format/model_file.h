@@ -27,10 +27,11 @@ struct ModelFile {
 };
 
 // Dispatches on what `path` is: a directory is read as Hugging Face, a file by its magic.
-Result<ModelFile> open_model_file(const std::string& path);
+// mode: map the files, or copy them into private memory (base/mapped_file.h).
+Result<ModelFile> open_model_file(const std::string& path, MapMode mode = MapMode::kMapped);
 
-Result<ModelFile> open_gguf(const std::string& path);
-Result<ModelFile> open_safetensors_directory(const std::string& directory);
+Result<ModelFile> open_gguf(const std::string& path, MapMode mode = MapMode::kMapped);
+Result<ModelFile> open_safetensors_directory(const std::string& directory, MapMode mode = MapMode::kMapped);
 
 // Parsers over bytes already in memory (the fuzz targets call these). `bytes` must outlive
 // the result; tensor data pointers point into it.

@@ -231,7 +231,7 @@ Status parse_safetensors(std::span<const uint8_t> bytes, int file_index, TensorD
   return Status::Ok();
 }
 
-Result<ModelFile> open_safetensors_directory(const std::string& directory) {
+Result<ModelFile> open_safetensors_directory(const std::string& directory, MapMode mode) {
   const fs::path root(directory);
   std::error_code error;
   if (!fs::is_directory(root, error)) {
@@ -279,7 +279,7 @@ Result<ModelFile> open_safetensors_directory(const std::string& directory) {
                        " listed in model.safetensors.index.json is missing from '", directory,
                        "'; download every shard of the model");
     }
-    SO_ASSIGN_OR_RETURN(MappedFile file, MappedFile::open(shard_path));
+    SO_ASSIGN_OR_RETURN(MappedFile file, MappedFile::open(shard_path, mode));
     Status parsed = parse_safetensors(file.bytes(), static_cast<int>(i), model.tensors);
     if (!parsed.ok()) return parsed.with_context(str_cat("reading '", shard_path, "'"));
     model.files.push_back(std::move(file));  // note: moving a mapping keeps its address

@@ -17,6 +17,6 @@ struct Model {
 };
 
 // path: a GGUF file or a Hugging Face directory (config.json + safetensors).
-Result<std::unique_ptr<Model>> load_model(const std::string& path);
+Result<std::unique_ptr<Model>> load_model(const std::string& path, MapMode mode = MapMode::kMapped);
 
 }  // namespace so

@@ -78,7 +78,7 @@ Result<DrafterSetup> create_drafter(const EngineOptions& options, const Model& t
       break;
     }
     case DrafterKind::kDraftModel: {
-      auto model = load_model_as(spec.draft_model_path, options.dummy_weights);
+      auto model = load_model_as(spec.draft_model_path, options.dummy_weights, options.map_mode);
       if (!model.ok()) return model.status().with_context(str_cat("loading the draft model '", spec.draft_model_path, "'"));
       auto tokenizer = tokenizer_of(**model, options.dummy_weights);
       if (!tokenizer.ok()) {

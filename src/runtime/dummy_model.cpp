@@ -208,8 +208,8 @@ Result<std::unique_ptr<Tokenizer>> dummy_tokenizer(int32_t n_vocab) {
   return Tokenizer::from_hf_json(tokenizer.dump(), config.dump());
 }
 
-Result<std::unique_ptr<Model>> load_model_as(const std::string& path, bool dummy) {
-  return dummy ? load_dummy_model(path) : load_model(path);
+Result<std::unique_ptr<Model>> load_model_as(const std::string& path, bool dummy, MapMode mode) {
+  return dummy ? load_dummy_model(path) : load_model(path, mode);
 }
 
 Result<std::unique_ptr<Tokenizer>> tokenizer_of(const Model& model, bool dummy) {

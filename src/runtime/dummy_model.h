@@ -21,7 +21,7 @@ Result<std::unique_ptr<Model>> load_dummy_model(const std::string& path, uint64_
 Result<std::unique_ptr<Tokenizer>> dummy_tokenizer(int32_t n_vocab);
 
 // The model at `path`: its file, or dummy weights from its config (--load-format dummy).
-Result<std::unique_ptr<Model>> load_model_as(const std::string& path, bool dummy);
+Result<std::unique_ptr<Model>> load_model_as(const std::string& path, bool dummy, MapMode mode = MapMode::kMapped);
 // The dummy tokenizer of the config at `path`, without making weights.
 Result<std::unique_ptr<Tokenizer>> dummy_tokenizer_of_config(const std::string& path);
 // Its tokenizer: from the file, or the dummy one.

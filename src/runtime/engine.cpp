@@ -37,7 +37,7 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
   if (options.spec.simulate_alpha > 1.0) {
     return invalid_argument("--simulate-acceptance ", options.spec.simulate_alpha, " is not a probability in [0, 1]");
   }
-  SO_ASSIGN_OR_RETURN(engine->model_, load_model_as(options.model_path, options.dummy_weights));
+  SO_ASSIGN_OR_RETURN(engine->model_, load_model_as(options.model_path, options.dummy_weights, options.map_mode));
   auto tokenizer = tokenizer_of(*engine->model_, options.dummy_weights);
   if (!tokenizer.ok()) return tokenizer.status().with_context(str_cat("loading the tokenizer of '", options.model_path, "'"));
   engine->tokenizer_ = std::move(tokenizer).value();

@@ -69,6 +69,9 @@ enum class KvCacheChoice { kAuto, kDevice, kHost };
 struct EngineOptions {
   std::string model_path;
   bool dummy_weights = false;  // --load-format dummy: model_path (and the draft's) is a config
+  // kCopied: the model files are read into private memory (a server survives a file changed
+  // under it); kMapped shares the page cache (--mmap).
+  MapMode map_mode = MapMode::kMapped;
   BackendKind backend = BackendKind::kCpu;
   int64_t gpu_memory_bytes = 0;  // CUDA: hard cap on device memory (--gpu-mem); 0: what is free
   int n_threads = 0;            // 0: one per physical core
