@@ -99,7 +99,7 @@ def test_missing_prompt():
 
 def test_missing_prompt_file():
     assert_fails_with(run("generate", "-m", model_factory.gguf_path(SPEC), "-f", "/nonexistent/prompts.txt"),
-                      "cannot open prompt file")
+                      "--file '/nonexistent/prompts.txt' cannot be read", "No such file")
 
 
 def test_prompt_longer_than_the_context_fails_alone(tmp_path):
