@@ -116,6 +116,10 @@ class Backend {
   virtual void add_bias(float* x, const float* bias, int64_t n_rows, int64_t dim) = 0;
   virtual void add(const float* a, const float* b, float* out, int64_t n) = 0;
   virtual void swiglu(const float* gate, const float* up, float* out, int64_t n) = 0;
+  // out = gelu_tanh(gate) * up; out may alias gate (Gemma's FFN)
+  virtual void geglu(const float* gate, const float* up, float* out, int64_t n) = 0;
+  // x *= factor (Gemma's embedding scale)
+  virtual void scale(float* x, float factor, int64_t n) = 0;
   // Gathers rows: out (n, dim) = x[indices[i]]
   virtual void gather_rows(const float* x, std::span<const int32_t> indices, int64_t dim, float* out) = 0;
 

@@ -50,7 +50,8 @@ struct KvGeometry {
 
 // One row of a forward step, as attention sees it. The row's tokens are
 // [first_token, first_token + n_tokens) of the step and sit at positions
-// [kv_start, kv_start + n_tokens); token i attends to positions 0 .. kv_start + i.
+// [kv_start, kv_start + n_tokens); token i attends to positions 0 .. kv_start + i (the last
+// AttentionParams::window of them on sliding layers).
 struct AttentionRow {
   int32_t first_token = 0;
   int32_t n_tokens = 0;
@@ -63,6 +64,7 @@ struct AttentionParams {
   int n_kv_heads = 0;
   int head_dim = 0;
   float scale = 0.0f;  // usually 1/sqrt(head_dim)
+  int window = 0;      // > 0: a token at p sees positions (p - window, p] only (sliding layers)
 };
 
 }  // namespace so

@@ -9,6 +9,9 @@ std::string_view architecture_name(Architecture arch) {
     case Architecture::kLlama: return "llama";
     case Architecture::kQwen2: return "qwen2";
     case Architecture::kMixtral: return "mixtral";
+    case Architecture::kQwen3: return "qwen3";
+    case Architecture::kQwen3Moe: return "qwen3moe";
+    case Architecture::kGemma3: return "gemma3";
   }
   return "?";
 }
@@ -79,6 +82,28 @@ Status validate(const ModelConfig& c) {
   return Status::Ok();
 }
 
+// Gemma 3 as llama.cpp reads it: five sliding layers (base 10000, unscaled rope) for every
+// global one, embeddings times sqrt(dim), the converter's norms already hold 1 + w.
+Status gemma3_from_gguf(const Metadata& m, const std::string& p, ModelConfig& c) {
+  c.qk_norm = true;
+  c.sandwich_norms = true;
+  c.activation = FfnActivation::kGeluTanh;
+  c.embedding_scale = std::sqrt(float(c.dim));
+  // note: gemma_pytorch scales queries by 1/sqrt(dim / heads) for the 27B (62 layers) only.
+  c.attention_scale = c.n_layers == 62 ? 1.0f / std::sqrt(float(c.dim / c.n_heads)) : 1.0f / std::sqrt(float(c.head_dim));
+  SO_ASSIGN_OR_RETURN(int64_t window, m.get_int_or(p + "attention.sliding_window", 0));
+  if (window < 0 || window > (int64_t(1) << 24)) {
+    return format_error("model metadata '", p, "attention.sliding_window' is ", window, "; the file is damaged");
+  }
+  c.sliding_window = int(window);
+  for (int layer = 0; layer < c.n_layers; ++layer) c.sliding_layers.push_back(window > 0 && layer % 6 < 5);
+  SO_ASSIGN_OR_RETURN(double softcap, m.get_float_or(p + "final_logit_softcapping", 0.0));
+  if (softcap != 0.0) {
+    return unsupported("final logit soft-capping (", softcap, ") is not supported; Gemma 3 releases do not use it");
+  }
+  return Status::Ok();
+}
+
 // A factor the file gives for a scaling that needs one: present, positive and finite.
 Status check_scaling_factor(const Metadata& m, const std::string& key, const std::string& scaling) {
   if (!m.contains(key)) return Status::Ok();
@@ -101,19 +126,27 @@ Result<ModelConfig> from_gguf(const ModelFile& file) {
   } else if (arch_name == "qwen2") {
     c.arch = Architecture::kQwen2;
     c.qkv_bias = true;
+  } else if (arch_name == "qwen3" || arch_name == "qwen3moe") {
+    c.arch = arch_name == "qwen3" ? Architecture::kQwen3 : Architecture::kQwen3Moe;
+    c.qk_norm = true;
+  } else if (arch_name == "gemma3") {
+    c.arch = Architecture::kGemma3;
   } else {
     return unsupported("architecture '", arch_name, "' is not supported; supported: llama (Llama, Mistral, SmolLM2, ",
-                       "TinyLlama, Mixtral) and qwen2");
+                       "TinyLlama, Mixtral), qwen2, qwen3, qwen3moe and gemma3");
   }
   SO_ASSIGN_OR_RETURN(c.name, m.get_string_or("general.name", arch_name));
   SO_ASSIGN_OR_RETURN(int64_t n_layers, m.get_int(p + "block_count"));
   SO_ASSIGN_OR_RETURN(int64_t dim, m.get_int(p + "embedding_length"));
-  SO_ASSIGN_OR_RETURN(int64_t ffn_dim, m.get_int(p + "feed_forward_length"));
+  // note: MoE families give the experts' width separately (the dense width is for other layers).
+  const std::string ffn_key = m.contains(p + "expert_feed_forward_length") ? p + "expert_feed_forward_length"
+                                                                            : p + "feed_forward_length";
+  SO_ASSIGN_OR_RETURN(int64_t ffn_dim, m.get_int(ffn_key));
   SO_ASSIGN_OR_RETURN(int64_t n_heads, m.get_int(p + "attention.head_count"));
   SO_ASSIGN_OR_RETURN(int64_t n_kv_heads, m.get_int_or(p + "attention.head_count_kv", n_heads));
   SO_TRY(check_positive("layers", n_layers, p + "block_count"));
   SO_TRY(check_positive("width", dim, p + "embedding_length"));
-  SO_TRY(check_positive("FFN width", ffn_dim, p + "feed_forward_length"));
+  SO_TRY(check_positive("FFN width", ffn_dim, ffn_key));
   SO_TRY(check_positive("heads", n_heads, p + "attention.head_count"));
   SO_TRY(check_positive("kv heads", n_kv_heads, p + "attention.head_count_kv"));
   SO_ASSIGN_OR_RETURN(int64_t head_dim, m.get_int_or(p + "attention.key_length", dim / n_heads));
@@ -135,8 +168,10 @@ Result<ModelConfig> from_gguf(const ModelFile& file) {
   c.rope.n_rot = int(n_rot);
   c.rope.theta_base = float(theta);
   // note: GGUF llama weights have Q/K rows permuted by the converter for adjacent-pair
-  // rope; qwen2 keeps HF's layout and rotates halves.
-  c.rope.style = c.arch == Architecture::kQwen2 ? RopeStyle::kNeox : RopeStyle::kNormal;
+  // rope; the other families keep HF's layout and rotate halves.
+  c.rope.style = c.arch == Architecture::kLlama || c.arch == Architecture::kMixtral ? RopeStyle::kNormal
+                                                                                   : RopeStyle::kNeox;
+  if (c.arch == Architecture::kGemma3) SO_TRY(gemma3_from_gguf(m, p, c));
   c.n_experts = int(n_experts);
   if (c.is_moe()) {
     SO_ASSIGN_OR_RETURN(int64_t used, m.get_int(p + "expert_used_count"));
@@ -182,6 +217,68 @@ Result<ModelConfig> from_gguf(const ModelFile& file) {
   return c;
 }
 
+Status qwen3_moe_from_hf(const Metadata& m, ModelConfig& c) {
+  SO_ASSIGN_OR_RETURN(int64_t n_experts, m.get_int("num_experts"));
+  SO_ASSIGN_OR_RETURN(int64_t used, m.get_int("num_experts_per_tok"));
+  SO_ASSIGN_OR_RETURN(bool normalize, m.get_bool_or("norm_topk_prob", false));
+  SO_ASSIGN_OR_RETURN(int64_t sparse_step, m.get_int_or("decoder_sparse_step", 1));
+  // note: every released Qwen3-MoE is MoE in every layer; a dense layer between them has
+  // other tensors, which this engine does not map.
+  std::vector<int64_t> dense_layers;
+  if (m.contains("mlp_only_layers")) {
+    SO_ASSIGN_OR_RETURN(dense_layers, m.get_int_array("mlp_only_layers"));
+  }
+  if (sparse_step != 1 || !dense_layers.empty()) {
+    return unsupported("Qwen3-MoE with dense layers (decoder_sparse_step ", sparse_step,
+                       ", mlp_only_layers) is not supported; every layer must be MoE");
+  }
+  c.n_experts = int(n_experts);
+  c.n_experts_used = int(used);
+  c.moe_normalize = normalize;
+  return Status::Ok();
+}
+
+// Gemma 3's text config: layer_types (or sliding_window_pattern) picks the sliding layers,
+// query_pre_attn_scalar the attention scale, rope_local_base_freq the sliding layers' base.
+Status gemma3_from_hf(const Metadata& m, ModelConfig& c) {
+  c.qk_norm = true;
+  c.sandwich_norms = true;
+  c.embedding_scale = std::sqrt(float(c.dim));
+  SO_ASSIGN_OR_RETURN(std::string activation, m.get_string_or("hidden_activation", "gelu_pytorch_tanh"));
+  if (activation != "gelu_pytorch_tanh" && activation != "gelu") {
+    return unsupported("gemma3 hidden_activation '", activation, "' is not supported; expected gelu_pytorch_tanh");
+  }
+  c.activation = FfnActivation::kGeluTanh;
+  SO_ASSIGN_OR_RETURN(double scalar, m.get_float_or("query_pre_attn_scalar", double(c.head_dim)));
+  if (!(scalar > 0.0) || !std::isfinite(scalar)) {
+    return format_error("config.json query_pre_attn_scalar is ", scalar, "; expected a positive number");
+  }
+  c.attention_scale = float(1.0 / std::sqrt(scalar));
+  SO_ASSIGN_OR_RETURN(double local_base, m.get_float_or("rope_local_base_freq", 10000.0));
+  c.sliding_rope_base = float(local_base);
+  SO_ASSIGN_OR_RETURN(int64_t window, m.get_int_or("sliding_window", 0));
+  if (window < 0 || window > (int64_t(1) << 24)) return format_error("config.json sliding_window is ", window);
+  c.sliding_window = int(window);
+  SO_ASSIGN_OR_RETURN(int64_t pattern, m.get_int_or("sliding_window_pattern", 6));
+  std::vector<std::string> layer_types;
+  if (m.contains("layer_types")) {
+    SO_ASSIGN_OR_RETURN(layer_types, m.get_string_array("layer_types"));
+  }
+  if (!layer_types.empty() && int(layer_types.size()) != c.n_layers) {
+    return format_error("config.json layer_types has ", layer_types.size(), " entries for ", c.n_layers, " layers");
+  }
+  for (int layer = 0; layer < c.n_layers; ++layer) {
+    const bool slides = layer_types.empty() ? pattern > 0 && layer % pattern < pattern - 1
+                                            : layer_types[layer] == "sliding_attention";
+    c.sliding_layers.push_back(window > 0 && slides);
+  }
+  for (const char* key : {"final_logit_softcapping", "attn_logit_softcapping"}) {
+    SO_ASSIGN_OR_RETURN(double cap, m.get_float_or(key, 0.0));
+    if (cap != 0.0) return unsupported("config.json ", key, " (", cap, ") is not supported");
+  }
+  return Status::Ok();
+}
+
 Result<ModelConfig> from_hf_config(const ModelFile& file) {
   const Metadata& m = file.metadata;
   SO_ASSIGN_OR_RETURN(std::string model_type, m.get_string_or("model_type", ""));
@@ -193,20 +290,27 @@ Result<ModelConfig> from_hf_config(const ModelFile& file) {
     c.qkv_bias = true;
   } else if (model_type == "mixtral") {
     c.arch = Architecture::kMixtral;
+  } else if (model_type == "qwen3" || model_type == "qwen3_moe") {
+    c.arch = model_type == "qwen3" ? Architecture::kQwen3 : Architecture::kQwen3Moe;
+    c.qk_norm = true;
+  } else if (model_type == "gemma3_text") {
+    c.arch = Architecture::kGemma3;
   } else {
     return unsupported("config.json model_type '", model_type, "' is not supported; supported: llama, mistral, ",
-                       "qwen2, mixtral");
+                       "qwen2, mixtral, qwen3, qwen3_moe and gemma3_text",
+                       model_type == "gemma3" ? " (for Gemma 3 with vision, use its text model's config)" : "");
   }
   c.name = model_type;
   SO_ASSIGN_OR_RETURN(int64_t n_layers, m.get_int("num_hidden_layers"));
   SO_ASSIGN_OR_RETURN(int64_t dim, m.get_int("hidden_size"));
-  SO_ASSIGN_OR_RETURN(int64_t ffn_dim, m.get_int("intermediate_size"));
+  const std::string ffn_key = c.arch == Architecture::kQwen3Moe ? "moe_intermediate_size" : "intermediate_size";
+  SO_ASSIGN_OR_RETURN(int64_t ffn_dim, m.get_int(ffn_key));
   SO_ASSIGN_OR_RETURN(int64_t n_heads, m.get_int("num_attention_heads"));
   SO_ASSIGN_OR_RETURN(int64_t n_kv_heads, m.get_int_or("num_key_value_heads", n_heads));
   SO_ASSIGN_OR_RETURN(int64_t n_vocab, m.get_int("vocab_size"));
   SO_TRY(check_positive("layers", n_layers, "num_hidden_layers"));
   SO_TRY(check_positive("width", dim, "hidden_size"));
-  SO_TRY(check_positive("FFN width", ffn_dim, "intermediate_size"));
+  SO_TRY(check_positive("FFN width", ffn_dim, ffn_key));
   SO_TRY(check_positive("heads", n_heads, "num_attention_heads"));
   SO_TRY(check_positive("kv heads", n_kv_heads, "num_key_value_heads"));
   SO_TRY(check_positive("vocabulary", n_vocab, "vocab_size"));
@@ -237,6 +341,10 @@ Result<ModelConfig> from_hf_config(const ModelFile& file) {
     SO_ASSIGN_OR_RETURN(int64_t used, m.get_int("num_experts_per_tok"));
     c.n_experts = int(n_experts);
     c.n_experts_used = int(used);
+  } else if (c.arch == Architecture::kQwen3Moe) {
+    SO_TRY(qwen3_moe_from_hf(m, c));
+  } else if (c.arch == Architecture::kGemma3) {
+    SO_TRY(gemma3_from_hf(m, c));
   }
   // rope_scaling: {"type"|"rope_type": linear|yarn|llama3|default, factor, ...}
   std::string scaling = "none";

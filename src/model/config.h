@@ -16,10 +16,15 @@ enum class Architecture {
   kLlama,    // Llama 2/3, Mistral, SmolLM2, TinyLlama
   kQwen2,    // llama + QKV biases, NeoX rope
   kMixtral,  // llama attention + top-k MoE FFN
+  kQwen3,    // qwen2 without biases, RMSNorm on each head of q and k
+  kQwen3Moe, // qwen3 attention + top-k MoE FFN (no shared expert)
+  kGemma3,   // qk-norm, sandwich norms, GELU FFN, scaled embeddings, sliding-window layers
 };
 std::string_view architecture_name(Architecture arch);
 
 enum class RopeScaling { kNone, kLinear, kYarn, kLlama3 };
+
+enum class FfnActivation { kSilu, kGeluTanh };
 
 struct RopeConfig {
   RopeStyle style = RopeStyle::kNormal;
@@ -52,10 +57,23 @@ struct ModelConfig {
   bool qkv_bias = false;
   int n_experts = 0;       // 0: dense FFN
   int n_experts_used = 0;
+  bool moe_normalize = true;     // top-k probabilities renormalized to sum 1
+  // What the families change in llama's block.
+  bool qk_norm = false;          // RMSNorm over each head of q and k before rope
+  bool sandwich_norms = false;   // the attention and FFN outputs are normed before the residual add
+  FfnActivation activation = FfnActivation::kSilu;
+  float embedding_scale = 1.0f;  // gemma: sqrt(dim)
+  float attention_scale = 0.0f;  // 0: 1/sqrt(head_dim)
+  int sliding_window = 0;        // keys a sliding layer's token sees, itself included
+  std::vector<bool> sliding_layers;  // per layer (empty: none slide)
+  float sliding_rope_base = 10000.0f;  // sliding layers' rope base (no scaling there)
 
   int q_dim() const { return n_heads * head_dim; }
   int kv_dim() const { return n_kv_heads * head_dim; }
   bool is_moe() const { return n_experts > 0; }
+  bool layer_slides(int layer) const {
+    return sliding_window > 0 && layer < int(sliding_layers.size()) && sliding_layers[layer];
+  }
   std::string summary() const;  // one line for logs
 };
 

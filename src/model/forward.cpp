@@ -61,10 +61,18 @@ ModelRunner::ModelRunner(const Model& model, Backend& backend, int n_layers)
   const ModelConfig& c = model.config;
   SO_CHECK(n_layers_ >= 1 && n_layers_ <= c.n_layers, "a runner needs 1 to ", c.n_layers, " layers, not ", n_layers_);
   rope_ = rope_params_for(c, model.weights);
+  sliding_rope_ = RopeParams{};
+  sliding_rope_.style = c.rope.style;
+  sliding_rope_.n_rot = c.rope.n_rot;
+  sliding_rope_.theta_base = c.sliding_rope_base;
+  sliding_rope_.n_ctx_orig = c.rope.n_ctx_orig;
   attention_params_.n_heads = c.n_heads;
   attention_params_.n_kv_heads = c.n_kv_heads;
   attention_params_.head_dim = c.head_dim;
-  attention_params_.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  attention_params_.scale =
+      c.attention_scale > 0.0f ? c.attention_scale : 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  sliding_attention_params_ = attention_params_;
+  sliding_attention_params_.window = c.sliding_window;
 }
 
 void ModelRunner::ensure_workspace(int64_t n_tokens, int64_t n_micro, int64_t n_out) {
@@ -125,6 +133,7 @@ Status ModelRunner::forward(const StepInput& step, const KvGeometry& geometry, f
   const int64_t n_micro = micro_batch_tokens_ > 0 ? std::min<int64_t>(n_tokens, micro_batch_tokens_) : n_tokens;
   ensure_workspace(n_tokens, n_micro, static_cast<int64_t>(logit_tokens_.size()));
   backend_.embedding(w.token_embedding, step.tokens, buffer(kResidual));
+  if (c.embedding_scale != 1.0f) backend_.scale(buffer(kResidual), c.embedding_scale, n_tokens * c.dim);
   SO_CHECK_GE(geometry.n_layers, n_layers_, "the KV geometry has fewer layers than the runner");
   for (int layer = 0; layer < n_layers_; ++layer) {
     const bool last = layer + 1 == n_layers_;
@@ -203,16 +212,22 @@ void ModelRunner::attention_block(int layer, const LayerWeights& w, int64_t star
     backend_.add_bias(k, w.bk, count, c.kv_dim());
     backend_.add_bias(v, w.bv, count, c.kv_dim());
   }
-  backend_.rope(q, positions, c.n_heads, c.head_dim, rope_);
-  backend_.rope(k, positions, c.n_kv_heads, c.head_dim, rope_);
+  if (w.q_norm) {  // each head's vector is a row of its own
+    backend_.rmsnorm(q, w.q_norm, c.rms_eps, count * c.n_heads, c.head_dim, q);
+    backend_.rmsnorm(k, w.k_norm, c.rms_eps, count * c.n_kv_heads, c.head_dim, k);
+  }
+  const bool slides = c.layer_slides(layer);
+  const RopeParams& rope = slides ? sliding_rope_ : rope_;
+  const AttentionParams& params = slides ? sliding_attention_params_ : attention_params_;
+  backend_.rope(q, positions, c.n_heads, c.head_dim, rope);
+  backend_.rope(k, positions, c.n_kv_heads, c.head_dim, rope);
   if (host_attention_ != nullptr) {
-    host_attention_->run(geometry, layer, micro_rows_, attention_params_, count, q, k, v, buffer(kAttention),
-                         store_only);
+    host_attention_->run(geometry, layer, micro_rows_, params, count, q, k, v, buffer(kAttention), store_only);
     return;
   }
   backend_.kv_store(geometry, layer, micro_rows_, k, v);
   if (store_only) return;  // the cache is written; nothing reads the rest
-  backend_.attention(geometry, layer, micro_rows_, attention_params_, q, buffer(kAttention));
+  backend_.attention(geometry, layer, micro_rows_, params, q, buffer(kAttention));
 }
 
 void ModelRunner::output_block(const LayerWeights& w, float* x, const float* attn, int64_t count) {
@@ -220,10 +235,11 @@ void ModelRunner::output_block(const LayerWeights& w, float* x, const float* att
   float* h = buffer(kNormed);
   float* proj = buffer(kProjected);
   backend_.matmul(w.wo, attn, count, proj);
+  if (w.post_attn_norm) backend_.rmsnorm(proj, w.post_attn_norm, c.rms_eps, count, c.dim, proj);
   backend_.add(x, proj, x, count * c.dim);
   backend_.rmsnorm(x, w.ffn_norm, c.rms_eps, count, c.dim, h);
   if (c.is_moe()) {
-    MoeWeights moe{w.router, w.expert_gate, w.expert_up, w.expert_down, c.n_experts_used, true};
+    MoeWeights moe{w.router, w.expert_gate, w.expert_up, w.expert_down, c.n_experts_used, c.moe_normalize};
     backend_.moe_ffn(moe, h, count, c.dim, c.ffn_dim, proj);
   } else {
     float* gate = buffer(kGate);
@@ -231,9 +247,14 @@ void ModelRunner::output_block(const LayerWeights& w, float* x, const float* att
     const TensorView gate_up[] = {w.w_gate, w.w_up};
     float* const gate_up_out[] = {gate, up};
     backend_.matmul_many(gate_up, h, count, gate_up_out);
-    backend_.swiglu(gate, up, gate, count * c.ffn_dim);
+    if (c.activation == FfnActivation::kGeluTanh) {
+      backend_.geglu(gate, up, gate, count * c.ffn_dim);
+    } else {
+      backend_.swiglu(gate, up, gate, count * c.ffn_dim);
+    }
     backend_.matmul(w.w_down, gate, count, proj);
   }
+  if (w.post_ffn_norm) backend_.rmsnorm(proj, w.post_ffn_norm, c.rms_eps, count, c.dim, proj);
   backend_.add(x, proj, x, count * c.dim);
 }
 

@@ -89,7 +89,9 @@ class ModelRunner {
   LayerSource* layer_source_ = nullptr;
   HostAttention* host_attention_ = nullptr;
   RopeParams rope_;
+  RopeParams sliding_rope_;  // sliding layers': their own base, no scaling
   AttentionParams attention_params_;
+  AttentionParams sliding_attention_params_;
   int64_t micro_batch_tokens_ = 0;
   std::vector<Buffer> workspace_;
   static constexpr int kWorkspaceSlots = 11;

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <optional>
 
+#include "base/check.h"
 #include "tensor/quants.h"
 
 namespace so {
@@ -26,6 +27,14 @@ constexpr WeightName kAttnQBias{"blk.{L}.attn_q.bias", "model.layers.{L}.self_at
 constexpr WeightName kAttnKBias{"blk.{L}.attn_k.bias", "model.layers.{L}.self_attn.k_proj.bias"};
 constexpr WeightName kAttnVBias{"blk.{L}.attn_v.bias", "model.layers.{L}.self_attn.v_proj.bias"};
 constexpr WeightName kFfnNorm{"blk.{L}.ffn_norm.weight", "model.layers.{L}.post_attention_layernorm.weight"};
+constexpr WeightName kQNorm{"blk.{L}.attn_q_norm.weight", "model.layers.{L}.self_attn.q_norm.weight"};
+constexpr WeightName kKNorm{"blk.{L}.attn_k_norm.weight", "model.layers.{L}.self_attn.k_norm.weight"};
+// Gemma's four norms; its HF post_attention_layernorm is the attention output's, not the FFN input's.
+constexpr WeightName kGemmaPostAttnNorm{"blk.{L}.post_attention_norm.weight",
+                                        "model.layers.{L}.post_attention_layernorm.weight"};
+constexpr WeightName kGemmaFfnNorm{"blk.{L}.ffn_norm.weight", "model.layers.{L}.pre_feedforward_layernorm.weight"};
+constexpr WeightName kGemmaPostFfnNorm{"blk.{L}.post_ffw_norm.weight",
+                                       "model.layers.{L}.post_feedforward_layernorm.weight"};
 constexpr WeightName kFfnGate{"blk.{L}.ffn_gate.weight", "model.layers.{L}.mlp.gate_proj.weight"};
 constexpr WeightName kFfnUp{"blk.{L}.ffn_up.weight", "model.layers.{L}.mlp.up_proj.weight"};
 constexpr WeightName kFfnDown{"blk.{L}.ffn_down.weight", "model.layers.{L}.mlp.down_proj.weight"};
@@ -34,6 +43,11 @@ constexpr WeightName kRouter{"blk.{L}.ffn_gate_inp.weight", "model.layers.{L}.bl
 constexpr WeightName kExpertGate{"blk.{L}.ffn_gate_exps.weight", "model.layers.{L}.block_sparse_moe.experts.{E}.w1.weight"};
 constexpr WeightName kExpertDown{"blk.{L}.ffn_down_exps.weight", "model.layers.{L}.block_sparse_moe.experts.{E}.w2.weight"};
 constexpr WeightName kExpertUp{"blk.{L}.ffn_up_exps.weight", "model.layers.{L}.block_sparse_moe.experts.{E}.w3.weight"};
+// Qwen3-MoE's HF names (GGUF's are Mixtral's).
+constexpr WeightName kQwenRouter{"blk.{L}.ffn_gate_inp.weight", "model.layers.{L}.mlp.gate.weight"};
+constexpr WeightName kQwenExpertGate{"blk.{L}.ffn_gate_exps.weight", "model.layers.{L}.mlp.experts.{E}.gate_proj.weight"};
+constexpr WeightName kQwenExpertDown{"blk.{L}.ffn_down_exps.weight", "model.layers.{L}.mlp.experts.{E}.down_proj.weight"};
+constexpr WeightName kQwenExpertUp{"blk.{L}.ffn_up_exps.weight", "model.layers.{L}.mlp.experts.{E}.up_proj.weight"};
 
 std::string expand(const char* pattern, int layer, int expert) {
   std::string name = pattern;
@@ -43,10 +57,11 @@ std::string expand(const char* pattern, int layer, int expert) {
   return name;
 }
 
+// Finds and checks tensors; or, with `record`, only lists the HF tensors a config calls for.
 class WeightMapper {
  public:
-  WeightMapper(const ModelFile& file, ModelWeights& weights)
-      : file_(file), weights_(weights), gguf_(file.format == ModelFormat::kGguf) {}
+  WeightMapper(const ModelFile& file, ModelWeights& weights, std::vector<ExpectedTensor>* record = nullptr)
+      : file_(file), weights_(weights), gguf_(file.format == ModelFormat::kGguf), record_(record) {}
 
   const TensorInfo* find(const WeightName& name, int layer = 0, int expert = 0) const {
     const char* pattern = gguf_ ? name.gguf : name.hf;
@@ -60,6 +75,10 @@ class WeightMapper {
 
   // A matmul weight of the given shape (outer to inner).
   Result<TensorView> matrix(const WeightName& name, Shape expected, int layer = 0, int expert = 0) const {
+    if (record_) {
+      record_->push_back({name_of(name, layer, expert), expected});
+      return TensorView{};
+    }
     const TensorInfo* info = find(name, layer, expert);
     if (!info) return missing(name_of(name, layer, expert));
     SO_TRY(check_shape(*info, expected));
@@ -71,17 +90,24 @@ class WeightMapper {
     return info->view();
   }
 
-  // A norm or bias vector as f32.
-  Result<const float*> vector(const WeightName& name, int64_t length, int layer = 0) {
+  // A norm or bias vector as f32. hf_shift: added to HF values (Gemma stores norms as w for
+  // a scale of 1 + w; its GGUF converter stores 1 + w).
+  Result<const float*> vector(const WeightName& name, int64_t length, int layer = 0, float hf_shift = 0.0f) {
+    if (record_) {
+      record_->push_back({name_of(name, layer), Shape{length}});
+      return nullptr;
+    }
     const TensorInfo* info = find(name, layer);
     if (!info) return missing(name_of(name, layer));
     SO_TRY(check_shape(*info, Shape{length}));
-    if (info->dtype == DType::kF32) return reinterpret_cast<const float*>(info->data);
-    if (info->dtype != DType::kF16 && info->dtype != DType::kBF16) {
+    const float shift = gguf_ ? 0.0f : hf_shift;
+    if (info->dtype == DType::kF32 && shift == 0.0f) return reinterpret_cast<const float*>(info->data);
+    if (info->dtype != DType::kF32 && info->dtype != DType::kF16 && info->dtype != DType::kBF16) {
       return unsupported("vector tensor '", info->name, "' is ", dtype_name(info->dtype), "; expected F32, F16 or BF16");
     }
     AlignedBuffer copy(length * sizeof(float));
     dequantize_row(info->dtype, info->data, copy.as<float>(), length);
+    for (int64_t i = 0; i < length; ++i) copy.as<float>()[i] += shift;
     const float* data = copy.as<float>();
     weights_.owned_vectors.push_back(std::move(copy));
     return data;
@@ -90,7 +116,7 @@ class WeightMapper {
   // Splits a merged GGUF expert tensor (n_experts, rows, cols) or collects HF per-expert ones.
   Result<std::vector<TensorView>> experts(const WeightName& name, int layer, int n_experts, Shape expert_shape) const {
     std::vector<TensorView> views;
-    if (gguf_) {
+    if (gguf_ && !record_) {
       const TensorInfo* info = find(name, layer);
       if (!info) {
         return missing(name_of(name, layer), "older GGUF files store experts as separate tensors; re-convert "
@@ -125,10 +151,13 @@ class WeightMapper {
   const ModelFile& file_;
   ModelWeights& weights_;
   bool gguf_;
+  std::vector<ExpectedTensor>* record_;
 };
 
 Status map_layer(WeightMapper& mapper, const ModelConfig& c, int layer, LayerWeights& w) {
-  SO_ASSIGN_OR_RETURN(w.attn_norm, mapper.vector(kAttnNorm, c.dim, layer));
+  const bool gemma = c.arch == Architecture::kGemma3;
+  const float norm_shift = gemma ? 1.0f : 0.0f;
+  SO_ASSIGN_OR_RETURN(w.attn_norm, mapper.vector(kAttnNorm, c.dim, layer, norm_shift));
   SO_ASSIGN_OR_RETURN(w.wq, mapper.matrix(kAttnQ, Shape{c.q_dim(), c.dim}, layer));
   SO_ASSIGN_OR_RETURN(w.wk, mapper.matrix(kAttnK, Shape{c.kv_dim(), c.dim}, layer));
   SO_ASSIGN_OR_RETURN(w.wv, mapper.matrix(kAttnV, Shape{c.kv_dim(), c.dim}, layer));
@@ -138,12 +167,24 @@ Status map_layer(WeightMapper& mapper, const ModelConfig& c, int layer, LayerWei
     SO_ASSIGN_OR_RETURN(w.bk, mapper.vector(kAttnKBias, c.kv_dim(), layer));
     SO_ASSIGN_OR_RETURN(w.bv, mapper.vector(kAttnVBias, c.kv_dim(), layer));
   }
-  SO_ASSIGN_OR_RETURN(w.ffn_norm, mapper.vector(kFfnNorm, c.dim, layer));
+  if (c.qk_norm) {
+    SO_ASSIGN_OR_RETURN(w.q_norm, mapper.vector(kQNorm, c.head_dim, layer, norm_shift));
+    SO_ASSIGN_OR_RETURN(w.k_norm, mapper.vector(kKNorm, c.head_dim, layer, norm_shift));
+  }
+  if (c.sandwich_norms) {
+    SO_ASSIGN_OR_RETURN(w.post_attn_norm, mapper.vector(kGemmaPostAttnNorm, c.dim, layer, norm_shift));
+    SO_ASSIGN_OR_RETURN(w.post_ffn_norm, mapper.vector(kGemmaPostFfnNorm, c.dim, layer, norm_shift));
+  }
+  SO_ASSIGN_OR_RETURN(w.ffn_norm, mapper.vector(gemma ? kGemmaFfnNorm : kFfnNorm, c.dim, layer, norm_shift));
   if (c.is_moe()) {
-    SO_ASSIGN_OR_RETURN(w.router, mapper.matrix(kRouter, Shape{c.n_experts, c.dim}, layer));
-    SO_ASSIGN_OR_RETURN(w.expert_gate, mapper.experts(kExpertGate, layer, c.n_experts, Shape{c.ffn_dim, c.dim}));
-    SO_ASSIGN_OR_RETURN(w.expert_up, mapper.experts(kExpertUp, layer, c.n_experts, Shape{c.ffn_dim, c.dim}));
-    SO_ASSIGN_OR_RETURN(w.expert_down, mapper.experts(kExpertDown, layer, c.n_experts, Shape{c.dim, c.ffn_dim}));
+    const bool qwen = c.arch == Architecture::kQwen3Moe;
+    SO_ASSIGN_OR_RETURN(w.router, mapper.matrix(qwen ? kQwenRouter : kRouter, Shape{c.n_experts, c.dim}, layer));
+    SO_ASSIGN_OR_RETURN(w.expert_gate, mapper.experts(qwen ? kQwenExpertGate : kExpertGate, layer, c.n_experts,
+                                                      Shape{c.ffn_dim, c.dim}));
+    SO_ASSIGN_OR_RETURN(w.expert_up, mapper.experts(qwen ? kQwenExpertUp : kExpertUp, layer, c.n_experts,
+                                                    Shape{c.ffn_dim, c.dim}));
+    SO_ASSIGN_OR_RETURN(w.expert_down, mapper.experts(qwen ? kQwenExpertDown : kExpertDown, layer, c.n_experts,
+                                                      Shape{c.dim, c.ffn_dim}));
   } else {
     SO_ASSIGN_OR_RETURN(w.w_gate, mapper.matrix(kFfnGate, Shape{c.ffn_dim, c.dim}, layer));
     SO_ASSIGN_OR_RETURN(w.w_up, mapper.matrix(kFfnUp, Shape{c.ffn_dim, c.dim}, layer));
@@ -171,11 +212,12 @@ int64_t ModelWeights::bytes() const {
   return total;
 }
 
-Result<ModelWeights> map_model_weights(const ModelFile& file, const ModelConfig& c) {
-  ModelWeights weights;
-  WeightMapper mapper(file, weights);
+namespace {
+
+Status map_weights(WeightMapper& mapper, const ModelFile& file, const ModelConfig& c, ModelWeights& weights) {
   SO_ASSIGN_OR_RETURN(weights.token_embedding, mapper.matrix(kTokenEmbedding, Shape{c.n_vocab, c.dim}));
-  SO_ASSIGN_OR_RETURN(weights.output_norm, mapper.vector(kOutputNorm, c.dim));
+  SO_ASSIGN_OR_RETURN(weights.output_norm,
+                      mapper.vector(kOutputNorm, c.dim, 0, c.arch == Architecture::kGemma3 ? 1.0f : 0.0f));
   if (c.tied_embeddings) {
     weights.output = weights.token_embedding;
   } else {
@@ -202,7 +244,26 @@ Result<ModelWeights> map_model_weights(const ModelFile& file, const ModelConfig&
                         "num_hidden_layers), e.g. '", extra->name, "'; the file's configuration does not match its ",
                         "weights");
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<ModelWeights> map_model_weights(const ModelFile& file, const ModelConfig& config) {
+  ModelWeights weights;
+  WeightMapper mapper(file, weights);
+  SO_TRY(map_weights(mapper, file, config, weights));
   return weights;
+}
+
+std::vector<ExpectedTensor> expected_hf_tensors(const ModelConfig& config) {
+  ModelFile none;
+  none.format = ModelFormat::kSafetensors;
+  ModelWeights weights;
+  std::vector<ExpectedTensor> tensors;
+  WeightMapper mapper(none, weights, &tensors);
+  SO_CHECK_OK(map_weights(mapper, none, config, weights));
+  return tensors;
 }
 
 }  // namespace so

@@ -23,7 +23,11 @@ struct LayerWeights {
   const float* bq = nullptr;         // (q_dim), qwen2 only
   const float* bk = nullptr;         // (kv_dim)
   const float* bv = nullptr;         // (kv_dim)
+  const float* q_norm = nullptr;     // (head_dim), qk-norm families
+  const float* k_norm = nullptr;     // (head_dim)
+  const float* post_attn_norm = nullptr;  // (dim), sandwich norms
   const float* ffn_norm = nullptr;   // (dim)
+  const float* post_ffn_norm = nullptr;   // (dim), sandwich norms
   // dense FFN
   TensorView w_gate;                 // (ffn_dim, dim)
   TensorView w_up;                   // (ffn_dim, dim)
@@ -51,5 +55,13 @@ struct ModelWeights {
 
 // Finds, checks (names, shapes, dtypes) and maps every weight the config calls for.
 Result<ModelWeights> map_model_weights(const ModelFile& file, const ModelConfig& config);
+
+// The tensors map_model_weights looks for in a Hugging Face checkpoint of this config (what
+// --load-format dummy makes): one source of names and shapes for both.
+struct ExpectedTensor {
+  std::string name;
+  Shape shape;
+};
+std::vector<ExpectedTensor> expected_hf_tensors(const ModelConfig& config);
 
 }  // namespace so

@@ -28,7 +28,11 @@ void visit_tensors(Layer& layer, const ModelConfig& c, Fn&& fn) {
   vector(layer.bq, c.q_dim());
   vector(layer.bk, c.kv_dim());
   vector(layer.bv, c.kv_dim());
+  vector(layer.q_norm, c.head_dim);
+  vector(layer.k_norm, c.head_dim);
+  vector(layer.post_attn_norm, c.dim);
   vector(layer.ffn_norm, c.dim);
+  vector(layer.post_ffn_norm, c.dim);
   matrix(layer.w_gate);
   matrix(layer.w_up);
   matrix(layer.w_down);

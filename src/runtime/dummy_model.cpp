@@ -16,41 +16,6 @@ namespace so {
 
 namespace {
 
-struct TensorSpec {
-  std::string name;
-  Shape shape;
-};
-
-std::vector<TensorSpec> hf_tensor_specs(const ModelConfig& c, bool tied) {
-  const int64_t q_dim = c.q_dim(), kv_dim = c.kv_dim();
-  std::vector<TensorSpec> specs = {{"model.embed_tokens.weight", Shape{c.n_vocab, c.dim}},
-                                   {"model.norm.weight", Shape{c.dim}}};
-  if (!tied) specs.push_back({"lm_head.weight", Shape{c.n_vocab, c.dim}});
-  for (int l = 0; l < c.n_layers; ++l) {
-    const std::string p = str_cat("model.layers.", l, ".");
-    specs.push_back({p + "input_layernorm.weight", Shape{c.dim}});
-    specs.push_back({p + "post_attention_layernorm.weight", Shape{c.dim}});
-    specs.push_back({p + "self_attn.q_proj.weight", Shape{q_dim, c.dim}});
-    specs.push_back({p + "self_attn.k_proj.weight", Shape{kv_dim, c.dim}});
-    specs.push_back({p + "self_attn.v_proj.weight", Shape{kv_dim, c.dim}});
-    specs.push_back({p + "self_attn.o_proj.weight", Shape{c.dim, q_dim}});
-    if (c.is_moe()) {
-      specs.push_back({p + "block_sparse_moe.gate.weight", Shape{c.n_experts, c.dim}});
-      for (int e = 0; e < c.n_experts; ++e) {
-        const std::string x = str_cat(p, "block_sparse_moe.experts.", e, ".");
-        specs.push_back({x + "w1.weight", Shape{c.ffn_dim, c.dim}});
-        specs.push_back({x + "w2.weight", Shape{c.dim, c.ffn_dim}});
-        specs.push_back({x + "w3.weight", Shape{c.ffn_dim, c.dim}});
-      }
-    } else {
-      specs.push_back({p + "mlp.gate_proj.weight", Shape{c.ffn_dim, c.dim}});
-      specs.push_back({p + "mlp.up_proj.weight", Shape{c.ffn_dim, c.dim}});
-      specs.push_back({p + "mlp.down_proj.weight", Shape{c.dim, c.ffn_dim}});
-    }
-  }
-  return specs;
-}
-
 uint64_t splitmix(uint64_t& state) {
   uint64_t z = (state += 0x9E3779B97F4A7C15ull);
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -129,25 +94,23 @@ Result<std::unique_ptr<Model>> load_dummy_model(const std::string& path, uint64_
   // Shapes first (the config alone), then the tensors they call for.
   auto shapes = read_dummy_config(path, file, text, config_path);
   if (!shapes.ok()) return shapes.status();
-  const ModelConfig& c = *shapes;
-  if (c.arch != Architecture::kLlama && c.arch != Architecture::kMixtral) {
-    return unsupported("dummy weights are made for Llama, Mistral and Mixtral layouts, not ", config_path.string());
-  }
+  ModelConfig c = *shapes;
   const nlohmann::json json = nlohmann::json::parse(text, nullptr, false);
-  const bool tied = json.is_object() && json.value("tie_word_embeddings", false);
+  // note: without tensors every config reads as tied; the file decides (Gemma ties by default).
+  c.tied_embeddings = json.is_object() && json.value("tie_word_embeddings", c.arch == Architecture::kGemma3);
   SO_ASSIGN_OR_RETURN(const DType dtype,
                       dtype_of_config(json.is_object() ? json.value("torch_dtype", std::string()) : std::string()));
 
-  const std::vector<TensorSpec> specs = hf_tensor_specs(c, tied);
+  const std::vector<ExpectedTensor> specs = expected_hf_tensors(c);
   uint64_t largest = 0;
-  for (const TensorSpec& spec : specs) largest = std::max<uint64_t>(largest, dtype_row_bytes(dtype, spec.shape.inner()) * spec.shape.rows());
+  for (const ExpectedTensor& spec : specs) largest = std::max<uint64_t>(largest, dtype_row_bytes(dtype, spec.shape.inner()) * spec.shape.rows());
   // One pool for matrices (aliased at spread offsets), one for vectors (norms near 1).
   const uint64_t spread = 64 << 20, vectors = 1 << 20;
   SO_ASSIGN_OR_RETURN(MappedFile pool, MappedFile::anonymous(largest + spread + vectors, "dummy weights"));
   fill_random(pool.writable_data(), largest + spread, dtype, false, seed);
   fill_random(pool.writable_data() + largest + spread, vectors, dtype, true, seed + 1);
   uint64_t at = 0;
-  for (const TensorSpec& spec : specs) {
+  for (const ExpectedTensor& spec : specs) {
     TensorInfo info;
     info.name = spec.name;
     info.dtype = dtype;

@@ -39,7 +39,9 @@ import safetensors
 
 Q = gguf.GGMLQuantizationType
 
-ARCHS = ("llama", "qwen2", "mixtral")
+ARCHS = ("llama", "qwen2", "mixtral", "qwen3", "qwen3moe", "gemma3")
+MOE_ARCHS = ("mixtral", "qwen3moe")
+QK_NORM_ARCHS = ("qwen3", "qwen3moe", "gemma3")
 DTYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q6_K")
 FLOAT_DTYPES = ("F32", "F16", "BF16")  # the dtypes with a safetensors twin
 K_QUANT_BLOCK = 256  # row lengths of K-quant tensors must be multiples of this
@@ -57,7 +59,9 @@ CHATML_TEMPLATE = (
 class ModelSpec:
     """Everything that determines one generated model. Equal specs give byte-identical files."""
 
-    arch: str  # "llama" (SmolLM2/Llama/Mistral layout), "qwen2" (plus Q/K/V biases), "mixtral" (llama + MoE)
+    # "llama" (SmolLM2/Llama/Mistral layout), "qwen2" (plus Q/K/V biases), "mixtral" (llama + MoE), "qwen3"
+    # (per-head q/k norms), "qwen3moe" (qwen3 + MoE), "gemma3" (sandwich norms, GELU, sliding layers)
+    arch: str
     dtype: str  # weight dtype of matmul weights and token_embd, one of DTYPES
     tied: bool = True  # True: no separate output matrix, logits use token_embd
     seed: int = 0
@@ -67,8 +71,10 @@ class ModelSpec:
     n_kv_heads: int = 2  # GQA: two query heads share one KV head
     ffn_dim: int = 512
     vocab_size: int = 640
-    n_experts: int = 0  # > 0 only for mixtral
+    n_experts: int = 0  # > 0 only for the MoE archs
     n_experts_used: int = 0
+    key_length: int = 0  # head size when it is not dim / n_heads (Qwen3, Gemma 3)
+    sliding_window: int = 0  # gemma3: keys a sliding layer sees (five of every six layers slide)
     rope_theta: float = 50000.0
     rms_eps: float = 1e-5
     context_length: int = 1024
@@ -82,17 +88,26 @@ class ModelSpec:
         assert self.dtype in DTYPES, self.dtype
         assert self.dim % self.n_heads == 0 and self.n_heads % self.n_kv_heads == 0
         assert self.dim % K_QUANT_BLOCK == 0 and self.ffn_dim % K_QUANT_BLOCK == 0
-        assert (self.n_experts > 0) == (self.arch == "mixtral")
+        assert (self.n_experts > 0) == (self.arch in MOE_ARCHS)
         assert self.rope_scaling in ("", "linear", "yarn", "llama3"), self.rope_scaling
 
     @property
     def head_dim(self) -> int:
-        return self.dim // self.n_heads
+        return self.key_length or self.dim // self.n_heads
 
     @property
     def gguf_arch(self) -> str:
         """Mixtral is GGUF architecture "llama" with expert counts in the metadata."""
-        return "qwen2" if self.arch == "qwen2" else "llama"
+        return "llama" if self.arch == "mixtral" else self.arch
+
+    @property
+    def interleaved_rope(self) -> bool:
+        """GGUF llama/mixtral rotate adjacent pairs (the converter permutes Q/K rows); the rest rotate halves."""
+        return self.arch in ("llama", "mixtral")
+
+    def sliding_layers(self) -> list[bool]:
+        """Gemma 3's layer pattern as llama.cpp hard-codes it: every sixth layer is global."""
+        return [self.sliding_window > 0 and i % 6 < 5 for i in range(self.n_layers)]
 
     @property
     def name(self) -> str:
@@ -125,6 +140,16 @@ def make_spec(arch: str, dtype: str, tied: bool | None = None, seed: int = 0) ->
     if arch == "qwen2":
         return ModelSpec("qwen2", dtype, tied=False if tied is None else tied, seed=seed,
                          rope_theta=1000000.0, rms_eps=1e-6, vocab_size=576)
+    if arch == "qwen3":  # head size 128 with dim 256: q is wider than the residual, as in Qwen3
+        return ModelSpec("qwen3", dtype, tied=False if tied is None else tied, seed=seed, rope_theta=1000000.0,
+                         rms_eps=1e-6, vocab_size=576, key_length=128)
+    if arch == "qwen3moe":
+        return ModelSpec("qwen3moe", dtype, tied=False if tied is None else tied, seed=seed, ffn_dim=256,
+                         n_experts=4, n_experts_used=2, rope_theta=1000000.0, rms_eps=1e-6, vocab_size=512)
+    if arch == "gemma3":  # six layers so one is global; a window of 6 so the parity sequences slide past it;
+        # one KV head (as Gemma 3 270M) and a narrow FFN keep six layers under 10 MB in F32
+        return ModelSpec("gemma3", dtype, tied=True if tied is None else tied, seed=seed, n_layers=6, n_kv_heads=1,
+                         ffn_dim=256, rope_theta=1000000.0, rms_eps=1e-6, sliding_window=6)
     # note: ffn_dim 256 keeps the MoE model (4 experts x 3 matrices x 2 layers) under 10 MB in F32.
     return ModelSpec("mixtral", dtype, tied=False if tied is None else tied, seed=seed, ffn_dim=256,
                      n_experts=4, n_experts_used=2, rope_theta=1000000.0, vocab_size=512)
@@ -132,7 +157,8 @@ def make_spec(arch: str, dtype: str, tied: bool | None = None, seed: int = 0) ->
 
 def parity_specs(dtypes=DTYPES) -> list[ModelSpec]:
     """The architecture variants every parity test covers, for each dtype: llama tied and untied, qwen2, mixtral."""
-    variants = [("llama", True), ("llama", False), ("qwen2", None), ("mixtral", None)]
+    variants = [("llama", True), ("llama", False), ("qwen2", None), ("mixtral", None), ("qwen3", None),
+                ("qwen3moe", None), ("gemma3", None)]
     return [make_spec(arch, dtype, tied) for dtype in dtypes for arch, tied in variants]
 
 
@@ -359,20 +385,40 @@ def build_hf_tensors(spec: ModelSpec) -> dict[str, StoredTensor]:
     kv_dim = spec.n_kv_heads * hd
     in_std, ffn_std = dim ** -0.5, ffn ** -0.5
     t: dict[str, StoredTensor] = {}
+    gemma = spec.arch == "gemma3"
+    # note: Gemma's HF norms hold w for a scale of 1 + w (its GGUF converter stores 1 + w).
+    norm_mean = 0.0 if gemma else 1.0
     t["model.embed_tokens.weight"] = _store(rng, (spec.vocab_size, dim), 0.25, spec.dtype)
+    q_dim = spec.n_heads * hd
     for i in range(spec.n_layers):
         p = f"model.layers.{i}."
-        t[p + "input_layernorm.weight"] = _store_small_f32(rng, (dim,), 1.0, 0.1)
-        t[p + "self_attn.q_proj.weight"] = _store(rng, (spec.n_heads * hd, dim), 1.5 * in_std, spec.dtype)
+        t[p + "input_layernorm.weight"] = _store_small_f32(rng, (dim,), norm_mean, 0.1)
+        t[p + "self_attn.q_proj.weight"] = _store(rng, (q_dim, dim), 1.5 * in_std, spec.dtype)
         t[p + "self_attn.k_proj.weight"] = _store(rng, (kv_dim, dim), 1.5 * in_std, spec.dtype)
         t[p + "self_attn.v_proj.weight"] = _store(rng, (kv_dim, dim), in_std, spec.dtype)
-        t[p + "self_attn.o_proj.weight"] = _store(rng, (dim, spec.n_heads * hd), 1.5 * in_std, spec.dtype)
+        t[p + "self_attn.o_proj.weight"] = _store(rng, (dim, q_dim), 1.5 * q_dim ** -0.5, spec.dtype)
         if spec.arch == "qwen2":
             t[p + "self_attn.q_proj.bias"] = _store_small_f32(rng, (spec.n_heads * hd,), 0.0, 0.3)
             t[p + "self_attn.k_proj.bias"] = _store_small_f32(rng, (kv_dim,), 0.0, 0.3)
             t[p + "self_attn.v_proj.bias"] = _store_small_f32(rng, (kv_dim,), 0.0, 0.3)
-        t[p + "post_attention_layernorm.weight"] = _store_small_f32(rng, (dim,), 1.0, 0.1)
-        if spec.arch == "mixtral":
+        if spec.arch in QK_NORM_ARCHS:
+            t[p + "self_attn.q_norm.weight"] = _store_small_f32(rng, (hd,), norm_mean, 0.1)
+            t[p + "self_attn.k_norm.weight"] = _store_small_f32(rng, (hd,), norm_mean, 0.1)
+        # note: Gemma's embeddings enter times sqrt(dim) (RMS 4 here); its post-norms scale each block's output
+        # by 10 so that the blocks, not the input token (tied: its own row scores high), decide the prediction.
+        post_mean = 9.0 if gemma else norm_mean
+        t[p + "post_attention_layernorm.weight"] = _store_small_f32(rng, (dim,), post_mean, 0.1)
+        if gemma:
+            t[p + "pre_feedforward_layernorm.weight"] = _store_small_f32(rng, (dim,), norm_mean, 0.1)
+            t[p + "post_feedforward_layernorm.weight"] = _store_small_f32(rng, (dim,), post_mean, 0.1)
+        if spec.arch == "qwen3moe":
+            t[p + "mlp.gate.weight"] = _store_small_f32(rng, (spec.n_experts, dim), 0.0, 2 * in_std)
+            for e in range(spec.n_experts):
+                ep = f"{p}mlp.experts.{e}."
+                t[ep + "gate_proj.weight"] = _store(rng, (ffn, dim), in_std, spec.dtype)
+                t[ep + "up_proj.weight"] = _store(rng, (ffn, dim), in_std, spec.dtype)
+                t[ep + "down_proj.weight"] = _store(rng, (dim, ffn), 2.0 * ffn_std, spec.dtype)
+        elif spec.arch == "mixtral":
             t[p + "block_sparse_moe.gate.weight"] = _store_small_f32(rng, (spec.n_experts, dim), 0.0, 2 * in_std)
             for e in range(spec.n_experts):
                 ep = f"{p}block_sparse_moe.experts.{e}."
@@ -383,7 +429,7 @@ def build_hf_tensors(spec: ModelSpec) -> dict[str, StoredTensor]:
             t[p + "mlp.gate_proj.weight"] = _store(rng, (ffn, dim), in_std, spec.dtype)
             t[p + "mlp.up_proj.weight"] = _store(rng, (ffn, dim), in_std, spec.dtype)
             t[p + "mlp.down_proj.weight"] = _store(rng, (dim, ffn), 2.0 * ffn_std, spec.dtype)
-    t["model.norm.weight"] = _store_small_f32(rng, (dim,), 1.0, 0.1)
+    t["model.norm.weight"] = _store_small_f32(rng, (dim,), norm_mean, 0.1)
     if not spec.tied:
         t["lm_head.weight"] = _store(rng, (spec.vocab_size, dim), 0.25, spec.dtype)
     return t
@@ -422,16 +468,31 @@ _GGUF_LAYER_NAMES = {
     "mlp.up_proj.weight": "ffn_up.weight",
     "mlp.down_proj.weight": "ffn_down.weight",
     "block_sparse_moe.gate.weight": "ffn_gate_inp.weight",
+    "self_attn.q_norm.weight": "attn_q_norm.weight",
+    "self_attn.k_norm.weight": "attn_k_norm.weight",
+    "mlp.gate.weight": "ffn_gate_inp.weight",
 }
-_GGUF_EXPERT_NAMES = {"w1": "ffn_gate_exps.weight", "w2": "ffn_down_exps.weight", "w3": "ffn_up_exps.weight"}
+# Gemma's HF names mean other things: its post_attention_layernorm norms the attention output.
+_GGUF_GEMMA_LAYER_NAMES = {
+    "post_attention_layernorm.weight": "post_attention_norm.weight",
+    "pre_feedforward_layernorm.weight": "ffn_norm.weight",
+    "post_feedforward_layernorm.weight": "post_ffw_norm.weight",
+}
+_GGUF_EXPERT_NAMES = {"w1": "ffn_gate_exps.weight", "w2": "ffn_down_exps.weight", "w3": "ffn_up_exps.weight",
+                      "gate_proj": "ffn_gate_exps.weight", "down_proj": "ffn_down_exps.weight",
+                      "up_proj": "ffn_up_exps.weight"}
 
 
 def build_gguf_tensors(spec: ModelSpec) -> dict[str, StoredTensor]:
-    """GGUF names and layout: experts stacked to (n_experts, rows, cols); llama/mixtral Q/K rows permuted."""
+    """GGUF names and layout: experts stacked to (n_experts, rows, cols); llama/mixtral Q/K rows permuted; Gemma's
+    norms stored as 1 + w, as its converter does."""
     hf = build_hf_tensors(spec)
     out: dict[str, StoredTensor] = {}
     experts: dict[str, list[np.ndarray]] = collections.defaultdict(list)
+    gemma = spec.arch == "gemma3"
     for name, tensor in hf.items():
+        if gemma and name.endswith("norm.weight"):  # exact: bf16-grid values plus 1 fit f32
+            tensor = StoredTensor(tensor.data + np.float32(1.0), tensor.qtype)
         if name == "model.embed_tokens.weight":
             out["token_embd.weight"] = tensor
         elif name == "model.norm.weight":
@@ -440,15 +501,16 @@ def build_gguf_tensors(spec: ModelSpec) -> dict[str, StoredTensor]:
             out["output.weight"] = tensor
         else:
             layer, rest = re.fullmatch(r"model\.layers\.(\d+)\.(.+)", name).groups()
-            expert = re.fullmatch(r"block_sparse_moe\.experts\.(\d+)\.(w[123])\.weight", rest)
+            expert = re.fullmatch(r"(?:block_sparse_moe|mlp)\.experts\.(\d+)\.(w[123]|\w+_proj)\.weight", rest)
             if expert:
                 experts[f"blk.{layer}.{_GGUF_EXPERT_NAMES[expert.group(2)]}"].append(tensor)
                 continue
             data = tensor.data
-            if spec.arch != "qwen2" and rest in ("self_attn.q_proj.weight", "self_attn.k_proj.weight"):
+            if spec.interleaved_rope and rest in ("self_attn.q_proj.weight", "self_attn.k_proj.weight"):
                 heads = spec.n_heads if rest.startswith("self_attn.q") else spec.n_kv_heads
                 data = rope_rows_hf_to_gguf(data, heads)
-            out[f"blk.{layer}.{_GGUF_LAYER_NAMES[rest]}"] = StoredTensor(data, tensor.qtype)
+            names = {**_GGUF_LAYER_NAMES, **(_GGUF_GEMMA_LAYER_NAMES if gemma else {})}
+            out[f"blk.{layer}.{names[rest]}"] = StoredTensor(data, tensor.qtype)
     for name, parts in experts.items():  # experts were appended in index order
         out[name] = StoredTensor(np.stack([p.data for p in parts]), parts[0].qtype)
     return out
@@ -468,6 +530,11 @@ def write_gguf(spec: ModelSpec, path: Path, block_count: int | None = None) -> P
     writer.add_feed_forward_length(spec.ffn_dim)
     writer.add_head_count(spec.n_heads)
     writer.add_head_count_kv(spec.n_kv_heads)
+    if spec.key_length:
+        writer.add_key_length(spec.head_dim)
+        writer.add_value_length(spec.head_dim)
+    if spec.sliding_window:
+        writer.add_sliding_window(spec.sliding_window)
     writer.add_rope_dimension_count(spec.head_dim)
     writer.add_rope_freq_base(spec.rope_theta)
     writer.add_layer_norm_rms_eps(spec.rms_eps)
@@ -479,6 +546,8 @@ def write_gguf(spec: ModelSpec, path: Path, block_count: int | None = None) -> P
     if spec.n_experts:
         writer.add_expert_count(spec.n_experts)
         writer.add_expert_used_count(spec.n_experts_used)
+        if spec.arch == "qwen3moe":
+            writer.add_expert_feed_forward_length(spec.ffn_dim)
     writer.add_tokenizer_model("gpt2")
     # note: "gpt-2" rather than "default": llama.cpp then splits text with GPT-2's pre-tokenizer regex, the same
     # one the HF twin's ByteLevel pre-tokenizer uses, so both twins tokenize alike ("default" adds extra splits).
@@ -511,10 +580,12 @@ _SAFETENSORS_DTYPE = {Q.F32: "float32", Q.F16: "float16", Q.BF16: "bfloat16"}
 
 
 def _hf_config(spec: ModelSpec) -> dict:
-    arch_names = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "mixtral": "MixtralForCausalLM"}
+    arch_names = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "mixtral": "MixtralForCausalLM",
+                  "qwen3": "Qwen3ForCausalLM", "qwen3moe": "Qwen3MoeForCausalLM", "gemma3": "Gemma3ForCausalLM"}
+    model_types = {"qwen3moe": "qwen3_moe", "gemma3": "gemma3_text"}
     config = {
         "architectures": [arch_names[spec.arch]],
-        "model_type": spec.arch,
+        "model_type": model_types.get(spec.arch, spec.arch),
         "hidden_size": spec.dim,
         "intermediate_size": spec.ffn_dim,
         "num_attention_heads": spec.n_heads,
@@ -534,6 +605,15 @@ def _hf_config(spec: ModelSpec) -> dict:
     if spec.arch == "mixtral":
         config["num_local_experts"] = spec.n_experts
         config["num_experts_per_tok"] = spec.n_experts_used
+    if spec.arch == "qwen3moe":
+        config.update({"num_experts": spec.n_experts, "num_experts_per_tok": spec.n_experts_used,
+                       "moe_intermediate_size": spec.ffn_dim, "norm_topk_prob": True, "decoder_sparse_step": 1,
+                       "mlp_only_layers": []})
+    if spec.arch == "gemma3":
+        config.update({"hidden_activation": "gelu_pytorch_tanh", "query_pre_attn_scalar": spec.head_dim,
+                       "sliding_window": spec.sliding_window, "rope_local_base_freq": 10000.0,
+                       "layer_types": ["sliding_attention" if s else "full_attention" for s in spec.sliding_layers()],
+                       "final_logit_softcapping": None, "attn_logit_softcapping": None})
     if spec.rope_scaling:
         config["rope_scaling"] = {"rope_type": spec.rope_scaling, "factor": spec.rope_factor}
         if spec.rope_scaling in ("yarn", "llama3"):

@@ -1,4 +1,4 @@
-"""An independent forward pass in NumPy (float32 math) for llama / qwen2 / mixtral models.
+"""An independent forward pass in NumPy (float32 math) for llama / qwen2 / mixtral / qwen3 / qwen3moe / gemma3.
 
 Why: llama.cpp and the engine could share a misunderstanding of a generated file (a wrong rope layout, a swapped
 gate/up, experts in the wrong order). This pass is written from the models' published definitions, not from
@@ -35,6 +35,12 @@ class Config:
     n_experts: int = 0
     n_experts_used: int = 0
     rope_interleaved: bool = False  # True: rotate pairs (2i, 2i+1) (GGUF llama); False: (i, i + head_dim/2)
+    moe_normalize: bool = True  # renormalize the chosen experts' probabilities
+    gemma: bool = False  # sandwich norms, GELU(tanh), embeddings * sqrt(dim)
+    attention_scale: float = 0.0  # 0: 1/sqrt(head_dim)
+    sliding_window: int = 0
+    sliding_layers: tuple[bool, ...] = ()
+    sliding_rope_theta: float = 10000.0
 
 
 @dataclasses.dataclass
@@ -52,6 +58,10 @@ class Layer:
     w_up: np.ndarray  # same shape as w_gate
     w_down: np.ndarray  # (dim, ffn), or (n_experts, dim, ffn)
     router: np.ndarray | None  # (n_experts, dim)
+    q_norm: np.ndarray | None = None  # (head_dim,) qwen3 / gemma3
+    k_norm: np.ndarray | None = None
+    post_attn_norm: np.ndarray | None = None  # (dim,) gemma3
+    post_ffn_norm: np.ndarray | None = None
 
 
 @dataclasses.dataclass
@@ -72,31 +82,40 @@ def load_gguf(path: Path) -> Weights:
     """Dequantize every tensor of a GGUF file to float32."""
     reader = gguf.GGUFReader(str(path))
     arch = _field(reader, "general.architecture")
-    assert arch in ("llama", "qwen2"), f"numpy_forward supports llama and qwen2 GGUF files, not {arch}"
+    assert arch in ("llama", "qwen2", "qwen3", "qwen3moe", "gemma3"), f"numpy_forward does not read {arch} GGUF files"
     t = {tensor.name: gguf.quants.dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
          for tensor in reader.tensors}
     n_experts = _field(reader, f"{arch}.expert_count", 0)
     dim = _field(reader, f"{arch}.embedding_length")
     n_heads = _field(reader, f"{arch}.attention.head_count")
+    n_layers = _field(reader, f"{arch}.block_count")
+    head_dim = _field(reader, f"{arch}.attention.key_length", dim // n_heads)
+    window = _field(reader, f"{arch}.attention.sliding_window", 0) if arch == "gemma3" else 0
     config = Config(
-        arch="mixtral" if n_experts else arch,
-        n_layers=_field(reader, f"{arch}.block_count"),
+        arch="mixtral" if n_experts and arch == "llama" else arch,
+        n_layers=n_layers,
         dim=dim,
         n_heads=n_heads,
         n_kv_heads=_field(reader, f"{arch}.attention.head_count_kv", n_heads),
-        head_dim=_field(reader, f"{arch}.rope.dimension_count", dim // n_heads),
+        head_dim=head_dim,
         rope_theta=_field(reader, f"{arch}.rope.freq_base", 10000.0),
         rms_eps=_field(reader, f"{arch}.attention.layer_norm_rms_epsilon"),
         vocab_size=t["token_embd.weight"].shape[0],
         n_experts=n_experts,
         n_experts_used=_field(reader, f"{arch}.expert_used_count", 0),
         rope_interleaved=(arch == "llama"),
+        gemma=(arch == "gemma3"),
+        sliding_window=window,
+        # llama.cpp's Gemma 3: every sixth layer global, sliding layers' rope base 10000.
+        sliding_layers=tuple(window > 0 and i % 6 < 5 for i in range(n_layers)),
     )
     layers = []
     for i in range(config.n_layers):
         p = f"blk.{i}."
         moe = n_experts > 0
         layers.append(Layer(
+            q_norm=t.get(p + "attn_q_norm.weight"), k_norm=t.get(p + "attn_k_norm.weight"),
+            post_attn_norm=t.get(p + "post_attention_norm.weight"), post_ffn_norm=t.get(p + "post_ffw_norm.weight"),
             attn_norm=t[p + "attn_norm.weight"],
             wq=t[p + "attn_q.weight"], wk=t[p + "attn_k.weight"], wv=t[p + "attn_v.weight"],
             wo=t[p + "attn_output.weight"],
@@ -118,18 +137,30 @@ def load_hf(directory: Path) -> Weights:
     directory = Path(directory)
     c = json.loads((directory / "config.json").read_text())
     t = read_hf_tensors(directory)
+    gemma = c["model_type"] == "gemma3_text"
+    if gemma:  # HF Gemma norms scale by 1 + w
+        t = {name: (value + np.float32(1.0) if name.endswith("norm.weight") else value) for name, value in t.items()}
+    head_dim = c.get("head_dim", c["hidden_size"] // c["num_attention_heads"])
     config = Config(
         arch=c["model_type"], n_layers=c["num_hidden_layers"], dim=c["hidden_size"],
         n_heads=c["num_attention_heads"], n_kv_heads=c["num_key_value_heads"],
-        head_dim=c.get("head_dim", c["hidden_size"] // c["num_attention_heads"]),
+        head_dim=head_dim,
         rope_theta=c["rope_theta"], rms_eps=c["rms_norm_eps"], vocab_size=c["vocab_size"],
-        n_experts=c.get("num_local_experts", 0), n_experts_used=c.get("num_experts_per_tok", 0),
-        rope_interleaved=False,
+        n_experts=c.get("num_local_experts", c.get("num_experts", 0)), n_experts_used=c.get("num_experts_per_tok", 0),
+        rope_interleaved=False, moe_normalize=c.get("norm_topk_prob", True), gemma=gemma,
+        attention_scale=c.get("query_pre_attn_scalar", head_dim) ** -0.5 if gemma else 0.0,
+        sliding_window=c.get("sliding_window", 0) if gemma else 0,
+        sliding_layers=tuple(kind == "sliding_attention" for kind in c.get("layer_types", [])),
+        sliding_rope_theta=c.get("rope_local_base_freq", 10000.0),
     )
     layers = []
     for i in range(config.n_layers):
         p = f"model.layers.{i}."
-        if config.n_experts:
+        if config.n_experts and c["model_type"] == "qwen3_moe":
+            e = [f"{p}mlp.experts.{k}." for k in range(config.n_experts)]
+            gate, up, down = (np.stack([t[x + f"{n}_proj.weight"] for x in e]) for n in ("gate", "up", "down"))
+            router = t[p + "mlp.gate.weight"]
+        elif config.n_experts:
             e = [f"{p}block_sparse_moe.experts.{k}." for k in range(config.n_experts)]
             gate = np.stack([t[x + "w1.weight"] for x in e])
             up = np.stack([t[x + "w3.weight"] for x in e])
@@ -144,11 +175,14 @@ def load_hf(directory: Path) -> Weights:
             wv=t[p + "self_attn.v_proj.weight"], wo=t[p + "self_attn.o_proj.weight"],
             bq=t.get(p + "self_attn.q_proj.bias"), bk=t.get(p + "self_attn.k_proj.bias"),
             bv=t.get(p + "self_attn.v_proj.bias"),
-            ffn_norm=t[p + "post_attention_layernorm.weight"],
+            ffn_norm=t[p + ("pre_feedforward_layernorm.weight" if gemma else "post_attention_layernorm.weight")],
             w_gate=gate, w_up=up, w_down=down, router=router,
+            q_norm=t.get(p + "self_attn.q_norm.weight"), k_norm=t.get(p + "self_attn.k_norm.weight"),
+            post_attn_norm=t.get(p + "post_attention_layernorm.weight") if gemma else None,
+            post_ffn_norm=t.get(p + "post_feedforward_layernorm.weight"),
         ))
     embed = t["model.embed_tokens.weight"]
-    output = embed if c.get("tie_word_embeddings", False) else t["lm_head.weight"]
+    output = embed if c.get("tie_word_embeddings", gemma) else t["lm_head.weight"]
     return Weights(config, embed, layers, t["model.norm.weight"], output)
 
 
@@ -178,6 +212,14 @@ def rope(x: np.ndarray, positions: np.ndarray, theta: float, interleaved: bool) 
 
 def silu(x: np.ndarray) -> np.ndarray:
     return x / (1.0 + np.exp(-x))
+
+
+def gelu_tanh(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1.0 + np.tanh(np.float32(math.sqrt(2.0 / math.pi)) * (x + np.float32(0.044715) * x * x * x)))
+
+
+def _activation(c: Config, x: np.ndarray) -> np.ndarray:
+    return gelu_tanh(x) if c.gemma else silu(x)
 
 
 class KVCache:
@@ -210,15 +252,25 @@ def _attention(layer: Layer, c: Config, x: np.ndarray, positions: np.ndarray, ca
     v = x @ layer.wv.T
     if layer.bq is not None:
         q, k, v = q + layer.bq, k + layer.bk, v + layer.bv
-    q = rope(q.reshape(n, c.n_heads, c.head_dim), positions, c.rope_theta, c.rope_interleaved)
-    k = rope(k.reshape(n, c.n_kv_heads, c.head_dim), positions, c.rope_theta, c.rope_interleaved)
+    q = q.reshape(n, c.n_heads, c.head_dim)
+    k = k.reshape(n, c.n_kv_heads, c.head_dim)
+    if layer.q_norm is not None:  # each head normed on its own
+        q, k = rms_norm(q, layer.q_norm, c.rms_eps), rms_norm(k, layer.k_norm, c.rms_eps)
+    slides = il < len(c.sliding_layers) and c.sliding_layers[il]
+    theta = c.sliding_rope_theta if slides else c.rope_theta
+    q = rope(q, positions, theta, c.rope_interleaved)
+    k = rope(k, positions, theta, c.rope_interleaved)
     keys, values = cache.append(il, k, v.reshape(n, c.n_kv_heads, c.head_dim))  # (kv_len, n_kv_heads, hd)
     group = c.n_heads // c.n_kv_heads
     keys = np.repeat(keys, group, axis=1)  # query head h reads KV head h // group
     values = np.repeat(values, group, axis=1)
-    scores = np.einsum("qhd,khd->hqk", q, keys) / math.sqrt(c.head_dim)  # (n_heads, n, kv_len)
+    scale = c.attention_scale or 1.0 / math.sqrt(c.head_dim)
+    scores = np.einsum("qhd,khd->hqk", q, keys) * np.float32(scale)  # (n_heads, n, kv_len)
     kv_pos = np.arange(keys.shape[0])
-    scores = np.where(kv_pos[None, None, :] <= positions[None, :, None], scores, -np.inf)
+    visible = kv_pos[None, None, :] <= positions[None, :, None]
+    if slides:  # a sliding layer's token sees the last `sliding_window` positions, itself included
+        visible &= kv_pos[None, None, :] > positions[None, :, None] - c.sliding_window
+    scores = np.where(visible, scores, -np.inf)
     scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
     probs = scores / scores.sum(axis=-1, keepdims=True)
     out = np.einsum("hqk,khd->qhd", probs, values).reshape(n, c.n_heads * c.head_dim)
@@ -227,7 +279,7 @@ def _attention(layer: Layer, c: Config, x: np.ndarray, positions: np.ndarray, ca
 
 def _ffn(layer: Layer, c: Config, x: np.ndarray, router_margins: list | None) -> np.ndarray:
     if layer.router is None:
-        return (silu(x @ layer.w_gate.T) * (x @ layer.w_up.T)) @ layer.w_down.T
+        return (_activation(c, x @ layer.w_gate.T) * (x @ layer.w_up.T)) @ layer.w_down.T
     # Mixtral: softmax over all experts, keep the top n_experts_used, renormalize their weights to sum to 1.
     logits = x @ layer.router.T  # (n, n_experts)
     if router_margins is not None:
@@ -238,7 +290,7 @@ def _ffn(layer: Layer, c: Config, x: np.ndarray, router_margins: list | None) ->
     out = np.zeros_like(x)
     for row in range(x.shape[0]):
         chosen = np.argsort(-probs[row], kind="stable")[: c.n_experts_used]
-        weights = probs[row, chosen] / probs[row, chosen].sum()
+        weights = probs[row, chosen] / probs[row, chosen].sum() if c.moe_normalize else probs[row, chosen]
         for e, w in zip(chosen, weights):
             h = silu(layer.w_gate[e] @ x[row]) * (layer.w_up[e] @ x[row])
             out[row] += w * (layer.w_down[e] @ h)
@@ -259,9 +311,16 @@ def forward(weights: Weights, tokens, cache: KVCache | None = None, router_margi
     tokens = np.asarray(tokens, dtype=np.int64)
     positions = np.arange(cache.length, cache.length + len(tokens))
     x = weights.embed[tokens].astype(np.float32)
+    if c.gemma:
+        x = x * np.float32(math.sqrt(c.dim))
+
+    def post(norm, y):  # Gemma norms each block's output before the residual add
+        return y if norm is None else rms_norm(y, norm, c.rms_eps)
+
     for il, layer in enumerate(weights.layers):
-        x = x + _attention(layer, c, rms_norm(x, layer.attn_norm, c.rms_eps), positions, cache, il)
-        x = x + _ffn(layer, c, rms_norm(x, layer.ffn_norm, c.rms_eps), router_margins)
+        x = x + post(layer.post_attn_norm,
+                     _attention(layer, c, rms_norm(x, layer.attn_norm, c.rms_eps), positions, cache, il))
+        x = x + post(layer.post_ffn_norm, _ffn(layer, c, rms_norm(x, layer.ffn_norm, c.rms_eps), router_margins))
     cache.length += len(tokens)
     logits = rms_norm(x, weights.out_norm, c.rms_eps) @ weights.output.T
     assert logits.dtype == np.float32, logits.dtype

@@ -32,6 +32,9 @@ SHAPES = [(18, 12), (7, 1), (25, 20), (11, 11), (30, 3)]  # (length, prefill) pe
 
 NUMPY_VS_LLAMA_MAX_ERROR = {"F32": 2e-5, "F16": 5e-3, "BF16": 4e-2,
                             "Q8_0": 0.12, "Q4_0": 0.12, "Q4_1": 0.12, "Q4_K": 0.14, "Q6_K": 0.16}
+# llama.cpp computes GELU through an f16 lookup table (GGML_GELU_FP16): on the F32 gemma3 model NumPy's exact GELU
+# is 8e-4 from it, 1.9e-4 when NumPy rounds GELU's input and output to f16 the same way.
+GELU_TABLE_ERROR = 2e-3
 HF_VS_GGUF_MAX_ERROR = 1e-5  # same weights, f32 math both ways: only summation order differs
 MAX_FILE_BYTES = 10 * 2**20
 
@@ -90,7 +93,10 @@ def test_numpy_forward_matches_llama_cpp(spec):
         comparisons.append(parity.compare(f"{spec.name} sequence {i}", ours, ref))
     merged = parity.merge(f"{spec.name} numpy vs llama.cpp", comparisons)
     print(merged.describe())
-    assert merged.errors.max() <= NUMPY_VS_LLAMA_MAX_ERROR[spec.dtype], merged.describe()
+    bound = NUMPY_VS_LLAMA_MAX_ERROR[spec.dtype]
+    if spec.arch == "gemma3":
+        bound = max(bound, GELU_TABLE_ERROR)
+    assert merged.errors.max() <= bound, merged.describe()
 
 
 @pytest.mark.parametrize("n_shards", [1, 2])

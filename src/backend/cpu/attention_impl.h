@@ -65,9 +65,9 @@ void run_attention_task(const AttentionTask& task, AlignedBuffer& scratch) {
   }
 
   // Keys and values of a row are contiguous within a page: runs of positions [t, t + n).
-  auto for_each_run = [&](int n_visible, bool value, auto&& body) {
+  auto for_each_run = [&](int first_visible, int n_visible, bool value, auto&& body) {
     const int64_t offset = geometry.offset(task.layer, value, task.kv_head);
-    for (int t = 0; t < n_visible;) {
+    for (int t = first_visible; t < n_visible;) {
       const int n = std::min(n_visible, (t / page_tokens + 1) * page_tokens) - t;
       const auto* page = static_cast<const uint8_t*>(row.pages[t / page_tokens]);
       body(t, n, reinterpret_cast<const uint16_t*>(page + offset) + int64_t(t % page_tokens) * head_dim);
@@ -80,13 +80,16 @@ void run_attention_task(const AttentionTask& task, AlignedBuffer& scratch) {
   for (int vec = 0; vec < n_vectors; ++vec) {
     float* s = scores + size_t(vec) * n_keys;
     const int visible = vector_last_key(vec) + 1;
-    for_each_run(visible, false, [&](int t, int n, const uint16_t* keys) {
+    const int first = params.window > 0 ? std::max(0, visible - params.window) : 0;
+    for_each_run(first, visible, false, [&](int t, int n, const uint16_t* keys) {
       Vec::scores(q_rounded + vec * head_dim, keys, n, head_dim, s + t);
     });
-    Vec::softmax(s, visible, params.scale);  // probabilities rounded to f16
+    Vec::softmax(s + first, visible - first, params.scale);  // probabilities rounded to f16
     float* a = acc + size_t(vec) * head_dim;
     std::fill(a, a + head_dim, 0.0f);
-    for_each_run(visible, true, [&](int t, int n, const uint16_t* values) { Vec::values(a, s + t, values, n, head_dim); });
+    for_each_run(first, visible, true, [&](int t, int n, const uint16_t* values) {
+      Vec::values(a, s + t, values, n, head_dim);
+    });
   }
   for (int vec = 0; vec < n_vectors; ++vec) {
     float* destination = task.out + (int64_t(vector_token(vec)) * params.n_heads + vector_head(vec)) * head_dim;

@@ -125,6 +125,16 @@ void CpuBackend::swiglu(const float* gate, const float* up, float* out, int64_t 
   kernels_.swiglu(gate, up, out, n);
 }
 
+void CpuBackend::geglu(const float* gate, const float* up, float* out, int64_t n) {
+  ComputeGate::Scope turn(gate_);
+  kernels_.geglu(gate, up, out, n);
+}
+
+void CpuBackend::scale(float* x, float factor, int64_t n) {
+  ComputeGate::Scope turn(gate_);
+  kernels_.scale(x, factor, n);
+}
+
 void CpuBackend::gather_rows(const float* x, std::span<const int32_t> indices, int64_t dim, float* out) {
   ComputeGate::Scope turn(gate_);
   for (size_t i = 0; i < indices.size(); ++i) {

@@ -65,6 +65,8 @@ class CpuBackend final : public Backend {
   void add_bias(float* x, const float* bias, int64_t n_rows, int64_t dim) override;
   void add(const float* a, const float* b, float* out, int64_t n) override;
   void swiglu(const float* gate, const float* up, float* out, int64_t n) override;
+  void geglu(const float* gate, const float* up, float* out, int64_t n) override;
+  void scale(float* x, float factor, int64_t n) override;
   void gather_rows(const float* x, std::span<const int32_t> indices, int64_t dim, float* out) override;
   void kv_store(const KvGeometry& geometry, int layer, std::span<const AttentionRow> rows, const float* k,
                 const float* v) override;

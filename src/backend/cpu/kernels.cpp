@@ -132,6 +132,18 @@ void Kernels::swiglu(const float* gate, const float* up, float* out, int64_t n) 
   });
 }
 
+void Kernels::geglu(const float* gate, const float* up, float* out, int64_t n) const {
+  parallel_ranges(pool_, n, kElementwiseGrain / 4, [&](int64_t begin, int64_t end) {
+    reference::geglu(gate + begin, up + begin, out + begin, end - begin);
+  });
+}
+
+void Kernels::scale(float* x, float factor, int64_t n) const {
+  parallel_ranges(pool_, n, kElementwiseGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) x[i] *= factor;
+  });
+}
+
 void Kernels::softmax(float* x, int64_t n_rows, int64_t n) const {
   parallel_ranges(pool_, n_rows, std::max<int64_t>(1, kElementwiseGrain / 4 / n), [&](int64_t begin, int64_t end) {
     if (isa_ == Isa::kAvx2) {

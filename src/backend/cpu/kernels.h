@@ -69,6 +69,10 @@ class Kernels {
   void add(const float* a, const float* b, float* out, int64_t n) const;
   // out (n) = silu(gate) * up; out may alias gate
   void swiglu(const float* gate, const float* up, float* out, int64_t n) const;
+  // out (n) = gelu(gate) * up, GELU's tanh form; out may alias gate
+  void geglu(const float* gate, const float* up, float* out, int64_t n) const;
+  // x (n) *= factor
+  void scale(float* x, float factor, int64_t n) const;
   // x (n_rows, n) softmax per row, in place
   void softmax(float* x, int64_t n_rows, int64_t n) const;
   // index of the largest value per row of x (n_rows, n); ties go to the lowest index
@@ -86,6 +90,7 @@ void embedding(const TensorView& table, std::span<const int32_t> tokens, float* 
 void rmsnorm(const float* x, const float* weight, float eps, int64_t n_rows, int64_t dim, float* out);
 void rope(float* x, std::span<const int32_t> positions, int64_t n_heads, int64_t head_dim, const RopeParams& params);
 void swiglu(const float* gate, const float* up, float* out, int64_t n);
+void geglu(const float* gate, const float* up, float* out, int64_t n);
 void softmax(float* x, int64_t n_rows, int64_t n);
 void argmax(const float* x, int64_t n_rows, int64_t n, int32_t* out);
 }  // namespace reference

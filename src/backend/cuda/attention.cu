@@ -53,7 +53,8 @@ __device__ __forceinline__ float warp_max(float value) {
 template <int E>
 __global__ void __launch_bounds__(32 * kWarpsPerBlock) attention_kernel(
     PageLayout layout, const TokenKv* __restrict__ tokens, const uint8_t* const* __restrict__ pages,
-    int64_t n_tokens, int n_heads, int n_kv_heads, float scale, const float* __restrict__ q, float* __restrict__ out) {
+    int64_t n_tokens, int n_heads, int n_kv_heads, float scale, int window, const float* __restrict__ q,
+    float* __restrict__ out) {
   constexpr int D = 32 * E;
   __shared__ float q_shared[kWarpsPerBlock][D];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -88,11 +89,16 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) attention_kernel(
     return dot * scale;
   };
 
+  const int first = window > 0 ? max(0, kv.visible - window) : 0;  // sliding layers see the last `window`
   float max_score = -INFINITY;
-  for (int position = lane; position < kv.visible; position += 32) max_score = fmaxf(max_score, scaled_score(position));
+  for (int position = first + lane; position < kv.visible; position += 32) {
+    max_score = fmaxf(max_score, scaled_score(position));
+  }
   max_score = warp_max(max_score);
   double sum = 0.0;
-  for (int position = lane; position < kv.visible; position += 32) sum += double(expf(scaled_score(position) - max_score));
+  for (int position = first + lane; position < kv.visible; position += 32) {
+    sum += double(expf(scaled_score(position) - max_score));
+  }
 #pragma unroll
   for (int offset = 16; offset > 0; offset >>= 1) sum += __shfl_xor_sync(0xFFFFFFFFu, sum, offset);
   const float inverse = float(1.0 / sum);
@@ -100,7 +106,7 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) attention_kernel(
   float acc[E];
 #pragma unroll
   for (int e = 0; e < E; ++e) acc[e] = 0.0f;
-  for (int base = 0; base < kv.visible; base += 32) {
+  for (int base = first; base < kv.visible; base += 32) {
     const int position = base + lane;
     const float probability =
         position < kv.visible ? __half2float(__float2half_rn(expf(scaled_score(position) - max_score) * inverse)) : 0.0f;
@@ -123,7 +129,7 @@ void launch_attention(const PageLayout& layout, const TokenKv* tokens, const uin
                       const AttentionParams& params, const float* q, float* out, cudaStream_t stream) {
   const int64_t items = n_tokens * params.n_heads;
   attention_kernel<E><<<unsigned((items + kWarpsPerBlock - 1) / kWarpsPerBlock), 32 * kWarpsPerBlock, 0, stream>>>(
-      layout, tokens, pages, n_tokens, params.n_heads, params.n_kv_heads, params.scale, q, out);
+      layout, tokens, pages, n_tokens, params.n_heads, params.n_kv_heads, params.scale, params.window, q, out);
   SO_CUDA_LAUNCHED();
 }
 

@@ -260,6 +260,12 @@ void CudaBackend::swiglu(const float* gate, const float* up, float* out, int64_t
   cuda::swiglu(gate, up, out, n, stream_);
 }
 
+void CudaBackend::geglu(const float* gate, const float* up, float* out, int64_t n) {
+  cuda::geglu(gate, up, out, n, stream_);
+}
+
+void CudaBackend::scale(float* x, float factor, int64_t n) { cuda::scale(x, factor, n, stream_); }
+
 void CudaBackend::gather_rows(const float* x, std::span<const int32_t> indices, int64_t dim, float* out) {
   if (indices.empty()) return;
   const auto* device_indices = static_cast<const int32_t*>(upload(Upload::kIndices, indices.data(), indices.size_bytes()));

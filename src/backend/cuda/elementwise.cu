@@ -29,8 +29,8 @@ __device__ __forceinline__ float block_sum(float value, float* shared) {
   return shared[0];
 }
 
-__global__ void rmsnorm_kernel(const float* __restrict__ x, const float* __restrict__ weight, float eps, int64_t dim,
-                               float* __restrict__ out) {
+// note: out may alias x (per-head q/k norms run in place); each thread rewrites only what it read.
+__global__ void rmsnorm_kernel(const float* x, const float* __restrict__ weight, float eps, int64_t dim, float* out) {
   __shared__ float shared[32];
   const float* row = x + int64_t(blockIdx.x) * dim;
   float sum = 0.0f;
@@ -98,6 +98,18 @@ __global__ void swiglu_kernel(const float* gate, const float* up, float* out, in
   if (i >= n) return;
   const float g = gate[i];
   out[i] = g / (1.0f + expf(-g)) * up[i];
+}
+
+__global__ void geglu_kernel(const float* gate, const float* up, float* out, int64_t n) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const float g = gate[i];
+  out[i] = 0.5f * g * (1.0f + tanhf(0.7978845608f * g * (1.0f + 0.044715f * g * g))) * up[i];
+}
+
+__global__ void scale_kernel(float* x, float factor, int64_t n) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) x[i] *= factor;
 }
 
 __global__ void gather_rows_kernel(const float* __restrict__ x, const int32_t* __restrict__ indices, int64_t n,
@@ -202,6 +214,18 @@ void add(const float* a, const float* b, float* out, int64_t n, cudaStream_t str
 void swiglu(const float* gate, const float* up, float* out, int64_t n, cudaStream_t stream) {
   if (n == 0) return;
   swiglu_kernel<<<blocks_for(n), kThreads, 0, stream>>>(gate, up, out, n);
+  SO_CUDA_LAUNCHED();
+}
+
+void geglu(const float* gate, const float* up, float* out, int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  geglu_kernel<<<blocks_for(n), kThreads, 0, stream>>>(gate, up, out, n);
+  SO_CUDA_LAUNCHED();
+}
+
+void scale(float* x, float factor, int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  scale_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, factor, n);
   SO_CUDA_LAUNCHED();
 }
 

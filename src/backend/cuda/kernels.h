@@ -46,6 +46,8 @@ void rope(float* x, const int32_t* positions, int64_t n_tokens, int64_t n_heads,
 void add_bias(float* x, const float* bias, int64_t n_rows, int64_t dim, cudaStream_t stream);
 void add(const float* a, const float* b, float* out, int64_t n, cudaStream_t stream);
 void swiglu(const float* gate, const float* up, float* out, int64_t n, cudaStream_t stream);
+void geglu(const float* gate, const float* up, float* out, int64_t n, cudaStream_t stream);
+void scale(float* x, float factor, int64_t n, cudaStream_t stream);
 void gather_rows(const float* x, const int32_t* indices, int64_t n, int64_t dim, float* out, cudaStream_t stream);
 void argmax(const float* x, int64_t n_rows, int64_t n, int32_t* out, cudaStream_t stream);
 // out (n_tokens, n_used, dim) -> combined (n_tokens, dim): sum over k of weights[t, k] * out[t, k].
