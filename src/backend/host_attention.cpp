@@ -92,6 +92,7 @@ void HostAttention::run(const KvGeometry& geometry, int layer, std::span<const A
     // note: on a device backend this runs while the host waits for the copies above.
     KvGeometry layer_geometry = geometry;
     layer_geometry.n_layers = 1;
+    layer_geometry.page_tokens = kHostScratchPageTokens;
     const std::vector<AttentionRow> scratch = scratch_rows(layer_geometry, device_rows_);
     backend_.kv_store(layer_geometry, 0, scratch, k, v);
     backend_.attention(layer_geometry, 0, scratch, params, q, out);

@@ -25,6 +25,10 @@
 
 namespace so {
 
+// Positions per device scratch page: small, so that a wave of short prompts takes about its
+// tokens' worth of one layer's K and V, not a 256-position page per row.
+constexpr int kHostScratchPageTokens = 16;
+
 class HostAttention {
  public:
   explicit HostAttention(Backend& backend);

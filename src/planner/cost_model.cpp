@@ -64,6 +64,12 @@ int64_t step_workspace_bytes(const ModelShape& model, int64_t tokens, int64_t lo
   return int64_t(sizeof(float)) * (floats + logit_rows * std::min<int64_t>(chunk_rows, model.n_vocab));
 }
 
+int64_t host_attention_scratch_bytes(const ModelShape& model, int64_t tokens, int64_t rows) {
+  const int64_t per_position = model.kv_bytes_per_token / std::max(1, model.n_layers);
+  const int64_t pages = tokens / kHostScratchTokens + rows;  // each row's last page may be partial
+  return pages * kHostScratchTokens * per_position;
+}
+
 double copy_seconds(const HardwareProfile& profile, int64_t bytes) {
   if (bytes <= 0) return 0.0;
   return double(bytes) / (std::max(profile.copy_pinned_gbps, 1e-9) * 1e9);

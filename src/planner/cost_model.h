@@ -36,6 +36,12 @@ double step_compute_seconds(const ModelShape& model, const HardwareProfile& prof
 // (model/forward.cpp), with the engine's logits: the residual stream for every token, a
 // micro-batch's worth of the rest (0: one batch), the rows going to the head, and the logits
 // (with a streamed head's chunk of them).
+// Device scratch where a step's first prompt chunks attend while the KV lives in host memory:
+// one layer's K and V for the step's tokens, in pages of kHostScratchTokens positions per row
+// (backend/host_attention.h's kHostScratchPageTokens).
+constexpr int kHostScratchTokens = 16;
+int64_t host_attention_scratch_bytes(const ModelShape& model, int64_t tokens, int64_t rows);
+
 int64_t step_workspace_bytes(const ModelShape& model, int64_t tokens, int64_t logit_rows, int64_t micro_batch);
 
 // Seconds to stream `bytes` over the host-to-device link.

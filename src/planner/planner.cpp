@@ -90,7 +90,11 @@ Result<Plan> evaluate_cached(const PlanInput& input, const PlanChoice& choice, P
   // steps' activations come on top and must fit the device's memory with them.
   int64_t fixed = step_workspace_bytes(target, plan.prefill_chunk, std::max<int64_t>(verify_tokens, 1),
                                   input.micro_batch_tokens);
-  if (plan.kv_on_device) fixed += plan.kv_bytes;
+  if (plan.kv_on_device) {
+    fixed += plan.kv_bytes;
+  } else {
+    fixed += host_attention_scratch_bytes(target, plan.prefill_chunk, rows);
+  }
   if (model_draft) {
     // note: the draft's catch-up steps take the step budget too; its sub-batch bounds its logits.
     const int64_t draft_tokens = std::max<int64_t>(plan.prefill_chunk, int64_t(plan.draft_subbatch) * (k + 1));

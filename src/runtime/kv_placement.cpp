@@ -3,10 +3,13 @@
 #include <algorithm>
 #include <limits>
 
+#include "backend/host_attention.h"
 #include "base/log.h"
 #include "model/forward.h"
 #include "planner/cost_model.h"
 #include "runtime/model_shape_of.h"
+
+static_assert(so::kHostScratchPageTokens == so::kHostScratchTokens, "the planner sizes host attention's scratch");
 
 namespace so {
 

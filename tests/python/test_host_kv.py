@@ -114,7 +114,7 @@ def test_the_plan_is_what_runs(tmp_path):
     assert {field: applied[field] for field in PLAN_FIELDS} == {field: plan[field] for field in PLAN_FIELDS}, stderr
     assert plan["kv_placement"] == "host", "a 120 MiB device holds the weights' share, not 40 rows of KV"
     assert stats["memory"]["kv_placement"] == "host"
-    assert stats["memory"]["device_bytes_peak"] <= plan["device_bytes"]
+    assert stats["memory"]["device_bytes_peak"] <= plan["device_bytes"], (plan, stats["memory"], stats.get("applied_plan"))
     assert max(p["rows"] for p in stats["pass_records"]) <= plan["rows"]
 
     workload = plan["workload"]
