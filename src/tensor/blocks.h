@@ -7,6 +7,7 @@ namespace so {
 
 constexpr int kQK4_0 = 32;
 constexpr int kQK4_1 = 32;
+constexpr int kQK5_0 = 32;
 constexpr int kQK8_0 = 32;
 constexpr int kQK8_1 = 32;
 constexpr int kQK_K = 256;  // super-block of the K-quants
@@ -21,6 +22,12 @@ struct BlockQ4_1 {
   uint16_t d;  // f16
   uint16_t m;  // f16
   uint8_t qs[kQK4_1 / 2];
+};
+// value = d * (q - 16), q = nibble | (bit j of qh) << 4; nibbles placed as in Q4_0.
+struct BlockQ5_0 {
+  uint16_t d;  // f16
+  uint8_t qh[4];  // the fifth bits, element j at bit j (little-endian)
+  uint8_t qs[kQK5_0 / 2];
 };
 // value = d * q
 struct BlockQ8_0 {
@@ -58,6 +65,7 @@ struct BlockQ8_K {
 
 static_assert(sizeof(BlockQ4_0) == 18);
 static_assert(sizeof(BlockQ4_1) == 20);
+static_assert(sizeof(BlockQ5_0) == 22);
 static_assert(sizeof(BlockQ8_0) == 34);
 static_assert(sizeof(BlockQ8_1) == 36);
 static_assert(sizeof(BlockQ4_K) == 144);

@@ -12,7 +12,7 @@ constexpr std::array kTable = {
     DTypeInfo{DType::kF16, "F16", 1, 2, false, true},
     DTypeInfo{DType::kQ4_0, "Q4_0", 32, 18, true, true},
     DTypeInfo{DType::kQ4_1, "Q4_1", 32, 20, true, true},
-    DTypeInfo{DType::kQ5_0, "Q5_0", 32, 22, true, false},
+    DTypeInfo{DType::kQ5_0, "Q5_0", 32, 22, true, true},
     DTypeInfo{DType::kQ5_1, "Q5_1", 32, 24, true, false},
     DTypeInfo{DType::kQ8_0, "Q8_0", 32, 34, true, true},
     DTypeInfo{DType::kQ8_1, "Q8_1", 32, 36, true, false},

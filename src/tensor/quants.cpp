@@ -32,6 +32,20 @@ void dequantize_q4_1(const BlockQ4_1* blocks, float* y, int64_t n_blocks) {
   }
 }
 
+void dequantize_q5_0(const BlockQ5_0* blocks, float* y, int64_t n_blocks) {
+  for (int64_t i = 0; i < n_blocks; ++i, y += kQK5_0) {
+    const float d = fp16_to_fp32(blocks[i].d);
+    uint32_t qh;
+    std::memcpy(&qh, blocks[i].qh, sizeof(qh));
+    for (int j = 0; j < kQK5_0 / 2; ++j) {
+      const int low = (blocks[i].qs[j] & 0xF) | int((qh >> j) & 1) << 4;
+      const int high = (blocks[i].qs[j] >> 4) | int((qh >> (j + 16)) & 1) << 4;
+      y[j] = static_cast<float>(low - 16) * d;
+      y[j + kQK5_0 / 2] = static_cast<float>(high - 16) * d;
+    }
+  }
+}
+
 void dequantize_q8_0(const BlockQ8_0* blocks, float* y, int64_t n_blocks) {
   for (int64_t i = 0; i < n_blocks; ++i, y += kQK8_0) {
     const float d = fp16_to_fp32(blocks[i].d);
@@ -118,6 +132,7 @@ void dequantize_row(DType dtype, const void* source, float* destination, int64_t
     }
     case DType::kQ4_0: return dequantize_q4_0(static_cast<const BlockQ4_0*>(source), destination, n_blocks);
     case DType::kQ4_1: return dequantize_q4_1(static_cast<const BlockQ4_1*>(source), destination, n_blocks);
+    case DType::kQ5_0: return dequantize_q5_0(static_cast<const BlockQ5_0*>(source), destination, n_blocks);
     case DType::kQ8_0: return dequantize_q8_0(static_cast<const BlockQ8_0*>(source), destination, n_blocks);
     case DType::kQ4_K: return dequantize_q4_k(static_cast<const BlockQ4_K*>(source), destination, n_blocks);
     case DType::kQ6_K: return dequantize_q6_k(static_cast<const BlockQ6_K*>(source), destination, n_blocks);

@@ -20,8 +20,8 @@
 namespace so::cpu::testing {
 
 inline const std::vector<DType>& weight_dtypes() {
-  static const std::vector<DType> dtypes = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ8_0,
-                                            DType::kQ4_0, DType::kQ4_1, DType::kQ4_K, DType::kQ6_K};
+  static const std::vector<DType> dtypes = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ8_0, DType::kQ4_0,
+                                            DType::kQ4_1, DType::kQ5_0, DType::kQ4_K, DType::kQ6_K};
   return dtypes;
 }
 
@@ -81,6 +81,12 @@ inline TestWeight make_weight(DType dtype, int64_t n_out, int64_t n_in, uint32_t
       case DType::kQ4_1:
         quantize_row_q4_1(x, row, n_in);
         break;
+      case DType::kQ5_0: {  // random 5-bit values and fifth bits, sane scales
+        for (int64_t i = 0; i < row_bytes; ++i) row[i] = static_cast<uint8_t>(byte(rng));
+        auto* blocks = reinterpret_cast<BlockQ5_0*>(row);
+        for (int64_t b = 0; b < n_in / kQK5_0; ++b) blocks[b].d = fp32_to_fp16(scale(rng));
+        break;
+      }
       case DType::kQ4_K: {
         for (int64_t i = 0; i < row_bytes; ++i) row[i] = static_cast<uint8_t>(byte(rng));
         auto* blocks = reinterpret_cast<BlockQ4_K*>(row);

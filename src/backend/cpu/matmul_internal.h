@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "tensor/blocks.h"
 #include "tensor/dtype.h"
 
 namespace so::cpu::detail {
@@ -24,5 +25,7 @@ int64_t reference_activation_row_bytes(DType weight_dtype, int64_t n_in);
 void reference_quantize_activation_row(DType weight_dtype, const float* x, int64_t n_in, void* out);
 // Dot product of one weight row (n_in, weight dtype) with one reference activation row.
 float reference_dot(DType weight_dtype, const void* weight_row, const void* activation_row, int64_t n_in);
+// The scalar Q5_0 dot, which the AVX2 kernel matches bit for bit.
+float dot_q5_0_q8_0(const BlockQ5_0* w, const BlockQ8_0* x, int64_t n_blocks);
 
 }  // namespace so::cpu::detail

@@ -27,6 +27,26 @@ float dot_q4_0_q8_0(const BlockQ4_0* w, const BlockQ8_0* x, int64_t n_blocks) {
   return sum;
 }
 
+}  // namespace
+
+// Q5_0 x Q8_0: value = d * (q - 16); the block scales multiply the exact integer sum.
+float dot_q5_0_q8_0(const BlockQ5_0* w, const BlockQ8_0* x, int64_t n_blocks) {
+  float sum = 0.0f;
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    uint32_t qh;
+    __builtin_memcpy(&qh, w[b].qh, sizeof(qh));
+    int isum = 0;
+    for (int j = 0; j < kQK5_0 / 2; ++j) {
+      isum += (((w[b].qs[j] & 0xF) | int((qh >> j) & 1) << 4) - 16) * x[b].qs[j];
+      isum += (((w[b].qs[j] >> 4) | int((qh >> (j + 16)) & 1) << 4) - 16) * x[b].qs[j + kQK5_0 / 2];
+    }
+    sum += (fp16_to_fp32(w[b].d) * fp16_to_fp32(x[b].d)) * static_cast<float>(isum);
+  }
+  return sum;
+}
+
+namespace {
+
 float dot_q8_0_q8_0(const BlockQ8_0* w, const BlockQ8_0* x, int64_t n_blocks) {
   float sum = 0.0f;
   for (int64_t b = 0; b < n_blocks; ++b) {
@@ -128,6 +148,7 @@ float dot_f32(const float* w, const float* x, int64_t n) {
 DType activation_dtype(DType weight_dtype) {
   switch (weight_dtype) {
     case DType::kQ4_0:
+    case DType::kQ5_0:
     case DType::kQ8_0:
       return DType::kQ8_0;
     case DType::kQ4_1:
@@ -175,6 +196,9 @@ float reference_dot(DType weight_dtype, const void* weight_row, const void* acti
   switch (weight_dtype) {
     case DType::kQ4_0:
       return dot_q4_0_q8_0(static_cast<const BlockQ4_0*>(weight_row), static_cast<const BlockQ8_0*>(activation_row),
+                           n_blocks);
+    case DType::kQ5_0:
+      return dot_q5_0_q8_0(static_cast<const BlockQ5_0*>(weight_row), static_cast<const BlockQ8_0*>(activation_row),
                            n_blocks);
     case DType::kQ8_0:
       return dot_q8_0_q8_0(static_cast<const BlockQ8_0*>(weight_row), static_cast<const BlockQ8_0*>(activation_row),

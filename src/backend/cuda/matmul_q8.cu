@@ -116,6 +116,23 @@ struct Q8Dot<DType::kQ4_0> {
 };
 
 template <>
+struct Q8Dot<DType::kQ5_0> {
+  static constexpr int kBlockBytes = 22, kBlockElements = 32;
+  static __device__ __forceinline__ float dot(const uint8_t* w, const Q8Activations& a, int64_t block) {
+    const int8_t* x = a.q + block * 32;
+    const uint32_t qh = uint32_t(w[2]) | uint32_t(w[3]) << 8 | uint32_t(w[4]) << 16 | uint32_t(w[5]) << 24;
+    int isum = 0;
+#pragma unroll
+    for (int j = 0; j < 16; ++j) {
+      const int b = w[6 + j];
+      isum += (((b & 0xF) | int((qh >> j) & 1) << 4) - 16) * x[j] +
+              (((b >> 4) | int((qh >> (j + 16)) & 1) << 4) - 16) * x[j + 16];
+    }
+    return (f16_bits(w) * a.d[block]) * float(isum);
+  }
+};
+
+template <>
 struct Q8Dot<DType::kQ8_0> {
   static constexpr int kBlockBytes = 34, kBlockElements = 32;
   static __device__ __forceinline__ float dot(const uint8_t* w, const Q8Activations& a, int64_t block) {
@@ -260,8 +277,8 @@ void launch_matvec_q8(const void* weight, int64_t n_out, int64_t n_in, const Q8A
 }  // namespace
 
 bool uses_q8_activations(DType weight) {
-  return weight == DType::kQ4_0 || weight == DType::kQ4_1 || weight == DType::kQ8_0 || weight == DType::kQ4_K ||
-         weight == DType::kQ6_K;
+  return weight == DType::kQ4_0 || weight == DType::kQ4_1 || weight == DType::kQ5_0 || weight == DType::kQ8_0 ||
+         weight == DType::kQ4_K || weight == DType::kQ6_K;
 }
 
 size_t q8_activation_bytes(int64_t n_rows, int64_t n_in) {
@@ -305,6 +322,7 @@ void matvec_q8(DType weight_dtype, const void* weight, int64_t n_out, int64_t n_
   switch (weight_dtype) {
     case DType::kQ4_0: return launch_matvec_q8<DType::kQ4_0>(weight, n_out, n_in, a, n_rows, y, stream);
     case DType::kQ4_1: return launch_matvec_q8<DType::kQ4_1>(weight, n_out, n_in, a, n_rows, y, stream);
+    case DType::kQ5_0: return launch_matvec_q8<DType::kQ5_0>(weight, n_out, n_in, a, n_rows, y, stream);
     case DType::kQ8_0: return launch_matvec_q8<DType::kQ8_0>(weight, n_out, n_in, a, n_rows, y, stream);
     case DType::kQ4_K: return launch_matvec_q8<DType::kQ4_K>(weight, n_out, n_in, a, n_rows, y, stream);
     case DType::kQ6_K: return launch_matvec_q8<DType::kQ6_K>(weight, n_out, n_in, a, n_rows, y, stream);
