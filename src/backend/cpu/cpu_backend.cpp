@@ -1,5 +1,6 @@
 #include "backend/cpu/cpu_backend.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -91,7 +92,13 @@ void CpuBackend::matmul(const TensorView& weight, const float* x, int64_t n_rows
 void CpuBackend::matmul_many(std::span<const TensorView> weights, const float* x, int64_t n_rows,
                              std::span<float* const> ys) {
   ComputeGate::Scope turn(gate_);
-  kernels_.matmul_many(matmul_workspace_, weights, x, n_rows, ys);
+  // note: one quantization of x serves weights of one dtype; mixed files (Gemma's Q5_0 q/k
+  // beside a Q8_0 v) take one matmul each.
+  const bool shared = std::all_of(weights.begin(), weights.end(), [&](const TensorView& w) {
+    return w.dtype == weights.front().dtype && w.shape.inner() == weights.front().shape.inner();
+  });
+  if (shared) return kernels_.matmul_many(matmul_workspace_, weights, x, n_rows, ys);
+  for (size_t i = 0; i < weights.size(); ++i) kernels_.matmul(matmul_workspace_, weights[i], x, n_rows, ys[i]);
 }
 
 void CpuBackend::embedding(const TensorView& table, std::span<const int32_t> tokens, float* out) {
