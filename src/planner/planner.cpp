@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <tuple>
 #include <nlohmann/json.hpp>
 
 #include "base/strings.h"
@@ -38,7 +39,8 @@ double draft_seconds(const PlanInput& input, int rows, int k, int subbatch, doub
 // The target's pass segments and their placements, computed once per search.
 struct PlacementCache {
   std::vector<int64_t> segments;
-  std::map<std::pair<int, int64_t>, Result<SegmentPlacement>> by_ring_and_host;  // (ring slots, host budget)
+  // (ring slots, host budget, weight budget)
+  std::map<std::tuple<int, int64_t, int64_t>, Result<SegmentPlacement>> by_budgets;
 };
 Result<Plan> evaluate_cached(const PlanInput& input, const PlanChoice& choice, PlacementCache& cache);
 
@@ -56,7 +58,6 @@ Result<Plan> evaluate_cached(const PlanInput& input, const PlanChoice& choice, P
   const HardwareProfile& profile = input.profile;
   const Workload& work = input.workload;
   const int rows = choice.rows;
-  const int64_t weight_budget = input.device_budget_bytes > 0 ? input.device_budget_bytes : profile.device_memory_bytes;
   const bool drafts = input.draft != DraftSource::kNone && choice.draft_length > 0;
   const int k = drafts ? choice.draft_length : 0;
   // note: interleaving needs a drafter that computes; n-gram lookup is free anyway.
@@ -102,6 +103,12 @@ Result<Plan> evaluate_cached(const PlanInput& input, const PlanChoice& choice, P
              int64_t(rows) * kv_positions * input.draft_model.kv_bytes_per_token;
     if (input.draft == DraftSource::kModel) fixed += input.draft_model.device_bytes();
   }
+  // The weights get --device-mem, or what the rest leaves of the device (in 64 MiB steps, so
+  // that candidates share placements).
+  constexpr int64_t kBudgetStep = int64_t(64) << 20;
+  const int64_t weight_budget = input.device_budget_bytes > 0
+                                    ? input.device_budget_bytes
+                                    : std::max<int64_t>(0, profile.device_memory_bytes - fixed) / kBudgetStep * kBudgetStep;
   // Host memory: the target's KV when it lives there, then the pinned slabs of what streams
   // as far as the host budget goes; the rest is read from the model file each pass.
   const int64_t kv_host = plan.kv_on_device ? 0 : plan.kv_bytes;
@@ -112,10 +119,11 @@ Result<Plan> evaluate_cached(const PlanInput& input, const PlanChoice& choice, P
   const int64_t host_room = profile.host_memory_bytes - kv_host;
   const int64_t host_budget = input.host_budget_bytes > 0 ? std::min(input.host_budget_bytes, host_room) : host_room;
   const PlacementBudgets budgets{weight_budget, choice.ring_slots, host_budget, input.staging_slots};
-  auto cached = cache.by_ring_and_host.find({choice.ring_slots, host_budget});
-  if (cached == cache.by_ring_and_host.end()) {
-    cached = cache.by_ring_and_host
-                 .emplace(std::pair(choice.ring_slots, host_budget),
+  const std::tuple key{choice.ring_slots, host_budget, weight_budget};
+  auto cached = cache.by_budgets.find(key);
+  if (cached == cache.by_budgets.end()) {
+    cached = cache.by_budgets
+                 .emplace(key,
                           place_segments(cache.segments, int64_t(target.dim) * int64_t(sizeof(float)), budgets))
                  .first;
   }
@@ -128,6 +136,7 @@ Result<Plan> evaluate_cached(const PlanInput& input, const PlanChoice& choice, P
   // streamed segment gets one, as the host's memory allows.
   plan.host_budget_bytes = plan.disk_bytes > 0 || input.host_budget_bytes > 0 ? host_budget : 0;
   plan.device_bytes = fixed + placement.device_bytes;
+  plan.weight_budget_bytes = weight_budget;
   plan.host_bytes = kv_host + placement.host_bytes;
   if (plan.device_bytes > profile.device_memory_bytes) {
     return resource_exhausted("the plan needs ", format_bytes(double(plan.device_bytes)), " of device memory (",

@@ -97,6 +97,7 @@ struct Plan {
   int64_t streamed_bytes = 0;  // per pass
   int64_t disk_bytes = 0;      // per pass, of the streamed: read from the model file (the disk tier)
   int64_t host_budget_bytes = 0;  // pinned host memory for streamed weights the plan assumes; 0: no cap
+  int64_t weight_budget_bytes = 0;  // device memory for the target's weights (--device-mem, or what the rest leaves)
   int64_t kv_bytes = 0;        // the target's KV cache at the longest context, in device or host memory
   int64_t device_bytes = 0;    // everything the plan puts in device memory
   int64_t host_bytes = 0;      // pinned host slabs, plus KV when it lives there

@@ -71,6 +71,10 @@ void apply_plan(const Plan& plan, const PlanOverrides& given, EngineOptions& opt
   if (!given.step_tokens) options.max_step_tokens = plan.prefill_chunk;
   if (!given.draft_subbatch) options.spec.draft_subbatch = plan.draft_subbatch;
   if (plan.host_budget_bytes > 0) options.offload.host_budget_bytes = plan.host_budget_bytes;
+  // note: a plan that streams assumed the weights' share of the device the rest leaves.
+  if (options.offload.device_budget_bytes <= 0 && plan.streamed_bytes > 0) {
+    options.offload.device_budget_bytes = plan.weight_budget_bytes;
+  }
 }
 
 }  // namespace so
