@@ -29,6 +29,20 @@ struct BlockQ5_0 {
   uint8_t qh[4];  // the fifth bits, element j at bit j (little-endian)
   uint8_t qs[kQK5_0 / 2];
 };
+// OCP microscaling FP4 (gpt-oss experts): value = kMxfp4Values[nibble] * 2^(e - 128), the
+// table holding twice the e2m1 values; nibbles placed as in Q4_0.
+struct BlockMXFP4 {
+  uint8_t e;  // E8M0 shared exponent
+  uint8_t qs[16];
+};
+inline constexpr int8_t kMxfp4Values[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+// Half the E8M0 scale 2^(e - 127) as a float (exact; subnormal for e < 2).
+inline float mxfp4_half_scale(uint8_t e) {
+  const uint32_t bits = e < 2 ? uint32_t(0x00200000) << e : uint32_t(e - 1) << 23;
+  float value;
+  __builtin_memcpy(&value, &bits, sizeof(value));
+  return value;
+}
 // value = d * q
 struct BlockQ8_0 {
   uint16_t d;  // f16
@@ -66,6 +80,7 @@ struct BlockQ8_K {
 static_assert(sizeof(BlockQ4_0) == 18);
 static_assert(sizeof(BlockQ4_1) == 20);
 static_assert(sizeof(BlockQ5_0) == 22);
+static_assert(sizeof(BlockMXFP4) == 17);
 static_assert(sizeof(BlockQ8_0) == 34);
 static_assert(sizeof(BlockQ8_1) == 36);
 static_assert(sizeof(BlockQ4_K) == 144);

@@ -39,7 +39,7 @@ constexpr std::array kTable = {
     DTypeInfo{DType::kBF16, "BF16", 1, 2, false, true},
     DTypeInfo{DType::kTQ1_0, "TQ1_0", 256, 54, true, false},
     DTypeInfo{DType::kTQ2_0, "TQ2_0", 256, 66, true, false},
-    DTypeInfo{DType::kMXFP4, "MXFP4", 32, 17, true, false},
+    DTypeInfo{DType::kMXFP4, "MXFP4", 32, 17, true, true},
 };
 
 }  // namespace

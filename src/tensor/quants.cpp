@@ -46,6 +46,16 @@ void dequantize_q5_0(const BlockQ5_0* blocks, float* y, int64_t n_blocks) {
   }
 }
 
+void dequantize_mxfp4(const BlockMXFP4* blocks, float* y, int64_t n_blocks) {
+  for (int64_t i = 0; i < n_blocks; ++i, y += 32) {
+    const float d = mxfp4_half_scale(blocks[i].e);
+    for (int j = 0; j < 16; ++j) {
+      y[j] = static_cast<float>(kMxfp4Values[blocks[i].qs[j] & 0xF]) * d;
+      y[j + 16] = static_cast<float>(kMxfp4Values[blocks[i].qs[j] >> 4]) * d;
+    }
+  }
+}
+
 void dequantize_q8_0(const BlockQ8_0* blocks, float* y, int64_t n_blocks) {
   for (int64_t i = 0; i < n_blocks; ++i, y += kQK8_0) {
     const float d = fp16_to_fp32(blocks[i].d);
@@ -132,6 +142,7 @@ void dequantize_row(DType dtype, const void* source, float* destination, int64_t
     }
     case DType::kQ4_0: return dequantize_q4_0(static_cast<const BlockQ4_0*>(source), destination, n_blocks);
     case DType::kQ4_1: return dequantize_q4_1(static_cast<const BlockQ4_1*>(source), destination, n_blocks);
+    case DType::kMXFP4: return dequantize_mxfp4(static_cast<const BlockMXFP4*>(source), destination, n_blocks);
     case DType::kQ5_0: return dequantize_q5_0(static_cast<const BlockQ5_0*>(source), destination, n_blocks);
     case DType::kQ8_0: return dequantize_q8_0(static_cast<const BlockQ8_0*>(source), destination, n_blocks);
     case DType::kQ4_K: return dequantize_q4_k(static_cast<const BlockQ4_K*>(source), destination, n_blocks);

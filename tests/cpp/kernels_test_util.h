@@ -21,7 +21,7 @@ namespace so::cpu::testing {
 
 inline const std::vector<DType>& weight_dtypes() {
   static const std::vector<DType> dtypes = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ8_0, DType::kQ4_0,
-                                            DType::kQ4_1, DType::kQ5_0, DType::kQ4_K, DType::kQ6_K};
+                                            DType::kQ4_1, DType::kQ5_0, DType::kQ4_K, DType::kQ6_K, DType::kMXFP4};
   return dtypes;
 }
 
@@ -85,6 +85,13 @@ inline TestWeight make_weight(DType dtype, int64_t n_out, int64_t n_in, uint32_t
         for (int64_t i = 0; i < row_bytes; ++i) row[i] = static_cast<uint8_t>(byte(rng));
         auto* blocks = reinterpret_cast<BlockQ5_0*>(row);
         for (int64_t b = 0; b < n_in / kQK5_0; ++b) blocks[b].d = fp32_to_fp16(scale(rng));
+        break;
+      }
+      case DType::kMXFP4: {  // random nibbles, exponents 2^-8 .. 2^-4 (and one subnormal-scale block)
+        for (int64_t i = 0; i < row_bytes; ++i) row[i] = static_cast<uint8_t>(byte(rng));
+        auto* blocks = reinterpret_cast<BlockMXFP4*>(row);
+        for (int64_t b = 0; b < n_in / 32; ++b) blocks[b].e = static_cast<uint8_t>(119 + byte(rng) % 5);
+        if (o == 0) blocks[0].e = 1;
         break;
       }
       case DType::kQ4_K: {

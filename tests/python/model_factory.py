@@ -10,7 +10,7 @@ derived from one set of "stored" tensors in Hugging Face layout, so the twins ho
 
     HF layout, values as stored  --(rename, stack experts, permute Q/K rows for llama rope)-->  GGUF tensors
 
-Weight dtypes: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q6_K for every matmul weight and token_embd; norms, biases
+Weight dtypes: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, MXFP4, Q4_K, Q6_K for every matmul weight and token_embd; norms, biases
 and the MoE router stay F32 (as llama.cpp's quantizer leaves them). Values of those F32 tensors are rounded to the
 bf16 grid so that the HF twin can hold them in its own dtype without loss. The gguf package cannot quantize
 K-quants, so Q4_K/Q6_K tensors are written as valid blocks with random quant bits and chosen scales;
@@ -42,7 +42,7 @@ Q = gguf.GGMLQuantizationType
 ARCHS = ("llama", "qwen2", "mixtral", "qwen3", "qwen3moe", "gemma3")
 MOE_ARCHS = ("mixtral", "qwen3moe")
 QK_NORM_ARCHS = ("qwen3", "qwen3moe", "gemma3")
-DTYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q6_K", "Q5_0")
+DTYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q6_K", "Q5_0", "MXFP4")
 FLOAT_DTYPES = ("F32", "F16", "BF16")  # the dtypes with a safetensors twin
 K_QUANT_BLOCK = 256  # row lengths of K-quant tensors must be multiples of this
 

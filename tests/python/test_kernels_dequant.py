@@ -1,7 +1,7 @@
 """Our block dequantizers (tensor/quants.h, through tests/tools/dequant_tool) against the gguf
 package's, an outside reference for the GGUF block formats.
 
-Q8_0, Q4_0, Q4_1 and Q5_0 blocks come from gguf's own quantizer; Q4_K and Q6_K (which gguf cannot
+Q8_0, Q4_0, Q4_1, Q5_0 and MXFP4 blocks come from gguf's own quantizer; Q4_K and Q6_K (which gguf cannot
 quantize) are random bytes with sane f16 scales. Both sides compute value = d * q (+ m) in
 f32 with the same operation order, so the results must agree bit for bit.
 """
@@ -33,7 +33,7 @@ def assert_bitwise_equal(got, expected):
     np.testing.assert_array_equal(got.view(np.uint32), expected.astype(np.float32).view(np.uint32))
 
 
-@pytest.mark.parametrize("name", ["Q8_0", "Q4_0", "Q4_1", "Q5_0"])
+@pytest.mark.parametrize("name", ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "MXFP4"])
 @pytest.mark.parametrize("row_elements", [32, 576])
 def test_gguf_quantized_blocks(name, row_elements):
     qtype = GGMLQuantizationType[name]

@@ -34,8 +34,10 @@ void compute_q32_plain(const MatmulArgs& args, int64_t row_begin, int64_t row_en
 void compute_q32_vnni(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
 // The same with AVX-512 + VNNI (matmul_q32_avx512.cpp), bit-identical to both.
 void compute_q32_avx512(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
-// Q5_0 against reference-layout Q8_0 rows (matmul_q5_avx2.cpp), bit-identical to the reference.
+// Q5_0 and MXFP4 against reference-layout Q8_0 rows (matmul_rowwise_avx2.cpp), bit-identical to the
+// reference.
 void compute_q5_0(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
+void compute_mxfp4(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
 void compute_q4_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
 void compute_q6_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
 void compute_float(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);

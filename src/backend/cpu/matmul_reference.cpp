@@ -45,6 +45,20 @@ float dot_q5_0_q8_0(const BlockQ5_0* w, const BlockQ8_0* x, int64_t n_blocks) {
   return sum;
 }
 
+// MXFP4 x Q8_0: the table's integers times the activations, exact; then both scales.
+float dot_mxfp4_q8_0(const BlockMXFP4* w, const BlockQ8_0* x, int64_t n_blocks) {
+  float sum = 0.0f;
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    int isum = 0;
+    for (int j = 0; j < 16; ++j) {
+      isum += kMxfp4Values[w[b].qs[j] & 0xF] * x[b].qs[j];
+      isum += kMxfp4Values[w[b].qs[j] >> 4] * x[b].qs[j + 16];
+    }
+    sum += (mxfp4_half_scale(w[b].e) * fp16_to_fp32(x[b].d)) * static_cast<float>(isum);
+  }
+  return sum;
+}
+
 namespace {
 
 float dot_q8_0_q8_0(const BlockQ8_0* w, const BlockQ8_0* x, int64_t n_blocks) {
@@ -150,6 +164,7 @@ DType activation_dtype(DType weight_dtype) {
     case DType::kQ4_0:
     case DType::kQ5_0:
     case DType::kQ8_0:
+    case DType::kMXFP4:
       return DType::kQ8_0;
     case DType::kQ4_1:
       return DType::kQ8_1;
@@ -197,6 +212,9 @@ float reference_dot(DType weight_dtype, const void* weight_row, const void* acti
     case DType::kQ4_0:
       return dot_q4_0_q8_0(static_cast<const BlockQ4_0*>(weight_row), static_cast<const BlockQ8_0*>(activation_row),
                            n_blocks);
+    case DType::kMXFP4:
+      return dot_mxfp4_q8_0(static_cast<const BlockMXFP4*>(weight_row), static_cast<const BlockQ8_0*>(activation_row),
+                            n_blocks);
     case DType::kQ5_0:
       return dot_q5_0_q8_0(static_cast<const BlockQ5_0*>(weight_row), static_cast<const BlockQ8_0*>(activation_row),
                            n_blocks);

@@ -128,7 +128,7 @@ void quantize_q8_k(const float* x, int64_t n_in, uint8_t* out) {
 }  // namespace
 
 int64_t activation_row_bytes(DType weight_dtype, int64_t n_in) {
-  if (weight_dtype == DType::kQ5_0) return reference_activation_row_bytes(weight_dtype, n_in);
+  if (uses_reference_activations(weight_dtype)) return reference_activation_row_bytes(weight_dtype, n_in);
   switch (activation_dtype(weight_dtype)) {
     case DType::kQ8_0:
     case DType::kQ8_1:
@@ -142,7 +142,7 @@ int64_t activation_row_bytes(DType weight_dtype, int64_t n_in) {
 
 void quantize_activation_row(DType weight_dtype, const float* x, int64_t n_in, void* out) {
   auto* bytes = static_cast<uint8_t*>(out);
-  if (weight_dtype == DType::kQ5_0) return reference_quantize_activation_row(weight_dtype, x, n_in, out);
+  if (uses_reference_activations(weight_dtype)) return reference_quantize_activation_row(weight_dtype, x, n_in, out);
   switch (activation_dtype(weight_dtype)) {
     case DType::kQ8_0:
       return quantize_q8_32(x, n_in, bytes, weight_dtype == DType::kQ4_0 ? RowKind::kForQ4_0 : RowKind::kForQ8_0);

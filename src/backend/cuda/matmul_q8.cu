@@ -133,6 +133,24 @@ struct Q8Dot<DType::kQ5_0> {
 };
 
 template <>
+struct Q8Dot<DType::kMXFP4> {
+  static constexpr int kBlockBytes = 17, kBlockElements = 32;
+  static __device__ __forceinline__ float dot(const uint8_t* w, const Q8Activations& a, int64_t block) {
+    constexpr int8_t kValues[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+    const int8_t* x = a.q + block * 32;
+    int isum = 0;
+#pragma unroll
+    for (int j = 0; j < 16; ++j) {
+      const int b = w[1 + j];
+      isum += kValues[b & 0xF] * x[j] + kValues[b >> 4] * x[j + 16];
+    }
+    const uint32_t e = w[0];
+    const float half_scale = __uint_as_float(e < 2 ? 0x00200000u << e : (e - 1) << 23);
+    return (half_scale * a.d[block]) * float(isum);
+  }
+};
+
+template <>
 struct Q8Dot<DType::kQ8_0> {
   static constexpr int kBlockBytes = 34, kBlockElements = 32;
   static __device__ __forceinline__ float dot(const uint8_t* w, const Q8Activations& a, int64_t block) {
@@ -278,7 +296,7 @@ void launch_matvec_q8(const void* weight, int64_t n_out, int64_t n_in, const Q8A
 
 bool uses_q8_activations(DType weight) {
   return weight == DType::kQ4_0 || weight == DType::kQ4_1 || weight == DType::kQ5_0 || weight == DType::kQ8_0 ||
-         weight == DType::kQ4_K || weight == DType::kQ6_K;
+         weight == DType::kQ4_K || weight == DType::kQ6_K || weight == DType::kMXFP4;
 }
 
 size_t q8_activation_bytes(int64_t n_rows, int64_t n_in) {
@@ -323,6 +341,7 @@ void matvec_q8(DType weight_dtype, const void* weight, int64_t n_out, int64_t n_
     case DType::kQ4_0: return launch_matvec_q8<DType::kQ4_0>(weight, n_out, n_in, a, n_rows, y, stream);
     case DType::kQ4_1: return launch_matvec_q8<DType::kQ4_1>(weight, n_out, n_in, a, n_rows, y, stream);
     case DType::kQ5_0: return launch_matvec_q8<DType::kQ5_0>(weight, n_out, n_in, a, n_rows, y, stream);
+    case DType::kMXFP4: return launch_matvec_q8<DType::kMXFP4>(weight, n_out, n_in, a, n_rows, y, stream);
     case DType::kQ8_0: return launch_matvec_q8<DType::kQ8_0>(weight, n_out, n_in, a, n_rows, y, stream);
     case DType::kQ4_K: return launch_matvec_q8<DType::kQ4_K>(weight, n_out, n_in, a, n_rows, y, stream);
     case DType::kQ6_K: return launch_matvec_q8<DType::kQ6_K>(weight, n_out, n_in, a, n_rows, y, stream);

@@ -1,0 +1,89 @@
+// Q5_0 and MXFP4 weights against Q8_0 activations (reference block layout), one output at a
+// time. note: each block's integer dot product is exact and is summed as the scalar
+// reference does, so the results equal dot_q5_0_q8_0 / dot_mxfp4_q8_0 bit for bit (and
+// never depend on how the work is split).
+#include <cstring>
+
+#include "backend/cpu/matmul_avx2.h"
+#include "backend/cpu/matmul_internal.h"
+#include "tensor/fp16.h"
+
+namespace so::cpu::detail::avx2 {
+namespace {
+
+// A block's 16 bytes of nibbles as 32 bytes in element order (low nibbles, then high).
+inline __m256i nibbles_in_order(const uint8_t* qs) {
+  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(0x0F));
+}
+
+struct Q5_0Block {
+  using Block = BlockQ5_0;
+  // The block's 32 values q - 16 as int8.
+  static __m256i values(const Block& block) {
+    uint32_t qh;
+    std::memcpy(&qh, block.qh, sizeof(qh));
+    // Byte i takes byte i / 8 of qh and keeps bit i % 8: set where element i has its fifth bit.
+    const __m256i byte_of_bit = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2,
+                                                 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201);
+    const __m256i spread = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(int(qh)), byte_of_bit), bit);
+    const __m256i has_bit = _mm256_cmpeq_epi8(spread, bit);
+    // q - 16 = nibble - 16 without the bit (nibble | 0xF0 as int8), nibble with it.
+    return _mm256_or_si256(nibbles_in_order(block.qs), _mm256_andnot_si256(has_bit, _mm256_set1_epi8(int8_t(0xF0))));
+  }
+  static float scale(const Block& block) { return fp16_to_fp32(block.d); }
+};
+
+struct Mxfp4Block {
+  using Block = BlockMXFP4;
+  static __m256i values(const Block& block) {
+    const __m128i table = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kMxfp4Values));
+    return _mm256_shuffle_epi8(_mm256_set_m128i(table, table), nibbles_in_order(block.qs));
+  }
+  static float scale(const Block& block) { return mxfp4_half_scale(block.e); }
+};
+
+template <typename Format>
+inline int block_dot(const typename Format::Block& w, const BlockQ8_0& x) {
+  const __m256i q = Format::values(w);
+  const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs));
+  // maddubs takes unsigned x signed: move q's sign onto a.
+  const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(a, q));
+  const __m256i quads = _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+  __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(quads), _mm256_extracti128_si256(quads, 1));
+  sum = _mm_add_epi32(sum, _mm_unpackhi_epi64(sum, sum));
+  sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 1));
+  return _mm_cvtsi128_si32(sum);
+}
+
+template <typename Format>
+void compute_rowwise(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end) {
+  using Block = typename Format::Block;
+  const TensorView& weight = *args.weight;
+  const int64_t n_out = weight.shape[0], n_blocks = weight.shape[1] / 32;
+  const int64_t row_bytes = weight.row_bytes();
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const auto* x = reinterpret_cast<const BlockQ8_0*>(args.activations + r * args.activation_stride);
+    for (int64_t c = col_begin; c < col_end; ++c) {
+      const auto* w = reinterpret_cast<const Block*>(static_cast<const uint8_t*>(weight.data) + c * row_bytes);
+      float sum = 0.0f;
+      for (int64_t b = 0; b < n_blocks; ++b) {
+        sum += (Format::scale(w[b]) * fp16_to_fp32(x[b].d)) * static_cast<float>(block_dot<Format>(w[b], x[b]));
+      }
+      args.y[r * n_out + c] = sum;
+    }
+  }
+}
+
+}  // namespace
+
+void compute_q5_0(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end) {
+  compute_rowwise<Q5_0Block>(args, row_begin, row_end, col_begin, col_end);
+}
+
+void compute_mxfp4(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end) {
+  compute_rowwise<Mxfp4Block>(args, row_begin, row_end, col_begin, col_end);
+}
+
+}  // namespace so::cpu::detail::avx2
