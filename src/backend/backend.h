@@ -61,6 +61,12 @@ struct MoeWeights {
   std::span<const TensorView> down;     // n_experts x (dim, ffn_dim)
   int n_experts_used = 2;
   bool normalize_weights = true;        // renormalize the top-k probabilities to sum 1
+  // gpt-oss: biases (null elsewhere) and its clamped SwiGLU.
+  const float* router_bias = nullptr;   // (n_experts)
+  const float* gate_bias = nullptr;     // (n_experts, ffn_dim)
+  const float* up_bias = nullptr;       // (n_experts, ffn_dim)
+  const float* down_bias = nullptr;     // (n_experts, dim)
+  bool clamped_swiglu = false;
 };
 
 class Backend {

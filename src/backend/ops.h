@@ -65,6 +65,9 @@ struct AttentionParams {
   int head_dim = 0;
   float scale = 0.0f;  // usually 1/sqrt(head_dim)
   int window = 0;      // > 0: a token at p sees positions (p - window, p] only (sliding layers)
+  // (n_heads) logits that join each head's softmax without a value (gpt-oss), or null. In
+  // memory the backend's attention reads: device memory for a device backend.
+  const float* sinks = nullptr;
 };
 
 }  // namespace so

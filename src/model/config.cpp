@@ -12,6 +12,7 @@ std::string_view architecture_name(Architecture arch) {
     case Architecture::kQwen3: return "qwen3";
     case Architecture::kQwen3Moe: return "qwen3moe";
     case Architecture::kGemma3: return "gemma3";
+    case Architecture::kGptOss: return "gpt-oss";
   }
   return "?";
 }
@@ -104,6 +105,24 @@ Status gemma3_from_gguf(const Metadata& m, const std::string& p, ModelConfig& c)
   return Status::Ok();
 }
 
+// gpt-oss as llama.cpp runs it: biases on q/k/v/o, the router and the experts, a sink logit
+// per head, `period`-layer groups whose first period - 1 layers slide (same rope as global).
+Status gpt_oss_layers(int64_t window, int64_t period, ModelConfig& c) {
+  if (window <= 0 || window > (int64_t(1) << 24) || period <= 0 || period > c.n_layers + 1) {
+    return format_error("gpt-oss sliding window ", window, " / pattern ", period,
+                        " is not valid; expected a positive window and period");
+  }
+  c.qkv_bias = true;
+  c.out_bias = true;
+  c.attention_sinks = true;
+  c.moe_biases = true;
+  c.activation = FfnActivation::kSwigluOai;
+  c.sliding_window = int(window);
+  c.sliding_rope_base = 0.0f;
+  for (int layer = 0; layer < c.n_layers; ++layer) c.sliding_layers.push_back(layer % period < period - 1);
+  return Status::Ok();
+}
+
 // A factor the file gives for a scaling that needs one: present, positive and finite.
 Status check_scaling_factor(const Metadata& m, const std::string& key, const std::string& scaling) {
   if (!m.contains(key)) return Status::Ok();
@@ -131,9 +150,11 @@ Result<ModelConfig> from_gguf(const ModelFile& file) {
     c.qk_norm = true;
   } else if (arch_name == "gemma3") {
     c.arch = Architecture::kGemma3;
+  } else if (arch_name == "gpt-oss") {
+    c.arch = Architecture::kGptOss;
   } else {
     return unsupported("architecture '", arch_name, "' is not supported; supported: llama (Llama, Mistral, SmolLM2, ",
-                       "TinyLlama, Mixtral), qwen2, qwen3, qwen3moe and gemma3");
+                       "TinyLlama, Mixtral), qwen2, qwen3, qwen3moe, gemma3 and gpt-oss");
   }
   SO_ASSIGN_OR_RETURN(c.name, m.get_string_or("general.name", arch_name));
   SO_ASSIGN_OR_RETURN(int64_t n_layers, m.get_int(p + "block_count"));
@@ -172,6 +193,11 @@ Result<ModelConfig> from_gguf(const ModelFile& file) {
   c.rope.style = c.arch == Architecture::kLlama || c.arch == Architecture::kMixtral ? RopeStyle::kNormal
                                                                                    : RopeStyle::kNeox;
   if (c.arch == Architecture::kGemma3) SO_TRY(gemma3_from_gguf(m, p, c));
+  if (c.arch == Architecture::kGptOss) {
+    SO_ASSIGN_OR_RETURN(int64_t window, m.get_int(p + "attention.sliding_window"));
+    SO_ASSIGN_OR_RETURN(int64_t period, m.get_int_or(p + "attention.sliding_window_pattern", 2));
+    SO_TRY(gpt_oss_layers(window, period, c));
+  }
   c.n_experts = int(n_experts);
   if (c.is_moe()) {
     SO_ASSIGN_OR_RETURN(int64_t used, m.get_int(p + "expert_used_count"));
@@ -295,9 +321,11 @@ Result<ModelConfig> from_hf_config(const ModelFile& file) {
     c.qk_norm = true;
   } else if (model_type == "gemma3_text") {
     c.arch = Architecture::kGemma3;
+  } else if (model_type == "gpt_oss") {
+    c.arch = Architecture::kGptOss;
   } else {
     return unsupported("config.json model_type '", model_type, "' is not supported; supported: llama, mistral, ",
-                       "qwen2, mixtral, qwen3, qwen3_moe and gemma3_text",
+                       "qwen2, mixtral, qwen3, qwen3_moe, gemma3_text and gpt_oss",
                        model_type == "gemma3" ? " (for Gemma 3 with vision, use its text model's config)" : "");
   }
   c.name = model_type;
@@ -345,6 +373,13 @@ Result<ModelConfig> from_hf_config(const ModelFile& file) {
     SO_TRY(qwen3_moe_from_hf(m, c));
   } else if (c.arch == Architecture::kGemma3) {
     SO_TRY(gemma3_from_hf(m, c));
+  } else if (c.arch == Architecture::kGptOss) {
+    SO_ASSIGN_OR_RETURN(int64_t n_experts, m.get_int("num_local_experts"));
+    SO_ASSIGN_OR_RETURN(int64_t used, m.get_int("num_experts_per_tok"));
+    SO_ASSIGN_OR_RETURN(int64_t window, m.get_int("sliding_window"));
+    c.n_experts = int(n_experts);
+    c.n_experts_used = int(used);
+    SO_TRY(gpt_oss_layers(window, 2, c));
   }
   // rope_scaling: {"type"|"rope_type": linear|yarn|llama3|default, factor, ...}
   std::string scaling = "none";

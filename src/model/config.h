@@ -19,12 +19,17 @@ enum class Architecture {
   kQwen3,    // qwen2 without biases, RMSNorm on each head of q and k
   kQwen3Moe, // qwen3 attention + top-k MoE FFN (no shared expert)
   kGemma3,   // qk-norm, sandwich norms, GELU FFN, scaled embeddings, sliding-window layers
+  kGptOss,   // biases everywhere, attention sinks, alternate sliding layers, clamped-SwiGLU MoE
 };
 std::string_view architecture_name(Architecture arch);
 
 enum class RopeScaling { kNone, kLinear, kYarn, kLlama3 };
 
-enum class FfnActivation { kSilu, kGeluTanh };
+enum class FfnActivation {
+  kSilu,      // silu(gate) * up
+  kGeluTanh,  // gelu(gate) * up, tanh form (Gemma)
+  kSwigluOai, // gpt-oss: g = min(gate, 7); g * sigmoid(1.702 g) * (clamp(up, -7, 7) + 1)
+};
 
 struct RopeConfig {
   RopeStyle style = RopeStyle::kNormal;
@@ -55,6 +60,9 @@ struct ModelConfig {
   RopeConfig rope;
   bool tied_embeddings = false;  // output projection = token embedding
   bool qkv_bias = false;
+  bool out_bias = false;         // attention output projection has a bias (gpt-oss)
+  bool attention_sinks = false;  // a learned logit per head joins each softmax (gpt-oss)
+  bool moe_biases = false;       // router and experts have biases (gpt-oss)
   int n_experts = 0;       // 0: dense FFN
   int n_experts_used = 0;
   bool moe_normalize = true;     // top-k probabilities renormalized to sum 1
@@ -66,7 +74,7 @@ struct ModelConfig {
   float attention_scale = 0.0f;  // 0: 1/sqrt(head_dim)
   int sliding_window = 0;        // keys a sliding layer's token sees, itself included
   std::vector<bool> sliding_layers;  // per layer (empty: none slide)
-  float sliding_rope_base = 10000.0f;  // sliding layers' rope base (no scaling there)
+  float sliding_rope_base = 10000.0f;  // sliding layers' rope base (no scaling there); 0: the global rope
 
   int q_dim() const { return n_heads * head_dim; }
   int kv_dim() const { return n_kv_heads * head_dim; }

@@ -61,11 +61,14 @@ ModelRunner::ModelRunner(const Model& model, Backend& backend, int n_layers)
   const ModelConfig& c = model.config;
   SO_CHECK(n_layers_ >= 1 && n_layers_ <= c.n_layers, "a runner needs 1 to ", c.n_layers, " layers, not ", n_layers_);
   rope_ = rope_params_for(c, model.weights);
-  sliding_rope_ = RopeParams{};
-  sliding_rope_.style = c.rope.style;
-  sliding_rope_.n_rot = c.rope.n_rot;
-  sliding_rope_.theta_base = c.sliding_rope_base;
-  sliding_rope_.n_ctx_orig = c.rope.n_ctx_orig;
+  sliding_rope_ = rope_;
+  if (c.sliding_rope_base > 0.0f) {  // Gemma: its own base, unscaled
+    sliding_rope_ = RopeParams{};
+    sliding_rope_.style = c.rope.style;
+    sliding_rope_.n_rot = c.rope.n_rot;
+    sliding_rope_.theta_base = c.sliding_rope_base;
+    sliding_rope_.n_ctx_orig = c.rope.n_ctx_orig;
+  }
   attention_params_.n_heads = c.n_heads;
   attention_params_.n_kv_heads = c.n_kv_heads;
   attention_params_.head_dim = c.head_dim;
@@ -218,7 +221,9 @@ void ModelRunner::attention_block(int layer, const LayerWeights& w, int64_t star
   }
   const bool slides = c.layer_slides(layer);
   const RopeParams& rope = slides ? sliding_rope_ : rope_;
-  const AttentionParams& params = slides ? sliding_attention_params_ : attention_params_;
+  AttentionParams params = slides ? sliding_attention_params_ : attention_params_;
+  // note: host threads read the sinks from the model's own (host) copy of the layer.
+  params.sinks = host_attention_ != nullptr ? model_.weights.layers[layer].attn_sinks : w.attn_sinks;
   backend_.rope(q, positions, c.n_heads, c.head_dim, rope);
   backend_.rope(k, positions, c.n_kv_heads, c.head_dim, rope);
   if (host_attention_ != nullptr) {
@@ -235,11 +240,17 @@ void ModelRunner::output_block(const LayerWeights& w, float* x, const float* att
   float* h = buffer(kNormed);
   float* proj = buffer(kProjected);
   backend_.matmul(w.wo, attn, count, proj);
+  if (w.bo) backend_.add_bias(proj, w.bo, count, c.dim);
   if (w.post_attn_norm) backend_.rmsnorm(proj, w.post_attn_norm, c.rms_eps, count, c.dim, proj);
   backend_.add(x, proj, x, count * c.dim);
   backend_.rmsnorm(x, w.ffn_norm, c.rms_eps, count, c.dim, h);
   if (c.is_moe()) {
     MoeWeights moe{w.router, w.expert_gate, w.expert_up, w.expert_down, c.n_experts_used, c.moe_normalize};
+    moe.router_bias = w.router_bias;
+    moe.gate_bias = w.expert_gate_bias;
+    moe.up_bias = w.expert_up_bias;
+    moe.down_bias = w.expert_down_bias;
+    moe.clamped_swiglu = c.activation == FfnActivation::kSwigluOai;
     backend_.moe_ffn(moe, h, count, c.dim, c.ffn_dim, proj);
   } else {
     float* gate = buffer(kGate);

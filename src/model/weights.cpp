@@ -43,6 +43,14 @@ constexpr WeightName kRouter{"blk.{L}.ffn_gate_inp.weight", "model.layers.{L}.bl
 constexpr WeightName kExpertGate{"blk.{L}.ffn_gate_exps.weight", "model.layers.{L}.block_sparse_moe.experts.{E}.w1.weight"};
 constexpr WeightName kExpertDown{"blk.{L}.ffn_down_exps.weight", "model.layers.{L}.block_sparse_moe.experts.{E}.w2.weight"};
 constexpr WeightName kExpertUp{"blk.{L}.ffn_up_exps.weight", "model.layers.{L}.block_sparse_moe.experts.{E}.w3.weight"};
+// gpt-oss (GGUF only: its checkpoints keep experts as MXFP4 blocks with gate and up interleaved).
+constexpr WeightName kAttnOutputBias{"blk.{L}.attn_output.bias", nullptr};
+constexpr WeightName kAttnSinks{"blk.{L}.attn_sinks.weight", nullptr};
+constexpr WeightName kGptOssFfnNorm{"blk.{L}.post_attention_norm.weight", nullptr};
+constexpr WeightName kRouterBias{"blk.{L}.ffn_gate_inp.bias", nullptr};
+constexpr WeightName kExpertGateBias{"blk.{L}.ffn_gate_exps.bias", nullptr};
+constexpr WeightName kExpertUpBias{"blk.{L}.ffn_up_exps.bias", nullptr};
+constexpr WeightName kExpertDownBias{"blk.{L}.ffn_down_exps.bias", nullptr};
 // Qwen3-MoE's HF names (GGUF's are Mixtral's).
 constexpr WeightName kQwenRouter{"blk.{L}.ffn_gate_inp.weight", "model.layers.{L}.mlp.gate.weight"};
 constexpr WeightName kQwenExpertGate{"blk.{L}.ffn_gate_exps.weight", "model.layers.{L}.mlp.experts.{E}.gate_proj.weight"};
@@ -90,16 +98,19 @@ class WeightMapper {
     return info->view();
   }
 
-  // A norm or bias vector as f32. hf_shift: added to HF values (Gemma stores norms as w for
-  // a scale of 1 + w; its GGUF converter stores 1 + w).
-  Result<const float*> vector(const WeightName& name, int64_t length, int layer = 0, float hf_shift = 0.0f) {
+  // A norm or bias vector (or a table of them: shape (rows, length)) as f32. hf_shift: added
+  // to HF values (Gemma stores norms as w for a scale of 1 + w; its GGUF converter stores 1 + w).
+  Result<const float*> vector(const WeightName& name, int64_t length, int layer = 0, float hf_shift = 0.0f,
+                              int64_t rows = 0) {
+    const Shape shape = rows > 0 ? Shape{rows, length} : Shape{length};
+    if (rows > 0) length *= rows;
     if (record_) {
-      record_->push_back({name_of(name, layer), Shape{length}});
+      record_->push_back({name_of(name, layer), shape});
       return nullptr;
     }
     const TensorInfo* info = find(name, layer);
     if (!info) return missing(name_of(name, layer));
-    SO_TRY(check_shape(*info, Shape{length}));
+    SO_TRY(check_shape(*info, shape));
     const float shift = gguf_ ? 0.0f : hf_shift;
     if (info->dtype == DType::kF32 && shift == 0.0f) return reinterpret_cast<const float*>(info->data);
     if (info->dtype != DType::kF32 && info->dtype != DType::kF16 && info->dtype != DType::kBF16) {
@@ -116,7 +127,11 @@ class WeightMapper {
   // Splits a merged GGUF expert tensor (n_experts, rows, cols) or collects HF per-expert ones.
   Result<std::vector<TensorView>> experts(const WeightName& name, int layer, int n_experts, Shape expert_shape) const {
     std::vector<TensorView> views;
-    if (gguf_ && !record_) {
+    if (gguf_ && record_) {
+      record_->push_back({name_of(name, layer), Shape{n_experts, expert_shape[0], expert_shape[1]}});
+      return std::vector<TensorView>(size_t(n_experts));
+    }
+    if (gguf_) {
       const TensorInfo* info = find(name, layer);
       if (!info) {
         return missing(name_of(name, layer), "older GGUF files store experts as separate tensors; re-convert "
@@ -167,6 +182,12 @@ Status map_layer(WeightMapper& mapper, const ModelConfig& c, int layer, LayerWei
     SO_ASSIGN_OR_RETURN(w.bk, mapper.vector(kAttnKBias, c.kv_dim(), layer));
     SO_ASSIGN_OR_RETURN(w.bv, mapper.vector(kAttnVBias, c.kv_dim(), layer));
   }
+  if (c.out_bias) {
+    SO_ASSIGN_OR_RETURN(w.bo, mapper.vector(kAttnOutputBias, c.dim, layer));
+  }
+  if (c.attention_sinks) {
+    SO_ASSIGN_OR_RETURN(w.attn_sinks, mapper.vector(kAttnSinks, c.n_heads, layer));
+  }
   if (c.qk_norm) {
     SO_ASSIGN_OR_RETURN(w.q_norm, mapper.vector(kQNorm, c.head_dim, layer, norm_shift));
     SO_ASSIGN_OR_RETURN(w.k_norm, mapper.vector(kKNorm, c.head_dim, layer, norm_shift));
@@ -175,7 +196,8 @@ Status map_layer(WeightMapper& mapper, const ModelConfig& c, int layer, LayerWei
     SO_ASSIGN_OR_RETURN(w.post_attn_norm, mapper.vector(kGemmaPostAttnNorm, c.dim, layer, norm_shift));
     SO_ASSIGN_OR_RETURN(w.post_ffn_norm, mapper.vector(kGemmaPostFfnNorm, c.dim, layer, norm_shift));
   }
-  SO_ASSIGN_OR_RETURN(w.ffn_norm, mapper.vector(gemma ? kGemmaFfnNorm : kFfnNorm, c.dim, layer, norm_shift));
+  const WeightName& ffn_norm = gemma ? kGemmaFfnNorm : c.arch == Architecture::kGptOss ? kGptOssFfnNorm : kFfnNorm;
+  SO_ASSIGN_OR_RETURN(w.ffn_norm, mapper.vector(ffn_norm, c.dim, layer, norm_shift));
   if (c.is_moe()) {
     const bool qwen = c.arch == Architecture::kQwen3Moe;
     SO_ASSIGN_OR_RETURN(w.router, mapper.matrix(qwen ? kQwenRouter : kRouter, Shape{c.n_experts, c.dim}, layer));
@@ -185,6 +207,12 @@ Status map_layer(WeightMapper& mapper, const ModelConfig& c, int layer, LayerWei
                                                     Shape{c.ffn_dim, c.dim}));
     SO_ASSIGN_OR_RETURN(w.expert_down, mapper.experts(qwen ? kQwenExpertDown : kExpertDown, layer, c.n_experts,
                                                       Shape{c.dim, c.ffn_dim}));
+    if (c.moe_biases) {
+      SO_ASSIGN_OR_RETURN(w.router_bias, mapper.vector(kRouterBias, c.n_experts, layer));
+      SO_ASSIGN_OR_RETURN(w.expert_gate_bias, mapper.vector(kExpertGateBias, c.ffn_dim, layer, 0.0f, c.n_experts));
+      SO_ASSIGN_OR_RETURN(w.expert_up_bias, mapper.vector(kExpertUpBias, c.ffn_dim, layer, 0.0f, c.n_experts));
+      SO_ASSIGN_OR_RETURN(w.expert_down_bias, mapper.vector(kExpertDownBias, c.dim, layer, 0.0f, c.n_experts));
+    }
   } else {
     SO_ASSIGN_OR_RETURN(w.w_gate, mapper.matrix(kFfnGate, Shape{c.ffn_dim, c.dim}, layer));
     SO_ASSIGN_OR_RETURN(w.w_up, mapper.matrix(kFfnUp, Shape{c.ffn_dim, c.dim}, layer));
@@ -250,15 +278,20 @@ Status map_weights(WeightMapper& mapper, const ModelFile& file, const ModelConfi
 }  // namespace
 
 Result<ModelWeights> map_model_weights(const ModelFile& file, const ModelConfig& config) {
+  if (config.arch == Architecture::kGptOss && file.format != ModelFormat::kGguf) {
+    return unsupported("gpt-oss checkpoints keep their experts as MXFP4 blocks with gate and up interleaved, which ",
+                       "this engine reads from GGUF only; convert '", file.path, "' with llama.cpp's ",
+                       "convert_hf_to_gguf.py");
+  }
   ModelWeights weights;
   WeightMapper mapper(file, weights);
   SO_TRY(map_weights(mapper, file, config, weights));
   return weights;
 }
 
-std::vector<ExpectedTensor> expected_hf_tensors(const ModelConfig& config) {
+std::vector<ExpectedTensor> expected_tensors(const ModelConfig& config, ModelFormat format) {
   ModelFile none;
-  none.format = ModelFormat::kSafetensors;
+  none.format = format;
   ModelWeights weights;
   std::vector<ExpectedTensor> tensors;
   WeightMapper mapper(none, weights, &tensors);

@@ -28,6 +28,8 @@ struct LayerWeights {
   const float* post_attn_norm = nullptr;  // (dim), sandwich norms
   const float* ffn_norm = nullptr;   // (dim)
   const float* post_ffn_norm = nullptr;   // (dim), sandwich norms
+  const float* bo = nullptr;         // (dim), attention output bias (gpt-oss)
+  const float* attn_sinks = nullptr; // (n_heads), a logit per head in every softmax (gpt-oss)
   // dense FFN
   TensorView w_gate;                 // (ffn_dim, dim)
   TensorView w_up;                   // (ffn_dim, dim)
@@ -37,6 +39,10 @@ struct LayerWeights {
   std::vector<TensorView> expert_gate;  // n_experts x (ffn_dim, dim)
   std::vector<TensorView> expert_up;    // n_experts x (ffn_dim, dim)
   std::vector<TensorView> expert_down;  // n_experts x (dim, ffn_dim)
+  const float* router_bias = nullptr;   // (n_experts), gpt-oss
+  const float* expert_gate_bias = nullptr;  // (n_experts, ffn_dim)
+  const float* expert_up_bias = nullptr;    // (n_experts, ffn_dim)
+  const float* expert_down_bias = nullptr;  // (n_experts, dim)
 
   // Bytes of this layer's tensors in their file dtypes (what streaming a layer moves).
   int64_t bytes() const;
@@ -56,12 +62,12 @@ struct ModelWeights {
 // Finds, checks (names, shapes, dtypes) and maps every weight the config calls for.
 Result<ModelWeights> map_model_weights(const ModelFile& file, const ModelConfig& config);
 
-// The tensors map_model_weights looks for in a Hugging Face checkpoint of this config (what
+// The tensors map_model_weights looks for in a file of this config and format (what
 // --load-format dummy makes): one source of names and shapes for both.
 struct ExpectedTensor {
   std::string name;
   Shape shape;
 };
-std::vector<ExpectedTensor> expected_hf_tensors(const ModelConfig& config);
+std::vector<ExpectedTensor> expected_tensors(const ModelConfig& config, ModelFormat format);
 
 }  // namespace so

@@ -33,6 +33,12 @@ void visit_tensors(Layer& layer, const ModelConfig& c, Fn&& fn) {
   vector(layer.post_attn_norm, c.dim);
   vector(layer.ffn_norm, c.dim);
   vector(layer.post_ffn_norm, c.dim);
+  vector(layer.bo, c.dim);
+  vector(layer.attn_sinks, c.n_heads);
+  vector(layer.router_bias, c.n_experts);
+  vector(layer.expert_gate_bias, int64_t(c.n_experts) * c.ffn_dim);
+  vector(layer.expert_up_bias, int64_t(c.n_experts) * c.ffn_dim);
+  vector(layer.expert_down_bias, int64_t(c.n_experts) * c.dim);
   matrix(layer.w_gate);
   matrix(layer.w_up);
   matrix(layer.w_down);

@@ -39,8 +39,8 @@ import safetensors
 
 Q = gguf.GGMLQuantizationType
 
-ARCHS = ("llama", "qwen2", "mixtral", "qwen3", "qwen3moe", "gemma3")
-MOE_ARCHS = ("mixtral", "qwen3moe")
+ARCHS = ("llama", "qwen2", "mixtral", "qwen3", "qwen3moe", "gemma3", "gptoss")
+MOE_ARCHS = ("mixtral", "qwen3moe", "gptoss")
 QK_NORM_ARCHS = ("qwen3", "qwen3moe", "gemma3")
 DTYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q6_K", "Q5_0", "MXFP4")
 FLOAT_DTYPES = ("F32", "F16", "BF16")  # the dtypes with a safetensors twin
@@ -60,7 +60,8 @@ class ModelSpec:
     """Everything that determines one generated model. Equal specs give byte-identical files."""
 
     # "llama" (SmolLM2/Llama/Mistral layout), "qwen2" (plus Q/K/V biases), "mixtral" (llama + MoE), "qwen3"
-    # (per-head q/k norms), "qwen3moe" (qwen3 + MoE), "gemma3" (sandwich norms, GELU, sliding layers)
+    # (per-head q/k norms), "qwen3moe" (qwen3 + MoE), "gemma3" (sandwich norms, GELU, sliding layers), "gptoss"
+    # (gpt-oss: biases, attention sinks, alternate sliding layers, clamped-SwiGLU MoE; GGUF only)
     arch: str
     dtype: str  # weight dtype of matmul weights and token_embd, one of DTYPES
     tied: bool = True  # True: no separate output matrix, logits use token_embd
@@ -98,7 +99,7 @@ class ModelSpec:
     @property
     def gguf_arch(self) -> str:
         """Mixtral is GGUF architecture "llama" with expert counts in the metadata."""
-        return "llama" if self.arch == "mixtral" else self.arch
+        return {"mixtral": "llama", "gptoss": "gpt-oss"}.get(self.arch, self.arch)
 
     @property
     def interleaved_rope(self) -> bool:
@@ -106,8 +107,9 @@ class ModelSpec:
         return self.arch in ("llama", "mixtral")
 
     def sliding_layers(self) -> list[bool]:
-        """Gemma 3's layer pattern as llama.cpp hard-codes it: every sixth layer is global."""
-        return [self.sliding_window > 0 and i % 6 < 5 for i in range(self.n_layers)]
+        """The layer patterns as llama.cpp has them: Gemma 3's every sixth layer is global, gpt-oss's every second."""
+        period = 2 if self.arch == "gptoss" else 6
+        return [self.sliding_window > 0 and i % period < period - 1 for i in range(self.n_layers)]
 
     @property
     def name(self) -> str:
@@ -129,7 +131,8 @@ class ModelSpec:
 
     @property
     def has_hf_twin(self) -> bool:
-        return self.dtype in FLOAT_DTYPES
+        # note: gpt-oss checkpoints keep experts as MXFP4 blocks with gate/up interleaved; the engine reads GGUF only.
+        return self.dtype in FLOAT_DTYPES and self.arch != "gptoss"
 
 
 def make_spec(arch: str, dtype: str, tied: bool | None = None, seed: int = 0) -> ModelSpec:
@@ -150,16 +153,25 @@ def make_spec(arch: str, dtype: str, tied: bool | None = None, seed: int = 0) ->
         # one KV head (as Gemma 3 270M) and a narrow FFN keep six layers under 10 MB in F32
         return ModelSpec("gemma3", dtype, tied=True if tied is None else tied, seed=seed, n_layers=6, n_kv_heads=1,
                          ffn_dim=256, rope_theta=1000000.0, rms_eps=1e-6, sliding_window=6)
+    if arch == "gptoss":  # two layers: one sliding (window 6), one global
+        return ModelSpec("gptoss", dtype, tied=False if tied is None else tied, seed=seed, ffn_dim=256, n_experts=4,
+                         n_experts_used=2, rope_theta=150000.0, rms_eps=1e-5, vocab_size=512, sliding_window=6)
     # note: ffn_dim 256 keeps the MoE model (4 experts x 3 matrices x 2 layers) under 10 MB in F32.
     return ModelSpec("mixtral", dtype, tied=False if tied is None else tied, seed=seed, ffn_dim=256,
                      n_experts=4, n_experts_used=2, rope_theta=1000000.0, vocab_size=512)
 
 
 def parity_specs(dtypes=DTYPES) -> list[ModelSpec]:
-    """The architecture variants every parity test covers, for each dtype: llama tied and untied, qwen2, mixtral."""
+    """The architecture variants every parity test covers, for each dtype: llama tied and untied, qwen2, mixtral,
+    qwen3, qwen3moe, gemma3, gpt-oss."""
     variants = [("llama", True), ("llama", False), ("qwen2", None), ("mixtral", None), ("qwen3", None),
-                ("qwen3moe", None), ("gemma3", None)]
+                ("qwen3moe", None), ("gemma3", None), ("gptoss", None)]
     return [make_spec(arch, dtype, tied) for dtype in dtypes for arch, tied in variants]
+
+
+def twin_specs() -> list[ModelSpec]:
+    """The parity specs that have a Hugging Face twin."""
+    return [spec for spec in parity_specs(FLOAT_DTYPES) if spec.has_hf_twin]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -397,10 +409,13 @@ def build_hf_tensors(spec: ModelSpec) -> dict[str, StoredTensor]:
         t[p + "self_attn.k_proj.weight"] = _store(rng, (kv_dim, dim), 1.5 * in_std, spec.dtype)
         t[p + "self_attn.v_proj.weight"] = _store(rng, (kv_dim, dim), in_std, spec.dtype)
         t[p + "self_attn.o_proj.weight"] = _store(rng, (dim, q_dim), 1.5 * q_dim ** -0.5, spec.dtype)
-        if spec.arch == "qwen2":
+        if spec.arch in ("qwen2", "gptoss"):
             t[p + "self_attn.q_proj.bias"] = _store_small_f32(rng, (spec.n_heads * hd,), 0.0, 0.3)
             t[p + "self_attn.k_proj.bias"] = _store_small_f32(rng, (kv_dim,), 0.0, 0.3)
             t[p + "self_attn.v_proj.bias"] = _store_small_f32(rng, (kv_dim,), 0.0, 0.3)
+        if spec.arch == "gptoss":
+            t[p + "self_attn.o_proj.bias"] = _store_small_f32(rng, (dim,), 0.0, 0.3)
+            t[p + "self_attn.sinks"] = _store_small_f32(rng, (spec.n_heads,), 0.0, 1.0)
         if spec.arch in QK_NORM_ARCHS:
             t[p + "self_attn.q_norm.weight"] = _store_small_f32(rng, (hd,), norm_mean, 0.1)
             t[p + "self_attn.k_norm.weight"] = _store_small_f32(rng, (hd,), norm_mean, 0.1)
@@ -411,7 +426,19 @@ def build_hf_tensors(spec: ModelSpec) -> dict[str, StoredTensor]:
         if gemma:
             t[p + "pre_feedforward_layernorm.weight"] = _store_small_f32(rng, (dim,), norm_mean, 0.1)
             t[p + "post_feedforward_layernorm.weight"] = _store_small_f32(rng, (dim,), post_mean, 0.1)
-        if spec.arch == "qwen3moe":
+        if spec.arch == "gptoss":
+            t[p + "mlp.router.weight"] = _store_small_f32(rng, (spec.n_experts, dim), 0.0, 2 * in_std)
+            t[p + "mlp.router.bias"] = _store_small_f32(rng, (spec.n_experts,), 0.0, 0.5)
+            for e in range(spec.n_experts):
+                ep = f"{p}mlp.experts.{e}."
+                # note: entries of 2/sqrt(dim) put gate and up near the clamp at 7 now and then
+                t[ep + "gate_proj.weight"] = _store(rng, (ffn, dim), 2 * in_std, spec.dtype)
+                t[ep + "up_proj.weight"] = _store(rng, (ffn, dim), 2 * in_std, spec.dtype)
+                t[ep + "down_proj.weight"] = _store(rng, (dim, ffn), 2.0 * ffn_std, spec.dtype)
+            t[p + "mlp.experts.gate_bias"] = _store_small_f32(rng, (spec.n_experts, ffn), 0.0, 0.3)
+            t[p + "mlp.experts.up_bias"] = _store_small_f32(rng, (spec.n_experts, ffn), 0.0, 0.3)
+            t[p + "mlp.experts.down_bias"] = _store_small_f32(rng, (spec.n_experts, dim), 0.0, 0.3)
+        elif spec.arch == "qwen3moe":
             t[p + "mlp.gate.weight"] = _store_small_f32(rng, (spec.n_experts, dim), 0.0, 2 * in_std)
             for e in range(spec.n_experts):
                 ep = f"{p}mlp.experts.{e}."
@@ -471,6 +498,14 @@ _GGUF_LAYER_NAMES = {
     "self_attn.q_norm.weight": "attn_q_norm.weight",
     "self_attn.k_norm.weight": "attn_k_norm.weight",
     "mlp.gate.weight": "ffn_gate_inp.weight",
+    # gpt-oss
+    "self_attn.o_proj.bias": "attn_output.bias",
+    "self_attn.sinks": "attn_sinks.weight",
+    "mlp.router.weight": "ffn_gate_inp.weight",
+    "mlp.router.bias": "ffn_gate_inp.bias",
+    "mlp.experts.gate_bias": "ffn_gate_exps.bias",
+    "mlp.experts.up_bias": "ffn_up_exps.bias",
+    "mlp.experts.down_bias": "ffn_down_exps.bias",
 }
 # Gemma's HF names mean other things: its post_attention_layernorm norms the attention output.
 _GGUF_GEMMA_LAYER_NAMES = {
@@ -510,6 +545,8 @@ def build_gguf_tensors(spec: ModelSpec) -> dict[str, StoredTensor]:
                 heads = spec.n_heads if rest.startswith("self_attn.q") else spec.n_kv_heads
                 data = rope_rows_hf_to_gguf(data, heads)
             names = {**_GGUF_LAYER_NAMES, **(_GGUF_GEMMA_LAYER_NAMES if gemma else {})}
+            if spec.arch == "gptoss":  # its FFN input norm is called post_attention_norm in GGUF
+                names["post_attention_layernorm.weight"] = "post_attention_norm.weight"
             out[f"blk.{layer}.{names[rest]}"] = StoredTensor(data, tensor.qtype)
     for name, parts in experts.items():  # experts were appended in index order
         out[name] = StoredTensor(np.stack([p.data for p in parts]), parts[0].qtype)
@@ -546,7 +583,7 @@ def write_gguf(spec: ModelSpec, path: Path, block_count: int | None = None) -> P
     if spec.n_experts:
         writer.add_expert_count(spec.n_experts)
         writer.add_expert_used_count(spec.n_experts_used)
-        if spec.arch == "qwen3moe":
+        if spec.arch in ("qwen3moe", "gptoss"):
             writer.add_expert_feed_forward_length(spec.ffn_dim)
     writer.add_tokenizer_model("gpt2")
     # note: "gpt-2" rather than "default": llama.cpp then splits text with GPT-2's pre-tokenizer regex, the same

@@ -1,4 +1,4 @@
-"""An independent forward pass in NumPy (float32 math) for llama / qwen2 / mixtral / qwen3 / qwen3moe / gemma3.
+"""An independent forward pass in NumPy (float32 math): llama, qwen2, mixtral, qwen3, qwen3moe, gemma3, gpt-oss.
 
 Why: llama.cpp and the engine could share a misunderstanding of a generated file (a wrong rope layout, a swapped
 gate/up, experts in the wrong order). This pass is written from the models' published definitions, not from
@@ -41,6 +41,7 @@ class Config:
     sliding_window: int = 0
     sliding_layers: tuple[bool, ...] = ()
     sliding_rope_theta: float = 10000.0
+    gpt_oss: bool = False  # attention sinks, biases, clamped SwiGLU experts
 
 
 @dataclasses.dataclass
@@ -62,6 +63,12 @@ class Layer:
     k_norm: np.ndarray | None = None
     post_attn_norm: np.ndarray | None = None  # (dim,) gemma3
     post_ffn_norm: np.ndarray | None = None
+    bo: np.ndarray | None = None  # (dim,) gpt-oss
+    sinks: np.ndarray | None = None  # (n_heads,)
+    router_b: np.ndarray | None = None  # (n_experts,)
+    gate_b: np.ndarray | None = None  # (n_experts, ffn)
+    up_b: np.ndarray | None = None
+    down_b: np.ndarray | None = None  # (n_experts, dim)
 
 
 @dataclasses.dataclass
@@ -82,7 +89,7 @@ def load_gguf(path: Path) -> Weights:
     """Dequantize every tensor of a GGUF file to float32."""
     reader = gguf.GGUFReader(str(path))
     arch = _field(reader, "general.architecture")
-    assert arch in ("llama", "qwen2", "qwen3", "qwen3moe", "gemma3"), f"numpy_forward does not read {arch} GGUF files"
+    assert arch in ("llama", "qwen2", "qwen3", "qwen3moe", "gemma3", "gpt-oss"), f"numpy_forward cannot read {arch}"
     t = {tensor.name: gguf.quants.dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
          for tensor in reader.tensors}
     n_experts = _field(reader, f"{arch}.expert_count", 0)
@@ -90,7 +97,8 @@ def load_gguf(path: Path) -> Weights:
     n_heads = _field(reader, f"{arch}.attention.head_count")
     n_layers = _field(reader, f"{arch}.block_count")
     head_dim = _field(reader, f"{arch}.attention.key_length", dim // n_heads)
-    window = _field(reader, f"{arch}.attention.sliding_window", 0) if arch == "gemma3" else 0
+    window = _field(reader, f"{arch}.attention.sliding_window", 0) if arch in ("gemma3", "gpt-oss") else 0
+    period = 2 if arch == "gpt-oss" else 6
     config = Config(
         arch="mixtral" if n_experts and arch == "llama" else arch,
         n_layers=n_layers,
@@ -106,8 +114,11 @@ def load_gguf(path: Path) -> Weights:
         rope_interleaved=(arch == "llama"),
         gemma=(arch == "gemma3"),
         sliding_window=window,
-        # llama.cpp's Gemma 3: every sixth layer global, sliding layers' rope base 10000.
-        sliding_layers=tuple(window > 0 and i % 6 < 5 for i in range(n_layers)),
+        # llama.cpp's Gemma 3: every sixth layer global, sliding layers' rope base 10000; gpt-oss: every second,
+        # one rope for all.
+        sliding_layers=tuple(window > 0 and i % period < period - 1 for i in range(n_layers)),
+        sliding_rope_theta=_field(reader, f"{arch}.rope.freq_base", 10000.0) if arch == "gpt-oss" else 10000.0,
+        gpt_oss=(arch == "gpt-oss"),
     )
     layers = []
     for i in range(config.n_layers):
@@ -115,12 +126,16 @@ def load_gguf(path: Path) -> Weights:
         moe = n_experts > 0
         layers.append(Layer(
             q_norm=t.get(p + "attn_q_norm.weight"), k_norm=t.get(p + "attn_k_norm.weight"),
-            post_attn_norm=t.get(p + "post_attention_norm.weight"), post_ffn_norm=t.get(p + "post_ffw_norm.weight"),
+            post_attn_norm=None if arch == "gpt-oss" else t.get(p + "post_attention_norm.weight"),
+            post_ffn_norm=t.get(p + "post_ffw_norm.weight"),
+            bo=t.get(p + "attn_output.bias"), sinks=t.get(p + "attn_sinks.weight"), router_b=t.get(p + "ffn_gate_inp.bias"),
+            gate_b=t.get(p + "ffn_gate_exps.bias"), up_b=t.get(p + "ffn_up_exps.bias"),
+            down_b=t.get(p + "ffn_down_exps.bias"),
             attn_norm=t[p + "attn_norm.weight"],
             wq=t[p + "attn_q.weight"], wk=t[p + "attn_k.weight"], wv=t[p + "attn_v.weight"],
             wo=t[p + "attn_output.weight"],
             bq=t.get(p + "attn_q.bias"), bk=t.get(p + "attn_k.bias"), bv=t.get(p + "attn_v.bias"),
-            ffn_norm=t[p + "ffn_norm.weight"],
+            ffn_norm=t[p + ("post_attention_norm.weight" if arch == "gpt-oss" else "ffn_norm.weight")],
             w_gate=t[p + ("ffn_gate_exps.weight" if moe else "ffn_gate.weight")],
             w_up=t[p + ("ffn_up_exps.weight" if moe else "ffn_up.weight")],
             w_down=t[p + ("ffn_down_exps.weight" if moe else "ffn_down.weight")],
@@ -222,6 +237,13 @@ def _activation(c: Config, x: np.ndarray) -> np.ndarray:
     return gelu_tanh(x) if c.gemma else silu(x)
 
 
+def swiglu_clamped(gate: np.ndarray, up: np.ndarray) -> np.ndarray:
+    """gpt-oss: gate clamped above at 7, up to [-7, 7]; gate * sigmoid(1.702 gate) * (up + 1)."""
+    g = np.minimum(gate, np.float32(7.0))
+    u = np.clip(up, np.float32(-7.0), np.float32(7.0))
+    return g / (np.float32(1.0) + np.exp(np.float32(-1.702) * g)) * (u + np.float32(1.0))
+
+
 class KVCache:
     """Per-layer keys and values of one sequence: lists of (n_tokens, n_kv_heads, head_dim) arrays.
     Arrays are never modified in place, so `copy()` (new lists, shared arrays) is a cheap branch point."""
@@ -271,10 +293,16 @@ def _attention(layer: Layer, c: Config, x: np.ndarray, positions: np.ndarray, ca
     if slides:  # a sliding layer's token sees the last `sliding_window` positions, itself included
         visible &= kv_pos[None, None, :] > positions[None, :, None] - c.sliding_window
     scores = np.where(visible, scores, -np.inf)
+    if layer.sinks is not None:  # one more logit per head, with no value
+        sink = np.broadcast_to(layer.sinks[:, None, None], (c.n_heads, n, 1)).astype(np.float32)
+        scores = np.concatenate([scores, sink], axis=-1)
     scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
     probs = scores / scores.sum(axis=-1, keepdims=True)
+    if layer.sinks is not None:
+        probs = probs[..., :-1]
     out = np.einsum("hqk,khd->qhd", probs, values).reshape(n, c.n_heads * c.head_dim)
-    return out @ layer.wo.T
+    out = out @ layer.wo.T
+    return out if layer.bo is None else out + layer.bo
 
 
 def _ffn(layer: Layer, c: Config, x: np.ndarray, router_margins: list | None) -> np.ndarray:
@@ -282,6 +310,8 @@ def _ffn(layer: Layer, c: Config, x: np.ndarray, router_margins: list | None) ->
         return (_activation(c, x @ layer.w_gate.T) * (x @ layer.w_up.T)) @ layer.w_down.T
     # Mixtral: softmax over all experts, keep the top n_experts_used, renormalize their weights to sum to 1.
     logits = x @ layer.router.T  # (n, n_experts)
+    if layer.router_b is not None:
+        logits = logits + layer.router_b
     if router_margins is not None:
         ranked = -np.sort(-logits, axis=-1)
         router_margins.append(ranked[:, c.n_experts_used - 1] - ranked[:, c.n_experts_used])  # (n,)
@@ -292,8 +322,12 @@ def _ffn(layer: Layer, c: Config, x: np.ndarray, router_margins: list | None) ->
         chosen = np.argsort(-probs[row], kind="stable")[: c.n_experts_used]
         weights = probs[row, chosen] / probs[row, chosen].sum() if c.moe_normalize else probs[row, chosen]
         for e, w in zip(chosen, weights):
-            h = silu(layer.w_gate[e] @ x[row]) * (layer.w_up[e] @ x[row])
-            out[row] += w * (layer.w_down[e] @ h)
+            if c.gpt_oss:
+                h = swiglu_clamped(layer.w_gate[e] @ x[row] + layer.gate_b[e], layer.w_up[e] @ x[row] + layer.up_b[e])
+                out[row] += w * (layer.w_down[e] @ h + layer.down_b[e])
+            else:
+                h = silu(layer.w_gate[e] @ x[row]) * (layer.w_up[e] @ x[row])
+                out[row] += w * (layer.w_down[e] @ h)
     return out
 
 

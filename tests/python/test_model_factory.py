@@ -27,7 +27,7 @@ import numpy_forward
 import parity
 
 SPECS = model_factory.parity_specs()
-TWIN_SPECS = model_factory.parity_specs(model_factory.FLOAT_DTYPES)
+TWIN_SPECS = model_factory.twin_specs()
 SHAPES = [(18, 12), (7, 1), (25, 20), (11, 11), (30, 3)]  # (length, prefill) per sequence
 
 NUMPY_VS_LLAMA_MAX_ERROR = {"F32": 2e-5, "F16": 5e-3, "BF16": 4e-2,
@@ -58,11 +58,14 @@ def test_gguf_metadata_and_tensor_types(spec):
     types = {t.name: t.tensor_type for t in reader.tensors}
     assert ("output.weight" in types) == (not spec.tied)
     for name, qtype in types.items():
-        small = name.endswith("_norm.weight") or name.endswith(".bias") or "ffn_gate_inp" in name
+        small = name.endswith("_norm.weight") or name.endswith(".bias") or "ffn_gate_inp" in name or "sinks" in name
         expected = gguf.GGMLQuantizationType.F32 if small else gguf.GGMLQuantizationType[spec.dtype]
         assert qtype == expected, f"{name}: {qtype.name}, expected {expected.name}"
     if spec.arch == "qwen2":
         assert {"blk.0.attn_q.bias", "blk.0.attn_k.bias", "blk.0.attn_v.bias"} <= set(types)
+    if spec.arch == "gptoss":
+        assert {"blk.0.attn_sinks.weight", "blk.0.attn_output.bias", "blk.1.ffn_down_exps.bias"} <= set(types)
+        assert field("gpt-oss.attention.sliding_window") == spec.sliding_window
     if spec.arch == "mixtral":
         shape = next(t.shape for t in reader.tensors if t.name == "blk.0.ffn_gate_exps.weight")
         assert list(shape) == [spec.dim, spec.ffn_dim, spec.n_experts]  # ggml order: (cols, rows, experts)

@@ -1,11 +1,12 @@
-"""qwen3, qwen3moe and gemma3 through the whole pipeline (issue 18), and the real-scale configs of the families.
+"""qwen3, qwen3moe, gemma3 and gpt-oss through the whole pipeline (issue 18), and the real-scale configs of the families.
 
 Parity of the forward pass is test_llama_parity / test_safetensors_parity / test_batch_invariance (all specs); here:
 - Greedy output with everything on (weights streamed under 45% of the model, self-draft speculation, interleaved
-  half-batches, KV cache in host memory) equals the plain run's bit for bit. For gemma3 the sequences pass its
-  6-token window, so host attention's sliding layers are exercised.
-- `plan` at the real scales (Qwen3-30B-A3B, Qwen3-235B-A22B, with Mixtral-8x7B as the known case) on a declared
-  24 GB-GPU box finds a plan that streams, and a short dummy run of each Qwen3 config completes on the CPU.
+  half-batches, KV cache in host memory) equals the plain run's bit for bit. For gemma3 and gpt-oss the sequences
+  pass their 6-token windows, so host attention's sliding layers (and gpt-oss's sinks) are exercised.
+- `plan` at the real scales (Qwen3-30B-A3B, Qwen3-235B-A22B, gpt-oss-120b, with Mixtral-8x7B as the known case)
+  on a declared 24 GB-GPU box finds a plan that streams, and a short dummy run of each new config completes on the
+  CPU.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ PROMPTS = ["hello world", "the quick brown fox jumps over the lazy dog", "a",
            "Questions people ask: What is the capital of France? How many legs does a spider have?"]
 
 
-@pytest.mark.parametrize("arch", ["qwen3", "qwen3moe", "gemma3"])
+@pytest.mark.parametrize("arch", ["qwen3", "qwen3moe", "gemma3", "gptoss"])
 def test_streaming_speculation_and_host_kv_keep_greedy_output(arch, tmp_path):
     spec = dataclasses.replace(model_factory.make_spec(arch, "Q8_0"), n_layers=6)
     model = model_factory.write_gguf(spec, tmp_path / f"{arch}.gguf")
@@ -54,7 +55,7 @@ def gpu_box_profile(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("config", ["mixtral-8x7b", "qwen3-30b-a3b", "qwen3-235b-a22b"])
+@pytest.mark.parametrize("config", ["mixtral-8x7b", "qwen3-30b-a3b", "qwen3-235b-a22b", "gpt-oss-120b"])
 def test_plan_at_real_scale(config, tmp_path):
     done = subprocess.run([str(engine.require_engine()), "plan", "-m", str(CONFIGS / config), "--load-format", "dummy",
                            "--profile", str(gpu_box_profile(tmp_path / "profile.json")), "--gpu-mem", "24G",
@@ -66,7 +67,7 @@ def test_plan_at_real_scale(config, tmp_path):
     assert plan["device_bytes"] <= 24 << 30, plan
 
 
-@pytest.mark.parametrize("config", ["qwen3-30b-a3b", "qwen3-235b-a22b"])
+@pytest.mark.parametrize("config", ["qwen3-30b-a3b", "qwen3-235b-a22b", "gpt-oss-120b"])
 def test_short_dummy_run_at_real_scale(config, tmp_path):
     stats = tmp_path / "stats.json"
     done = subprocess.run([str(engine.require_engine()), "generate", "-m", str(CONFIGS / config), "--load-format",

@@ -24,7 +24,7 @@ import parity
 TWIN_MAX_ERROR = 1e-3
 SHAPES = [(18, 12), (9, 1), (25, 20)]  # (length, prefill) per sequence of the ragged batch
 
-SPECS = model_factory.parity_specs(model_factory.FLOAT_DTYPES)
+SPECS = model_factory.twin_specs()
 
 
 @pytest.mark.parametrize("n_shards", [1, 2], ids=["single", "sharded"])

@@ -47,13 +47,14 @@ void run_attention_task(const AttentionTask& task, AlignedBuffer& scratch) {
   const int n_vectors = task.n_queries * group;
   const int n_keys = row.kv_start + task.first_query + task.n_queries;  // keys the last query sees
   const int page_tokens = geometry.page_tokens;
+  const int score_stride = n_keys + 1;  // room for a sink after the visible keys
 
-  // scratch: q_rounded (n_vectors, head_dim) | scores (n_vectors, n_keys) | acc (n_vectors, head_dim)
-  const size_t floats = size_t(n_vectors) * (2 * head_dim + n_keys);
+  // scratch: q_rounded (n_vectors, head_dim) | scores (n_vectors, score_stride) | acc (n_vectors, head_dim)
+  const size_t floats = size_t(n_vectors) * (2 * head_dim + score_stride);
   scratch.resize(floats * sizeof(float));
   float* q_rounded = scratch.as<float>();
   float* scores = q_rounded + size_t(n_vectors) * head_dim;
-  float* acc = scores + size_t(n_vectors) * n_keys;
+  float* acc = scores + size_t(n_vectors) * score_stride;
 
   auto vector_token = [&](int vec) { return row.first_token + task.first_query + vec / group; };
   auto vector_head = [&](int vec) { return task.kv_head * group + vec % group; };
@@ -78,13 +79,17 @@ void run_attention_task(const AttentionTask& task, AlignedBuffer& scratch) {
   // note: every query vector runs its own loops over exactly the keys it sees, so its
   // result is the same however many queries share the task (batch invariance).
   for (int vec = 0; vec < n_vectors; ++vec) {
-    float* s = scores + size_t(vec) * n_keys;
+    float* s = scores + size_t(vec) * score_stride;
     const int visible = vector_last_key(vec) + 1;
     const int first = params.window > 0 ? std::max(0, visible - params.window) : 0;
     for_each_run(first, visible, false, [&](int t, int n, const uint16_t* keys) {
       Vec::scores(q_rounded + vec * head_dim, keys, n, head_dim, s + t);
     });
-    Vec::softmax(s + first, visible - first, params.scale);  // probabilities rounded to f16
+    // A sink is one more logit in the softmax (divided here, as the softmax scales every
+    // score); its probability goes nowhere.
+    const bool sink = params.sinks != nullptr;
+    if (sink) s[visible] = params.sinks[vector_head(vec)] / params.scale;
+    Vec::softmax(s + first, visible - first + (sink ? 1 : 0), params.scale);  // probabilities rounded to f16
     float* a = acc + size_t(vec) * head_dim;
     std::fill(a, a + head_dim, 0.0f);
     for_each_run(first, visible, true, [&](int t, int n, const uint16_t* values) {

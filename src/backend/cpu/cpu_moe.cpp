@@ -20,6 +20,7 @@ void CpuBackend::moe_ffn(const MoeWeights& weights, const float* x, int64_t n_to
   s.router_logits.resize(size_t(n_tokens) * n_experts * sizeof(float));
   float* probabilities = s.router_logits.as<float>();
   kernels_.matmul(matmul_workspace_, weights.router, x, n_tokens, probabilities);
+  if (weights.router_bias) kernels_.add_bias(probabilities, weights.router_bias, n_tokens, n_experts);
   kernels_.softmax(probabilities, n_tokens, n_experts);
   s.selected.resize(size_t(n_tokens) * n_used);
   s.weights.resize(size_t(n_tokens) * n_used);
@@ -49,8 +50,17 @@ void CpuBackend::moe_ffn(const MoeWeights& weights, const float* x, int64_t n_to
     const TensorView gate_up[] = {weights.gate[e], weights.up[e]};
     float* const gate_up_out[] = {s.gate.as<float>(), s.up.as<float>()};
     kernels_.matmul_many(matmul_workspace_, gate_up, s.gathered.as<float>(), n_group, gate_up_out);
-    kernels_.swiglu(s.gate.as<float>(), s.up.as<float>(), s.gate.as<float>(), n_group * ffn_dim);
+    if (weights.gate_bias) {
+      kernels_.add_bias(s.gate.as<float>(), weights.gate_bias + int64_t(e) * ffn_dim, n_group, ffn_dim);
+      kernels_.add_bias(s.up.as<float>(), weights.up_bias + int64_t(e) * ffn_dim, n_group, ffn_dim);
+    }
+    if (weights.clamped_swiglu) {
+      kernels_.swiglu_clamped(s.gate.as<float>(), s.up.as<float>(), s.gate.as<float>(), n_group * ffn_dim);
+    } else {
+      kernels_.swiglu(s.gate.as<float>(), s.up.as<float>(), s.gate.as<float>(), n_group * ffn_dim);
+    }
     kernels_.matmul(matmul_workspace_, weights.down[e], s.gate.as<float>(), n_group, s.down.as<float>());
+    if (weights.down_bias) kernels_.add_bias(s.down.as<float>(), weights.down_bias + int64_t(e) * dim, n_group, dim);
     for (int64_t i = 0; i < n_group; ++i) {
       std::copy_n(s.down.as<float>() + i * dim, dim, expert_outputs + int64_t(group_slots[i]) * dim);
     }

@@ -138,6 +138,12 @@ void Kernels::geglu(const float* gate, const float* up, float* out, int64_t n) c
   });
 }
 
+void Kernels::swiglu_clamped(const float* gate, const float* up, float* out, int64_t n) const {
+  parallel_ranges(pool_, n, kElementwiseGrain / 4, [&](int64_t begin, int64_t end) {
+    reference::swiglu_clamped(gate + begin, up + begin, out + begin, end - begin);
+  });
+}
+
 void Kernels::scale(float* x, float factor, int64_t n) const {
   parallel_ranges(pool_, n, kElementwiseGrain, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) x[i] *= factor;

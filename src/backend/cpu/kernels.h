@@ -73,6 +73,8 @@ class Kernels {
   void geglu(const float* gate, const float* up, float* out, int64_t n) const;
   // x (n) *= factor
   void scale(float* x, float factor, int64_t n) const;
+  // gpt-oss's clamped SwiGLU: g = min(gate, 7); out = g * sigmoid(1.702 g) * (clamp(up, -7, 7) + 1)
+  void swiglu_clamped(const float* gate, const float* up, float* out, int64_t n) const;
   // x (n_rows, n) softmax per row, in place
   void softmax(float* x, int64_t n_rows, int64_t n) const;
   // index of the largest value per row of x (n_rows, n); ties go to the lowest index
@@ -91,6 +93,7 @@ void rmsnorm(const float* x, const float* weight, float eps, int64_t n_rows, int
 void rope(float* x, std::span<const int32_t> positions, int64_t n_heads, int64_t head_dim, const RopeParams& params);
 void swiglu(const float* gate, const float* up, float* out, int64_t n);
 void geglu(const float* gate, const float* up, float* out, int64_t n);
+void swiglu_clamped(const float* gate, const float* up, float* out, int64_t n);
 void softmax(float* x, int64_t n_rows, int64_t n);
 void argmax(const float* x, int64_t n_rows, int64_t n, int32_t* out);
 }  // namespace reference

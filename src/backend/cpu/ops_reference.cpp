@@ -108,6 +108,15 @@ void swiglu(const float* gate, const float* up, float* out, int64_t n) {
   }
 }
 
+void swiglu_clamped(const float* gate, const float* up, float* out, int64_t n) {
+  constexpr float kLimit = 7.0f, kAlpha = 1.702f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = std::min(gate[i], kLimit);
+    const float u = std::clamp(up[i], -kLimit, kLimit);
+    out[i] = g / (1.0f + std::exp(-kAlpha * g)) * (u + 1.0f);
+  }
+}
+
 void geglu(const float* gate, const float* up, float* out, int64_t n) {
   constexpr float kSqrt2OverPi = 0.7978845608f;
   for (int64_t i = 0; i < n; ++i) {

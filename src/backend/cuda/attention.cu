@@ -53,8 +53,8 @@ __device__ __forceinline__ float warp_max(float value) {
 template <int E>
 __global__ void __launch_bounds__(32 * kWarpsPerBlock) attention_kernel(
     PageLayout layout, const TokenKv* __restrict__ tokens, const uint8_t* const* __restrict__ pages,
-    int64_t n_tokens, int n_heads, int n_kv_heads, float scale, int window, const float* __restrict__ q,
-    float* __restrict__ out) {
+    int64_t n_tokens, int n_heads, int n_kv_heads, float scale, int window, const float* __restrict__ sinks,
+    const float* __restrict__ q, float* __restrict__ out) {
   constexpr int D = 32 * E;
   __shared__ float q_shared[kWarpsPerBlock][D];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -90,12 +90,14 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) attention_kernel(
   };
 
   const int first = window > 0 ? max(0, kv.visible - window) : 0;  // sliding layers see the last `window`
-  float max_score = -INFINITY;
+  // A sink (gpt-oss) is one more logit in the softmax, with no value.
+  const float sink = sinks != nullptr ? sinks[head] : -INFINITY;
+  float max_score = lane == 0 ? sink : -INFINITY;
   for (int position = first + lane; position < kv.visible; position += 32) {
     max_score = fmaxf(max_score, scaled_score(position));
   }
   max_score = warp_max(max_score);
-  double sum = 0.0;
+  double sum = lane == 0 && sinks != nullptr ? double(expf(sink - max_score)) : 0.0;
   for (int position = first + lane; position < kv.visible; position += 32) {
     sum += double(expf(scaled_score(position) - max_score));
   }
@@ -129,7 +131,8 @@ void launch_attention(const PageLayout& layout, const TokenKv* tokens, const uin
                       const AttentionParams& params, const float* q, float* out, cudaStream_t stream) {
   const int64_t items = n_tokens * params.n_heads;
   attention_kernel<E><<<unsigned((items + kWarpsPerBlock - 1) / kWarpsPerBlock), 32 * kWarpsPerBlock, 0, stream>>>(
-      layout, tokens, pages, n_tokens, params.n_heads, params.n_kv_heads, params.scale, params.window, q, out);
+      layout, tokens, pages, n_tokens, params.n_heads, params.n_kv_heads, params.scale, params.window, params.sinks, q,
+      out);
   SO_CUDA_LAUNCHED();
 }
 

@@ -19,6 +19,7 @@ void CudaBackend::moe_ffn(const MoeWeights& weights, const float* x, int64_t n_t
 
   auto* router = static_cast<float*>(scratch(kMoeRouter, size_t(n_tokens * n_experts) * sizeof(float)));
   matmul(weights.router, x, n_tokens, router);
+  if (weights.router_bias) cuda::add_bias(router, weights.router_bias, n_tokens, n_experts, stream_);
   router_logits_.resize(size_t(n_tokens * n_experts));
   copy_to_host(router_logits_.data(), router, router_logits_.size() * sizeof(float));
   cpu::reference::softmax(router_logits_.data(), n_tokens, n_experts);
@@ -47,8 +48,17 @@ void CudaBackend::moe_ffn(const MoeWeights& weights, const float* x, int64_t n_t
     gather_rows(x, group_tokens, dim, gathered);
     matmul(weights.gate[size_t(e)], gathered, n_group, gate);
     matmul(weights.up[size_t(e)], gathered, n_group, up);
-    cuda::swiglu(gate, up, gate, n_group * ffn_dim, stream_);
+    if (weights.gate_bias) {
+      cuda::add_bias(gate, weights.gate_bias + int64_t(e) * ffn_dim, n_group, ffn_dim, stream_);
+      cuda::add_bias(up, weights.up_bias + int64_t(e) * ffn_dim, n_group, ffn_dim, stream_);
+    }
+    if (weights.clamped_swiglu) {
+      cuda::swiglu_clamped(gate, up, gate, n_group * ffn_dim, stream_);
+    } else {
+      cuda::swiglu(gate, up, gate, n_group * ffn_dim, stream_);
+    }
     matmul(weights.down[size_t(e)], gate, n_group, down);
+    if (weights.down_bias) cuda::add_bias(down, weights.down_bias + int64_t(e) * dim, n_group, dim, stream_);
     const auto* slots = static_cast<const int32_t*>(upload(Upload::kSlots, group_slots.data(),
                                                            group_slots.size() * sizeof(int32_t)));
     cuda::scatter_rows(down, slots, n_group, dim, expert_outputs, stream_);

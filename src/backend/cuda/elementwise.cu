@@ -107,6 +107,14 @@ __global__ void geglu_kernel(const float* gate, const float* up, float* out, int
   out[i] = 0.5f * g * (1.0f + tanhf(0.7978845608f * g * (1.0f + 0.044715f * g * g))) * up[i];
 }
 
+__global__ void swiglu_clamped_kernel(const float* gate, const float* up, float* out, int64_t n) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const float g = fminf(gate[i], 7.0f);
+  const float u = fminf(fmaxf(up[i], -7.0f), 7.0f);
+  out[i] = g / (1.0f + expf(-1.702f * g)) * (u + 1.0f);
+}
+
 __global__ void scale_kernel(float* x, float factor, int64_t n) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < n) x[i] *= factor;
@@ -220,6 +228,12 @@ void swiglu(const float* gate, const float* up, float* out, int64_t n, cudaStrea
 void geglu(const float* gate, const float* up, float* out, int64_t n, cudaStream_t stream) {
   if (n == 0) return;
   geglu_kernel<<<blocks_for(n), kThreads, 0, stream>>>(gate, up, out, n);
+  SO_CUDA_LAUNCHED();
+}
+
+void swiglu_clamped(const float* gate, const float* up, float* out, int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  swiglu_clamped_kernel<<<blocks_for(n), kThreads, 0, stream>>>(gate, up, out, n);
   SO_CUDA_LAUNCHED();
 }
 

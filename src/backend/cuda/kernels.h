@@ -47,6 +47,7 @@ void add_bias(float* x, const float* bias, int64_t n_rows, int64_t dim, cudaStre
 void add(const float* a, const float* b, float* out, int64_t n, cudaStream_t stream);
 void swiglu(const float* gate, const float* up, float* out, int64_t n, cudaStream_t stream);
 void geglu(const float* gate, const float* up, float* out, int64_t n, cudaStream_t stream);
+void swiglu_clamped(const float* gate, const float* up, float* out, int64_t n, cudaStream_t stream);
 void scale(float* x, float factor, int64_t n, cudaStream_t stream);
 void gather_rows(const float* x, const int32_t* indices, int64_t n, int64_t dim, float* out, cudaStream_t stream);
 void argmax(const float* x, int64_t n_rows, int64_t n, int32_t* out, cudaStream_t stream);
