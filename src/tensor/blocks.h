@@ -62,6 +62,15 @@ struct BlockQ4_K {
   uint8_t scales[12];
   uint8_t qs[kQK_K / 2];
 };
+// Q4_K with a fifth bit per value: q = nibble | (bit of qh) << 4; sub-block 2p's nibbles are
+// the low ones of qs[32p..32p+32) with qh bit 2p, sub-block 2p+1's the high ones with bit 2p+1.
+struct BlockQ5_K {
+  uint16_t d;
+  uint16_t dmin;
+  uint8_t scales[12];
+  uint8_t qh[kQK_K / 8];
+  uint8_t qs[kQK_K / 2];
+};
 // 16 sub-blocks of 16; q = (4 low bits from ql | 2 high bits from qh) - 32.
 // value = d * scales_j * q
 struct BlockQ6_K {
@@ -85,6 +94,7 @@ static_assert(sizeof(BlockQ8_0) == 34);
 static_assert(sizeof(BlockQ8_1) == 36);
 static_assert(sizeof(BlockQ4_K) == 144);
 static_assert(sizeof(BlockQ6_K) == 210);
+static_assert(sizeof(BlockQ5_K) == 176);
 static_assert(sizeof(BlockQ8_K) == 292);
 
 // Unpacks the 6-bit scale and min of sub-block j (0..7) of a Q4_K block.

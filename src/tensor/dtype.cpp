@@ -19,7 +19,7 @@ constexpr std::array kTable = {
     DTypeInfo{DType::kQ2_K, "Q2_K", 256, 84, true, false},
     DTypeInfo{DType::kQ3_K, "Q3_K", 256, 110, true, false},
     DTypeInfo{DType::kQ4_K, "Q4_K", 256, 144, true, true},
-    DTypeInfo{DType::kQ5_K, "Q5_K", 256, 176, true, false},
+    DTypeInfo{DType::kQ5_K, "Q5_K", 256, 176, true, true},
     DTypeInfo{DType::kQ6_K, "Q6_K", 256, 210, true, true},
     DTypeInfo{DType::kQ8_K, "Q8_K", 256, 292, true, false},
     DTypeInfo{DType::kIQ2_XXS, "IQ2_XXS", 256, 66, true, false},

@@ -81,6 +81,26 @@ void dequantize_q4_k(const BlockQ4_K* blocks, float* y, int64_t n_blocks) {
   }
 }
 
+void dequantize_q5_k(const BlockQ5_K* blocks, float* y, int64_t n_blocks) {
+  for (int64_t i = 0; i < n_blocks; ++i) {
+    const float d = fp16_to_fp32(blocks[i].d);
+    const float dmin = fp16_to_fp32(blocks[i].dmin);
+    const uint8_t* q = blocks[i].qs;
+    const uint8_t* qh = blocks[i].qh;
+    for (int sub = 0; sub < 8; sub += 2, q += 32) {
+      uint8_t scale, min;
+      q4_k_scale_min(sub, blocks[i].scales, &scale, &min);
+      const float d_low = d * scale, m_low = dmin * min;
+      q4_k_scale_min(sub + 1, blocks[i].scales, &scale, &min);
+      const float d_high = d * scale, m_high = dmin * min;
+      for (int l = 0; l < 32; ++l) *y++ = d_low * static_cast<float>((q[l] & 0xF) | ((qh[l] >> sub) & 1) << 4) - m_low;
+      for (int l = 0; l < 32; ++l) {
+        *y++ = d_high * static_cast<float>((q[l] >> 4) | ((qh[l] >> (sub + 1)) & 1) << 4) - m_high;
+      }
+    }
+  }
+}
+
 void dequantize_q6_k(const BlockQ6_K* blocks, float* y, int64_t n_blocks) {
   for (int64_t i = 0; i < n_blocks; ++i) {
     const float d = fp16_to_fp32(blocks[i].d);
@@ -146,6 +166,7 @@ void dequantize_row(DType dtype, const void* source, float* destination, int64_t
     case DType::kQ5_0: return dequantize_q5_0(static_cast<const BlockQ5_0*>(source), destination, n_blocks);
     case DType::kQ8_0: return dequantize_q8_0(static_cast<const BlockQ8_0*>(source), destination, n_blocks);
     case DType::kQ4_K: return dequantize_q4_k(static_cast<const BlockQ4_K*>(source), destination, n_blocks);
+    case DType::kQ5_K: return dequantize_q5_k(static_cast<const BlockQ5_K*>(source), destination, n_blocks);
     case DType::kQ6_K: return dequantize_q6_k(static_cast<const BlockQ6_K*>(source), destination, n_blocks);
     default: SO_CHECK(false, "dequantize_row: ", dtype_name(dtype), " is not a weight dtype of this engine");
   }

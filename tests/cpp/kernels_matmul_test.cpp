@@ -29,6 +29,7 @@ double error_bound(DType dtype) {
     case DType::kBF16:
       return 2e-5;
     case DType::kQ4_K:
+    case DType::kQ5_K:
     case DType::kQ6_K:
       return 2e-6;
     default:

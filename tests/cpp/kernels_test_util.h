@@ -21,7 +21,8 @@ namespace so::cpu::testing {
 
 inline const std::vector<DType>& weight_dtypes() {
   static const std::vector<DType> dtypes = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ8_0, DType::kQ4_0,
-                                            DType::kQ4_1, DType::kQ5_0, DType::kQ4_K, DType::kQ6_K, DType::kMXFP4};
+                                            DType::kQ4_1, DType::kQ5_0, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K,
+                                            DType::kMXFP4};
   return dtypes;
 }
 
@@ -94,6 +95,15 @@ inline TestWeight make_weight(DType dtype, int64_t n_out, int64_t n_in, uint32_t
         if (o == 0) blocks[0].e = 1;
         break;
       }
+      case DType::kQ5_K: {
+        for (int64_t i = 0; i < row_bytes; ++i) row[i] = static_cast<uint8_t>(byte(rng));
+        auto* blocks = reinterpret_cast<BlockQ5_K*>(row);
+        for (int64_t b = 0; b < n_in / kQK_K; ++b) {
+          blocks[b].d = fp32_to_fp16(scale(rng));
+          blocks[b].dmin = fp32_to_fp16(scale(rng));
+        }
+        break;
+      }
       case DType::kQ4_K: {
         for (int64_t i = 0; i < row_bytes; ++i) row[i] = static_cast<uint8_t>(byte(rng));
         auto* blocks = reinterpret_cast<BlockQ4_K*>(row);
@@ -133,7 +143,7 @@ inline bool bitwise_equal(const float* a, const float* b, int64_t n) { return st
 
 inline int64_t block_of(DType dtype) {
   const int64_t block = dtype_info(dtype).block_elements;
-  return (dtype == DType::kQ4_K || dtype == DType::kQ6_K) ? kQK_K : std::max<int64_t>(block, 32);
+  return dtype_info(dtype).block_elements == kQK_K ? kQK_K : std::max<int64_t>(block, 32);
 }
 
 }  // namespace so::cpu::testing

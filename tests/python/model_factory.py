@@ -10,10 +10,10 @@ derived from one set of "stored" tensors in Hugging Face layout, so the twins ho
 
     HF layout, values as stored  --(rename, stack experts, permute Q/K rows for llama rope)-->  GGUF tensors
 
-Weight dtypes: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, MXFP4, Q4_K, Q6_K for every matmul weight and token_embd; norms, biases
+Weight dtypes: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, MXFP4, Q4_K, Q5_K, Q6_K for every matmul weight and token_embd; norms, biases
 and the MoE router stay F32 (as llama.cpp's quantizer leaves them). Values of those F32 tensors are rounded to the
 bf16 grid so that the HF twin can hold them in its own dtype without loss. The gguf package cannot quantize
-K-quants, so Q4_K/Q6_K tensors are written as valid blocks with random quant bits and chosen scales;
+K-quants, so Q4_K/Q5_K/Q6_K tensors are written as valid blocks with random quant bits and chosen scales;
 `gguf.quants.dequantize` is the source of truth for what they mean.
 
 Run `python model_factory.py OUT_DIR` to write every spec (GGUF, plus HF twins where they exist) for manual use.
@@ -42,7 +42,7 @@ Q = gguf.GGMLQuantizationType
 ARCHS = ("llama", "qwen2", "mixtral", "qwen3", "qwen3moe", "gemma3", "gptoss")
 MOE_ARCHS = ("mixtral", "qwen3moe", "gptoss")
 QK_NORM_ARCHS = ("qwen3", "qwen3moe", "gemma3")
-DTYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q6_K", "Q5_0", "MXFP4")
+DTYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q6_K", "Q5_0", "MXFP4", "Q5_K")
 FLOAT_DTYPES = ("F32", "F16", "BF16")  # the dtypes with a safetensors twin
 K_QUANT_BLOCK = 256  # row lengths of K-quant tensors must be multiples of this
 
@@ -349,6 +349,27 @@ def _random_q4_k(rng: np.random.Generator, shape: tuple[int, ...], std: float) -
     return blocks.reshape(*shape[:-1], shape[-1] // K_QUANT_BLOCK * 144)
 
 
+def _random_q5_k(rng: np.random.Generator, shape: tuple[int, ...], std: float) -> np.ndarray:
+    """Valid Q5_K blocks: Q4_K's layout with a fifth bit per value from qh (q random in 0..31); dmin = 16 d so
+    that the mins (6 bits) can center the sub-blocks."""
+    n_blocks = int(np.prod(shape)) // K_QUANT_BLOCK
+    sc = rng.integers(32, 64, size=(n_blocks, 8))
+    q_std = np.sqrt((32 * 32 - 1) / 12.0)
+    d = (std / (sc.mean(axis=1) * q_std) * rng.uniform(0.8, 1.2, n_blocks)).astype(np.float16)
+    dmin = (d.astype(np.float32) * 16.0).astype(np.float16)
+    ratio = d.astype(np.float32) / dmin.astype(np.float32)
+    m = np.clip(np.rint(sc * 15.5 * ratio[:, None] + rng.normal(0, 1, sc.shape)), 0, 63).astype(np.uint8)
+    sc = sc.astype(np.uint8)
+    scales = np.empty((n_blocks, 12), np.uint8)
+    scales[:, 0:4] = sc[:, 0:4] | ((sc[:, 4:8] >> 4) << 6)
+    scales[:, 4:8] = m[:, 0:4] | ((m[:, 4:8] >> 4) << 6)
+    scales[:, 8:12] = (sc[:, 4:8] & 0x0F) | ((m[:, 4:8] & 0x0F) << 4)
+    qh = rng.integers(0, 256, size=(n_blocks, 32), dtype=np.uint8)
+    qs = rng.integers(0, 256, size=(n_blocks, 128), dtype=np.uint8)
+    blocks = np.concatenate([d.view(np.uint8).reshape(-1, 2), dmin.view(np.uint8).reshape(-1, 2), scales, qh, qs], 1)
+    return blocks.reshape(*shape[:-1], shape[-1] // K_QUANT_BLOCK * 176)
+
+
 def _random_q6_k(rng: np.random.Generator, shape: tuple[int, ...], std: float) -> np.ndarray:
     """Valid Q6_K blocks: value = d*scale*(q-32) per 16-value group, q random in 0..63, int8 scales of both
     signs with magnitude 16..127 (negative scales are legal and a sign bug in a kernel shows up)."""
@@ -369,6 +390,8 @@ def _store(rng: np.random.Generator, shape: tuple[int, ...], std: float, dtype: 
         return StoredTensor(_random_q4_k(rng, shape, std), Q.Q4_K)
     if dtype == "Q6_K":
         return StoredTensor(_random_q6_k(rng, shape, std), Q.Q6_K)
+    if dtype == "Q5_K":
+        return StoredTensor(_random_q5_k(rng, shape, std), Q.Q5_K)
     values = rng.normal(0.0, std, size=shape).astype(np.float32)
     if dtype == "F32":
         return StoredTensor(values, Q.F32)

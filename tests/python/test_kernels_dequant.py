@@ -45,10 +45,10 @@ def test_gguf_quantized_blocks(name, row_elements):
 
 
 def random_k_blocks(qtype, n_rows, row_elements, rng):
-    block_bytes = {GGMLQuantizationType.Q4_K: 144, GGMLQuantizationType.Q6_K: 210}[qtype]
+    block_bytes = {GGMLQuantizationType.Q4_K: 144, GGMLQuantizationType.Q5_K: 176, GGMLQuantizationType.Q6_K: 210}[qtype]
     n_blocks = n_rows * row_elements // 256
     blocks = rng.integers(0, 256, (n_blocks, block_bytes), dtype=np.uint8)
-    if qtype == GGMLQuantizationType.Q4_K:  # d and dmin: the first two f16
+    if qtype in (GGMLQuantizationType.Q4_K, GGMLQuantizationType.Q5_K):  # d and dmin: the first two f16
         scales = rng.uniform(1e-3, 0.05, (n_blocks, 2)).astype(np.float16)
         scales[0, 1] = -0.02  # a negative dmin
         blocks[:, 0:4] = scales.view(np.uint8).reshape(n_blocks, 4)
@@ -59,7 +59,7 @@ def random_k_blocks(qtype, n_rows, row_elements, rng):
     return blocks.reshape(n_rows, -1)
 
 
-@pytest.mark.parametrize("name", ["Q4_K", "Q6_K"])
+@pytest.mark.parametrize("name", ["Q4_K", "Q5_K", "Q6_K"])
 @pytest.mark.parametrize("row_elements", [256, 768])
 def test_k_quant_random_blocks(name, row_elements):
     qtype = GGMLQuantizationType[name]

@@ -31,6 +31,8 @@ void compute(const TensorView& weight, const uint8_t* activations, int64_t activ
       return compute_q5_0(args, row_begin, row_end, col_begin, col_end);
     case DType::kMXFP4:
       return compute_mxfp4(args, row_begin, row_end, col_begin, col_end);
+    case DType::kQ5_K:
+      return compute_q5_k(args, row_begin, row_end, col_begin, col_end);
     case DType::kQ4_K:
       return compute_q4_k(args, row_begin, row_end, col_begin, col_end);
     case DType::kQ6_K:

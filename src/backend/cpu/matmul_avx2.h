@@ -38,6 +38,8 @@ void compute_q32_avx512(const MatmulArgs& args, int64_t row_begin, int64_t row_e
 // reference.
 void compute_q5_0(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
 void compute_mxfp4(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
+// Q5_K against reference-layout Q8_K rows (matmul_rowwise_avx2.cpp), bit-identical to the reference.
+void compute_q5_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
 void compute_q4_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
 void compute_q6_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
 void compute_float(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);

@@ -59,6 +59,34 @@ float dot_mxfp4_q8_0(const BlockMXFP4* w, const BlockQ8_0* x, int64_t n_blocks) 
   return sum;
 }
 
+// Q5_K x Q8_K: Q4_K's sums with 5-bit values, exact in int32.
+float dot_q5_k_q8_k(const BlockQ5_K* w, const BlockQ8_K* x, int64_t n_blocks) {
+  float sum = 0.0f;
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    int isum = 0, imin = 0;
+    const uint8_t* q = w[b].qs;
+    const uint8_t* qh = w[b].qh;
+    const int8_t* a = x[b].qs;
+    for (int sub = 0; sub < 8; sub += 2, q += 32, a += 64) {
+      uint8_t scale_low, min_low, scale_high, min_high;
+      q4_k_scale_min(sub, w[b].scales, &scale_low, &min_low);
+      q4_k_scale_min(sub + 1, w[b].scales, &scale_high, &min_high);
+      int dot_low = 0, dot_high = 0;
+      for (int l = 0; l < 32; ++l) {
+        dot_low += ((q[l] & 0xF) | ((qh[l] >> sub) & 1) << 4) * a[l];
+        dot_high += ((q[l] >> 4) | ((qh[l] >> (sub + 1)) & 1) << 4) * a[l + 32];
+      }
+      isum += scale_low * dot_low + scale_high * dot_high;
+      imin += min_low * (x[b].bsums[2 * sub] + x[b].bsums[2 * sub + 1]);
+      imin += min_high * (x[b].bsums[2 * sub + 2] + x[b].bsums[2 * sub + 3]);
+    }
+    const float d = x[b].d * fp16_to_fp32(w[b].d);
+    const float dmin = x[b].d * fp16_to_fp32(w[b].dmin);
+    sum += d * static_cast<float>(isum) - dmin * static_cast<float>(imin);
+  }
+  return sum;
+}
+
 namespace {
 
 float dot_q8_0_q8_0(const BlockQ8_0* w, const BlockQ8_0* x, int64_t n_blocks) {
@@ -169,6 +197,7 @@ DType activation_dtype(DType weight_dtype) {
     case DType::kQ4_1:
       return DType::kQ8_1;
     case DType::kQ4_K:
+    case DType::kQ5_K:
     case DType::kQ6_K:
       return DType::kQ8_K;
     case DType::kF32:
@@ -226,6 +255,9 @@ float reference_dot(DType weight_dtype, const void* weight_row, const void* acti
                            n_blocks);
     case DType::kQ4_K:
       return dot_q4_k_q8_k(static_cast<const BlockQ4_K*>(weight_row), static_cast<const BlockQ8_K*>(activation_row),
+                           n_blocks);
+    case DType::kQ5_K:
+      return dot_q5_k_q8_k(static_cast<const BlockQ5_K*>(weight_row), static_cast<const BlockQ8_K*>(activation_row),
                            n_blocks);
     case DType::kQ6_K:
       return dot_q6_k_q8_k(static_cast<const BlockQ6_K*>(weight_row), static_cast<const BlockQ8_K*>(activation_row),

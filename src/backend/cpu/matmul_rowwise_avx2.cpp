@@ -1,7 +1,7 @@
-// Q5_0 and MXFP4 weights against Q8_0 activations (reference block layout), one output at a
-// time. note: each block's integer dot product is exact and is summed as the scalar
-// reference does, so the results equal dot_q5_0_q8_0 / dot_mxfp4_q8_0 bit for bit (and
-// never depend on how the work is split).
+// Q5_0 and MXFP4 weights against Q8_0 activations, Q5_K against Q8_K (reference block
+// layouts), one output at a time. note: each block's integer dot products are exact and are
+// summed as the scalar reference does, so the results equal dot_q5_0_q8_0 / dot_mxfp4_q8_0 /
+// dot_q5_k_q8_k bit for bit (and never depend on how the work is split).
 #include <cstring>
 
 #include "backend/cpu/matmul_avx2.h"
@@ -44,17 +44,57 @@ struct Mxfp4Block {
   static float scale(const Block& block) { return mxfp4_half_scale(block.e); }
 };
 
+// Sum of the 8 int32 lanes.
+inline int hsum_int(__m256i v) {
+  __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  sum = _mm_add_epi32(sum, _mm_unpackhi_epi64(sum, sum));
+  sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 1));
+  return _mm_cvtsi128_si32(sum);
+}
+
 template <typename Format>
 inline int block_dot(const typename Format::Block& w, const BlockQ8_0& x) {
   const __m256i q = Format::values(w);
   const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs));
   // maddubs takes unsigned x signed: move q's sign onto a.
   const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(a, q));
-  const __m256i quads = _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
-  __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(quads), _mm256_extracti128_si256(quads, 1));
-  sum = _mm_add_epi32(sum, _mm_unpackhi_epi64(sum, sum));
-  sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 1));
-  return _mm_cvtsi128_si32(sum);
+  return hsum_int(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+}
+
+// sum_l q[l] * a[l] over 32 values, q unsigned (0..31), a signed.
+inline int dot_unsigned(__m256i q, const int8_t* a) {
+  const __m256i pairs = _mm256_maddubs_epi16(q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a)));
+  return hsum_int(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+}
+
+float q5_k_row_dot(const BlockQ5_K* w, const BlockQ8_K* x, int64_t n_blocks) {
+  const __m256i low_nibbles = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+  float sum = 0.0f;
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const __m256i high_bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qh));
+    const uint8_t* q = w[b].qs;
+    const int8_t* a = x[b].qs;
+    int isum = 0, imin = 0;
+    for (int sub = 0; sub < 8; sub += 2, q += 32, a += 64) {
+      uint8_t scale_low, min_low, scale_high, min_high;
+      q4_k_scale_min(sub, w[b].scales, &scale_low, &min_low);
+      q4_k_scale_min(sub + 1, w[b].scales, &scale_high, &min_high);
+      const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+      // note: 16-bit shifts keep bit `sub` of each byte in its bit 0 (sub < 8); the mask drops the rest.
+      const __m256i fifth_low = _mm256_and_si256(_mm256_srli_epi16(high_bits, sub), one);
+      const __m256i fifth_high = _mm256_and_si256(_mm256_srli_epi16(high_bits, sub + 1), one);
+      const __m256i q_low = _mm256_or_si256(_mm256_and_si256(packed, low_nibbles), _mm256_slli_epi16(fifth_low, 4));
+      const __m256i q_high = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(packed, 4), low_nibbles),
+                                             _mm256_slli_epi16(fifth_high, 4));
+      isum += scale_low * dot_unsigned(q_low, a) + scale_high * dot_unsigned(q_high, a + 32);
+      imin += min_low * (x[b].bsums[2 * sub] + x[b].bsums[2 * sub + 1]);
+      imin += min_high * (x[b].bsums[2 * sub + 2] + x[b].bsums[2 * sub + 3]);
+    }
+    const float d = x[b].d * fp16_to_fp32(w[b].d);
+    const float dmin = x[b].d * fp16_to_fp32(w[b].dmin);
+    sum += d * static_cast<float>(isum) - dmin * static_cast<float>(imin);
+  }
+  return sum;
 }
 
 template <typename Format>
@@ -84,6 +124,18 @@ void compute_q5_0(const MatmulArgs& args, int64_t row_begin, int64_t row_end, in
 
 void compute_mxfp4(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end) {
   compute_rowwise<Mxfp4Block>(args, row_begin, row_end, col_begin, col_end);
+}
+
+void compute_q5_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end) {
+  const TensorView& weight = *args.weight;
+  const int64_t n_out = weight.shape[0], n_blocks = weight.shape[1] / kQK_K;
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const auto* x = reinterpret_cast<const BlockQ8_K*>(args.activations + r * args.activation_stride);
+    for (int64_t c = col_begin; c < col_end; ++c) {
+      const auto* w = reinterpret_cast<const BlockQ5_K*>(static_cast<const uint8_t*>(weight.data) + c * weight.row_bytes());
+      args.y[r * n_out + c] = q5_k_row_dot(w, x, n_blocks);
+    }
+  }
 }
 
 }  // namespace so::cpu::detail::avx2

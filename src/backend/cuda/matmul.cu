@@ -88,7 +88,7 @@ void launch_matvec(const void* weight, int64_t n_out, int64_t n_in, const float*
 bool supports_weight(DType dtype) {
   switch (dtype) {
     case DType::kF32: case DType::kF16: case DType::kBF16: case DType::kQ4_0: case DType::kQ4_1:
-    case DType::kQ5_0: case DType::kQ8_0: case DType::kQ4_K: case DType::kQ6_K: case DType::kMXFP4:
+    case DType::kQ5_0: case DType::kQ8_0: case DType::kQ4_K: case DType::kQ5_K: case DType::kQ6_K: case DType::kMXFP4:
       return true;
     default:
       return false;

@@ -216,6 +216,34 @@ struct Q8Dot<DType::kQ4_K> {
 };
 
 template <>
+struct Q8Dot<DType::kQ5_K> {
+  static constexpr int kBlockBytes = 176, kBlockElements = 256;
+  static __device__ __forceinline__ float dot(const uint8_t* w, const Q8Activations& a, int64_t block) {
+    const int8_t* x = a.q + block * 256;
+    const int32_t* bsums = a.bsums + block * 16;
+    const uint8_t* qh = w + 16;
+    const uint8_t* q = w + 48;
+    int isum = 0, imin = 0;
+    for (int sub = 0; sub < 8; sub += 2, q += 32, x += 64) {
+      int scale_low, min_low, scale_high, min_high;
+      q4_k_scale_min(sub, w + 4, scale_low, min_low);
+      q4_k_scale_min(sub + 1, w + 4, scale_high, min_high);
+      int dot_low = 0, dot_high = 0;
+#pragma unroll
+      for (int l = 0; l < 32; ++l) {
+        dot_low += ((q[l] & 0xF) | ((qh[l] >> sub) & 1) << 4) * x[l];
+        dot_high += ((q[l] >> 4) | ((qh[l] >> (sub + 1)) & 1) << 4) * x[l + 32];
+      }
+      isum += scale_low * dot_low + scale_high * dot_high;
+      imin += min_low * (bsums[2 * sub] + bsums[2 * sub + 1]) + min_high * (bsums[2 * sub + 2] + bsums[2 * sub + 3]);
+    }
+    const float dx = a.d[block * 8];
+    const float d = dx * f16_bits(w), dmin = dx * f16_bits(w + 2);
+    return d * float(isum) - dmin * float(imin);
+  }
+};
+
+template <>
 struct Q8Dot<DType::kQ6_K> {
   static constexpr int kBlockBytes = 210, kBlockElements = 256;
   static __device__ __forceinline__ float dot(const uint8_t* w, const Q8Activations& a, int64_t block) {
@@ -296,7 +324,7 @@ void launch_matvec_q8(const void* weight, int64_t n_out, int64_t n_in, const Q8A
 
 bool uses_q8_activations(DType weight) {
   return weight == DType::kQ4_0 || weight == DType::kQ4_1 || weight == DType::kQ5_0 || weight == DType::kQ8_0 ||
-         weight == DType::kQ4_K || weight == DType::kQ6_K || weight == DType::kMXFP4;
+         weight == DType::kQ4_K || weight == DType::kQ5_K || weight == DType::kQ6_K || weight == DType::kMXFP4;
 }
 
 size_t q8_activation_bytes(int64_t n_rows, int64_t n_in) {
@@ -322,7 +350,7 @@ Q8Activations q8_activations_in(void* memory, int64_t n_rows, int64_t n_in) {
 
 void quantize_activations(DType weight, const float* x, int64_t n_rows, int64_t n_in, const Q8Activations& a,
                           cudaStream_t stream) {
-  const bool k_quant = weight == DType::kQ4_K || weight == DType::kQ6_K;
+  const bool k_quant = weight == DType::kQ4_K || weight == DType::kQ5_K || weight == DType::kQ6_K;
   const int64_t n_blocks = n_rows * n_in / (k_quant ? 256 : 32);
   if (n_blocks == 0) return;
   const int threads = 256;
@@ -344,6 +372,7 @@ void matvec_q8(DType weight_dtype, const void* weight, int64_t n_out, int64_t n_
     case DType::kMXFP4: return launch_matvec_q8<DType::kMXFP4>(weight, n_out, n_in, a, n_rows, y, stream);
     case DType::kQ8_0: return launch_matvec_q8<DType::kQ8_0>(weight, n_out, n_in, a, n_rows, y, stream);
     case DType::kQ4_K: return launch_matvec_q8<DType::kQ4_K>(weight, n_out, n_in, a, n_rows, y, stream);
+    case DType::kQ5_K: return launch_matvec_q8<DType::kQ5_K>(weight, n_out, n_in, a, n_rows, y, stream);
     case DType::kQ6_K: return launch_matvec_q8<DType::kQ6_K>(weight, n_out, n_in, a, n_rows, y, stream);
     default: SO_CHECK(false, "matvec_q8: ", dtype_name(weight_dtype), " weights take f32 activations");
   }
