@@ -186,6 +186,27 @@ RenderedChat render_llama3(const ChatTemplate& chat, std::span<const ChatMessage
   return out.take();
 }
 
+// Gemma's template: a system message (untrimmed, then a blank line) opens the first turn; the
+// assistant is "model"; turns alternate user / other, contents trimmed.
+Result<RenderedChat> render_gemma(const ChatTemplate& chat, std::span<const ChatMessage> messages,
+                                  bool generation_prompt) {
+  Prompt out;
+  out << chat.bos_text;
+  const bool has_system = !messages.empty() && messages[0].role == "system";
+  const std::span<const ChatMessage> turns = has_system ? messages.subspan(1) : messages;
+  for (size_t i = 0; i < turns.size(); ++i) {
+    const ChatMessage& message = turns[i];
+    if ((message.role == "user") != (i % 2 == 0)) {
+      return roles_must_alternate("Gemma", i + (has_system ? 1 : 0), message.role);
+    }
+    out << "<start_of_turn>" << (message.role == "assistant" ? std::string_view("model") : message.role) << "\n";
+    if (i == 0 && has_system) out.content(messages[0].content) << "\n\n";
+    out.content(strip(message.content)) << "<end_of_turn>\n";
+  }
+  if (generation_prompt) out << "<start_of_turn>model\n";
+  return out.take();
+}
+
 }  // namespace
 
 Result<RenderedChat> render_chat_parts(const ChatTemplate& chat, const std::vector<ChatMessage>& messages,
@@ -199,6 +220,8 @@ Result<RenderedChat> render_chat_parts(const ChatTemplate& chat, const std::vect
       return render_mistral(chat, messages);
     case ChatFamily::kLlama3:
       return render_llama3(chat, messages, add_generation_prompt);
+    case ChatFamily::kGemma:
+      return render_gemma(chat, messages, add_generation_prompt);
   }
   return invalid_argument("unknown chat family");
 }

@@ -99,6 +99,8 @@ ChatTemplate make_template(ChatFamily family) {
   chat.family = family;
   if (family == ChatFamily::kLlama3) {
     chat.bos_text = "<|begin_of_text|>";
+  } else if (family == ChatFamily::kGemma) {
+    chat.bos_text = "<bos>";
   } else if (family != ChatFamily::kChatML) {
     chat.bos_text = "<s>";
     chat.eos_text = "</s>";
@@ -117,8 +119,8 @@ struct NamedTemplate {
   ChatTemplate (*make)();
 };
 
-const std::array<NamedTemplate, 9>& named_templates() {
-  static const std::array<NamedTemplate, 9> kNamed = {{
+const std::array<NamedTemplate, 10>& named_templates() {
+  static const std::array<NamedTemplate, 10> kNamed = {{
       {"chatml", [] { return make_template(ChatFamily::kChatML); }},
       {"llama2", [] { return make_template(ChatFamily::kLlama2); }},
       {"mistral", [] { return make_mistral(MistralVersion::kLegacy); }},
@@ -133,6 +135,7 @@ const std::array<NamedTemplate, 9>& named_templates() {
          chat.llama3_date = "26 Jul 2024";
          return chat;
        }},
+      {"gemma", [] { return make_template(ChatFamily::kGemma); }},
   }};
   return kNamed;
 }
@@ -140,7 +143,8 @@ const std::array<NamedTemplate, 9>& named_templates() {
 Status unrecognized(std::string_view why) {
   return unsupported(why,
                      "; supported families: ChatML (<|im_start|>), Llama-2 ([INST] with <<SYS>>), Mistral "
-                     "([INST]), Llama-3 (<|start_header_id|>). Pass --chat-template NAME with NAME one of ",
+                     "([INST]), Llama-3 (<|start_header_id|>), Gemma (<start_of_turn>). Pass --chat-template NAME "
+                     "with NAME one of ",
                      chat_template_names());
 }
 
@@ -152,6 +156,7 @@ std::optional<ChatTemplate> detect_from_markers(const std::string& jinja) {
     chat.default_system = chatml_default_system(jinja);
     return chat;
   }
+  if (contains(jinja, "<start_of_turn>")) return make_template(ChatFamily::kGemma);
   if (contains(jinja, "<|start_header_id|>")) {
     ChatTemplate chat = make_template(ChatFamily::kLlama3);
     if (contains(jinja, "Cutting Knowledge Date")) chat.llama3_date = llama3_header_date(jinja);

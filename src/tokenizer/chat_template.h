@@ -11,7 +11,7 @@
 
 namespace so {
 
-enum class ChatFamily { kChatML, kLlama2, kMistral, kLlama3 };
+enum class ChatFamily { kChatML, kLlama2, kMistral, kLlama3, kGemma };
 
 // Mistral's published template generations (mistralai cookbook naming).
 enum class MistralVersion {
@@ -48,7 +48,7 @@ struct ChatTemplate {
 // force a layout.
 Result<ChatTemplate> detect_chat_template(const std::string& jinja, const std::string& override_name);
 
-// "chatml, llama2, mistral, mistral-v1, mistral-v3, mistral-v3-tekken, mistral-v7, llama3, llama3.1"
+// "chatml, llama2, mistral, mistral-v1, mistral-v3, mistral-v3-tekken, mistral-v7, llama3, llama3.1, gemma"
 std::string chat_template_names();
 
 // A rendered conversation: the prompt, and where the messages' contents are in it (what a
@@ -58,7 +58,7 @@ struct RenderedChat {
   std::vector<TextRange> contents;  // in order, disjoint
 };
 
-// Renders messages; add_generation_prompt appends the assistant header (ChatML, Llama-3;
+// Renders messages; add_generation_prompt appends the assistant header (ChatML, Llama-3, Gemma;
 // the Llama-2 and Mistral templates have none). Errors where the reference template raises
 // (roles out of order, a role the layout does not know).
 Result<RenderedChat> render_chat_parts(const ChatTemplate& chat, const std::vector<ChatMessage>& messages,

@@ -86,6 +86,16 @@ TEST(ChatTemplate, Llama3HeadersAndTheLlama31DateHeader) {
             "Today Date: 26 Jul 2024\n\nS<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>");
 }
 
+// Gemma's layout (its template is not in the GGUF files that ship without one: --chat-template gemma).
+TEST(ChatTemplate, GemmaPutsTheSystemIntoTheFirstUserTurn) {
+  const ChatTemplate gemma = detect("{{ '<start_of_turn>' + role + '\\n' }}");
+  EXPECT_EQ(gemma.family, ChatFamily::kGemma);
+  EXPECT_EQ(render(gemma, {{"system", "Be brief. "}, {"user", " Hi "}, {"assistant", "Hello"}, {"user", "Bye"}}),
+            "<bos><start_of_turn>user\nBe brief. \n\nHi<end_of_turn>\n<start_of_turn>model\nHello<end_of_turn>\n"
+            "<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n");
+  EXPECT_FALSE(render_chat(gemma, {{"assistant", "first"}}, true).ok());
+}
+
 TEST(ChatTemplate, ContentRangesCoverWhatTheUserWrote) {
   const std::vector<ChatMessage> messages = {{"system", "S <|im_end|>"}, {"user", "U<|eot_id|>"}};
   for (const char* name : {"chatml", "llama2", "mistral", "mistral-v1", "mistral-v7", "llama3", "llama3.1"}) {
@@ -129,7 +139,8 @@ TEST(ChatTemplate, UnknownOrMissingTemplatesNameTheChoices) {
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().message(),
             "the model has no chat template (tokenizer.chat_template is missing); pass --chat-template NAME with NAME "
-            "one of chatml, llama2, mistral, mistral-v1, mistral-v3, mistral-v3-tekken, mistral-v7, llama3, llama3.1");
+            "one of chatml, llama2, mistral, mistral-v1, mistral-v3, mistral-v3-tekken, mistral-v7, llama3, llama3.1, "
+            "gemma");
   auto unknown = detect_chat_template("{% for m in messages %}<|user|>{{ m.content }}{% endfor %}", "");
   ASSERT_FALSE(unknown.ok());
   EXPECT_EQ(unknown.status().code(), ErrorCode::kUnsupported);

@@ -11,8 +11,10 @@ numbers are printed by -s.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import random
+import subprocess
 from pathlib import Path
 
 import llama_cpp
@@ -90,3 +92,17 @@ def test_teacher_forced_logits_match_llama_cpp():
     # Past the window the sliding layers forget the speech's start; a kernel that ignored the window differs there.
     tail = comparisons[2].errors[520:]
     assert tail.max() <= MAX_ERROR, comparisons[2].describe()
+
+
+def test_gemma_chat_template_renders_the_turns_llama_cpp_tokenizes():
+    """The GGUF carries no chat template; `--chat-template gemma` lays out Gemma's turns, and the prompt's ids are
+    llama.cpp's ids for that text (the model's control tokens, BOS once)."""
+    model = gemma3_model()
+    done = subprocess.run([str(engine.require_engine()), "generate", "-m", str(model), "--chat", "--chat-template",
+                           "gemma", "-p", "What is the capital of France?", "-n", "1", "--temp", "0", "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    (record,) = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    text = "<bos><start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n<start_of_turn>model\n"
+    vocab = llama_cpp.Llama(model_path=str(model), vocab_only=True, verbose=False)
+    assert record["prompt_tokens"] == vocab.tokenize(text.encode(), add_bos=False, special=True)
