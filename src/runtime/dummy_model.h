@@ -1,6 +1,8 @@
 // `--load-format dummy`: a model of real shapes with random weights, from a Hugging Face
-// config.json alone (configs/ has Mixtral-8x7B, Mixtral-8x22B and Mistral-7B). It exists to
-// measure throughput at scales whose weights cannot be had here. The tensors alias one
+// config.json alone (configs/ has Mixtral-8x7B/8x22B, Mistral-7B, Qwen3-30B-A3B/235B-A22B and
+// gpt-oss-120b). It exists to measure throughput at scales whose weights cannot be had here.
+// Every matrix takes the config's torch_dtype (gpt-oss's MXFP4 experts come out bf16, 4x the
+// bytes of the real file); the tensor names are the loader's own. The tensors alias one
 // random pool (the largest tensor's size), so the host holds no second copy of the model:
 // the offload pipeline packs them into its own slabs as it does for a real file.
 #pragma once
@@ -13,7 +15,7 @@
 
 namespace so {
 
-// path: a config.json, or a directory that holds one. Llama, Mistral and Mixtral layouts.
+// path: a config.json, or a directory that holds one; any family the loader reads.
 Result<std::unique_ptr<Model>> load_dummy_model(const std::string& path, uint64_t seed = 1);
 
 // A byte-level tokenizer over n_vocab ids (bytes first, then <s>, </s>, then fillers), so
