@@ -86,6 +86,13 @@ struct BlockQ8_K {
   int16_t bsums[kQK_K / 16];
 };
 
+// Element l of the sub-block pair (sub, sub + 1) that share 32 bytes of qs in Q4_K and Q5_K:
+// the low (high = false) or high nibble of q[l], with Q5_K's fifth bit from qh[l] (qh null: Q4_K).
+inline int k4_family_value(const uint8_t* q, const uint8_t* qh, int l, int sub, bool high) {
+  const int nibble = high ? q[l] >> 4 : q[l] & 0xF;
+  return qh == nullptr ? nibble : nibble | ((qh[l] >> (sub + (high ? 1 : 0))) & 1) << 4;
+}
+
 static_assert(sizeof(BlockQ4_0) == 18);
 static_assert(sizeof(BlockQ4_1) == 20);
 static_assert(sizeof(BlockQ5_0) == 22);

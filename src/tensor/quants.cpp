@@ -63,41 +63,31 @@ void dequantize_q8_0(const BlockQ8_0* blocks, float* y, int64_t n_blocks) {
   }
 }
 
+// Q4_K and Q5_K (qh: the fifth bits, null for Q4_K): each 32 bytes of qs hold a sub-block
+// pair, low nibbles then high nibbles.
+void dequantize_k4_family(const uint8_t* scales, float d, float dmin, const uint8_t* q, const uint8_t* qh, float* y) {
+  for (int sub = 0; sub < 8; sub += 2, q += 32) {
+    uint8_t scale, min;
+    q4_k_scale_min(sub, scales, &scale, &min);
+    const float d_low = d * scale, m_low = dmin * min;
+    q4_k_scale_min(sub + 1, scales, &scale, &min);
+    const float d_high = d * scale, m_high = dmin * min;
+    for (int l = 0; l < 32; ++l) *y++ = d_low * static_cast<float>(k4_family_value(q, qh, l, sub, false)) - m_low;
+    for (int l = 0; l < 32; ++l) *y++ = d_high * static_cast<float>(k4_family_value(q, qh, l, sub, true)) - m_high;
+  }
+}
+
 void dequantize_q4_k(const BlockQ4_K* blocks, float* y, int64_t n_blocks) {
-  for (int64_t i = 0; i < n_blocks; ++i) {
-    const float d = fp16_to_fp32(blocks[i].d);
-    const float dmin = fp16_to_fp32(blocks[i].dmin);
-    const uint8_t* q = blocks[i].qs;
-    // Each 32 bytes of qs hold two sub-blocks: low nibbles, then high nibbles.
-    for (int sub = 0; sub < 8; sub += 2, q += 32) {
-      uint8_t scale, min;
-      q4_k_scale_min(sub, blocks[i].scales, &scale, &min);
-      const float d_low = d * scale, m_low = dmin * min;
-      q4_k_scale_min(sub + 1, blocks[i].scales, &scale, &min);
-      const float d_high = d * scale, m_high = dmin * min;
-      for (int l = 0; l < 32; ++l) *y++ = d_low * static_cast<float>(q[l] & 0xF) - m_low;
-      for (int l = 0; l < 32; ++l) *y++ = d_high * static_cast<float>(q[l] >> 4) - m_high;
-    }
+  for (int64_t i = 0; i < n_blocks; ++i, y += kQK_K) {
+    dequantize_k4_family(blocks[i].scales, fp16_to_fp32(blocks[i].d), fp16_to_fp32(blocks[i].dmin), blocks[i].qs,
+                         nullptr, y);
   }
 }
 
 void dequantize_q5_k(const BlockQ5_K* blocks, float* y, int64_t n_blocks) {
-  for (int64_t i = 0; i < n_blocks; ++i) {
-    const float d = fp16_to_fp32(blocks[i].d);
-    const float dmin = fp16_to_fp32(blocks[i].dmin);
-    const uint8_t* q = blocks[i].qs;
-    const uint8_t* qh = blocks[i].qh;
-    for (int sub = 0; sub < 8; sub += 2, q += 32) {
-      uint8_t scale, min;
-      q4_k_scale_min(sub, blocks[i].scales, &scale, &min);
-      const float d_low = d * scale, m_low = dmin * min;
-      q4_k_scale_min(sub + 1, blocks[i].scales, &scale, &min);
-      const float d_high = d * scale, m_high = dmin * min;
-      for (int l = 0; l < 32; ++l) *y++ = d_low * static_cast<float>((q[l] & 0xF) | ((qh[l] >> sub) & 1) << 4) - m_low;
-      for (int l = 0; l < 32; ++l) {
-        *y++ = d_high * static_cast<float>((q[l] >> 4) | ((qh[l] >> (sub + 1)) & 1) << 4) - m_high;
-      }
-    }
+  for (int64_t i = 0; i < n_blocks; ++i, y += kQK_K) {
+    dequantize_k4_family(blocks[i].scales, fp16_to_fp32(blocks[i].d), fp16_to_fp32(blocks[i].dmin), blocks[i].qs,
+                         blocks[i].qh, y);
   }
 }
 

@@ -78,6 +78,6 @@ def test_float_rows(name):
 
 
 def test_tool_rejects_a_bad_dtype():
-    result = subprocess.run([TOOL, "Q5_K", "256"], input=b"", capture_output=True)
+    result = subprocess.run([TOOL, "IQ2_XS", "256"], input=b"", capture_output=True)
     assert result.returncode == 2
     assert b"expected a weight dtype" in result.stderr

@@ -59,31 +59,33 @@ float dot_mxfp4_q8_0(const BlockMXFP4* w, const BlockQ8_0* x, int64_t n_blocks) 
   return sum;
 }
 
-// Q5_K x Q8_K: Q4_K's sums with 5-bit values, exact in int32.
+// Q4_K / Q5_K x Q8_K, per super-block: sum(scale_j * dot_j) is exact in int32; the mins meet
+// the activation's bsums (sums of 16), so the min term needs no per-element work.
+static float k4_family_dot(const uint8_t* scales, uint16_t d_bits, uint16_t dmin_bits, const uint8_t* q,
+                           const uint8_t* qh, const BlockQ8_K& x) {
+  int isum = 0, imin = 0;
+  const int8_t* a = x.qs;
+  for (int sub = 0; sub < 8; sub += 2, q += 32, a += 64) {
+    uint8_t scale_low, min_low, scale_high, min_high;
+    q4_k_scale_min(sub, scales, &scale_low, &min_low);
+    q4_k_scale_min(sub + 1, scales, &scale_high, &min_high);
+    int dot_low = 0, dot_high = 0;
+    for (int l = 0; l < 32; ++l) {
+      dot_low += k4_family_value(q, qh, l, sub, false) * a[l];
+      dot_high += k4_family_value(q, qh, l, sub, true) * a[l + 32];
+    }
+    isum += scale_low * dot_low + scale_high * dot_high;
+    imin += min_low * (x.bsums[2 * sub] + x.bsums[2 * sub + 1]);
+    imin += min_high * (x.bsums[2 * sub + 2] + x.bsums[2 * sub + 3]);
+  }
+  const float d = x.d * fp16_to_fp32(d_bits);
+  const float dmin = x.d * fp16_to_fp32(dmin_bits);
+  return d * static_cast<float>(isum) - dmin * static_cast<float>(imin);
+}
+
 float dot_q5_k_q8_k(const BlockQ5_K* w, const BlockQ8_K* x, int64_t n_blocks) {
   float sum = 0.0f;
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    int isum = 0, imin = 0;
-    const uint8_t* q = w[b].qs;
-    const uint8_t* qh = w[b].qh;
-    const int8_t* a = x[b].qs;
-    for (int sub = 0; sub < 8; sub += 2, q += 32, a += 64) {
-      uint8_t scale_low, min_low, scale_high, min_high;
-      q4_k_scale_min(sub, w[b].scales, &scale_low, &min_low);
-      q4_k_scale_min(sub + 1, w[b].scales, &scale_high, &min_high);
-      int dot_low = 0, dot_high = 0;
-      for (int l = 0; l < 32; ++l) {
-        dot_low += ((q[l] & 0xF) | ((qh[l] >> sub) & 1) << 4) * a[l];
-        dot_high += ((q[l] >> 4) | ((qh[l] >> (sub + 1)) & 1) << 4) * a[l + 32];
-      }
-      isum += scale_low * dot_low + scale_high * dot_high;
-      imin += min_low * (x[b].bsums[2 * sub] + x[b].bsums[2 * sub + 1]);
-      imin += min_high * (x[b].bsums[2 * sub + 2] + x[b].bsums[2 * sub + 3]);
-    }
-    const float d = x[b].d * fp16_to_fp32(w[b].d);
-    const float dmin = x[b].d * fp16_to_fp32(w[b].dmin);
-    sum += d * static_cast<float>(isum) - dmin * static_cast<float>(imin);
-  }
+  for (int64_t b = 0; b < n_blocks; ++b) sum += k4_family_dot(w[b].scales, w[b].d, w[b].dmin, w[b].qs, w[b].qh, x[b]);
   return sum;
 }
 
@@ -114,31 +116,9 @@ float dot_q4_1_q8_1(const BlockQ4_1* w, const BlockQ8_1* x, int64_t n_blocks) {
   return sum;
 }
 
-// Q4_K x Q8_K, per super-block: sum(scale_j * dot_j) is exact in int32; the mins meet the
-// activation's bsums (sums of 16), so the min term needs no per-element work.
 float dot_q4_k_q8_k(const BlockQ4_K* w, const BlockQ8_K* x, int64_t n_blocks) {
   float sum = 0.0f;
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    int isum = 0, imin = 0;
-    const uint8_t* q = w[b].qs;
-    const int8_t* a = x[b].qs;
-    for (int sub = 0; sub < 8; sub += 2, q += 32, a += 64) {
-      uint8_t scale_low, min_low, scale_high, min_high;
-      q4_k_scale_min(sub, w[b].scales, &scale_low, &min_low);
-      q4_k_scale_min(sub + 1, w[b].scales, &scale_high, &min_high);
-      int dot_low = 0, dot_high = 0;
-      for (int l = 0; l < 32; ++l) {
-        dot_low += (q[l] & 0xF) * a[l];
-        dot_high += (q[l] >> 4) * a[l + 32];
-      }
-      isum += scale_low * dot_low + scale_high * dot_high;
-      imin += min_low * (x[b].bsums[2 * sub] + x[b].bsums[2 * sub + 1]);
-      imin += min_high * (x[b].bsums[2 * sub + 2] + x[b].bsums[2 * sub + 3]);
-    }
-    const float d = x[b].d * fp16_to_fp32(w[b].d);
-    const float dmin = x[b].d * fp16_to_fp32(w[b].dmin);
-    sum += d * static_cast<float>(isum) - dmin * static_cast<float>(imin);
-  }
+  for (int64_t b = 0; b < n_blocks; ++b) sum += k4_family_dot(w[b].scales, w[b].d, w[b].dmin, w[b].qs, nullptr, x[b]);
   return sum;
 }
 

@@ -188,30 +188,36 @@ __device__ __forceinline__ void q4_k_scale_min(int j, const uint8_t* scales, int
   }
 }
 
+// Q4_K and Q5_K (qh: the fifth bits, null for Q4_K): the CPU reference's per-block sums.
+__device__ __forceinline__ float k4_family_dot(const uint8_t* w, const uint8_t* q, const uint8_t* qh,
+                                               const Q8Activations& a, int64_t block) {
+  const int8_t* x = a.q + block * 256;
+  const int32_t* bsums = a.bsums + block * 16;
+  int isum = 0, imin = 0;
+  for (int sub = 0; sub < 8; sub += 2, q += 32, x += 64) {
+    int scale_low, min_low, scale_high, min_high;
+    q4_k_scale_min(sub, w + 4, scale_low, min_low);
+    q4_k_scale_min(sub + 1, w + 4, scale_high, min_high);
+    int dot_low = 0, dot_high = 0;
+#pragma unroll
+    for (int l = 0; l < 32; ++l) {
+      const int fifth_low = qh ? ((qh[l] >> sub) & 1) << 4 : 0, fifth_high = qh ? ((qh[l] >> (sub + 1)) & 1) << 4 : 0;
+      dot_low += ((q[l] & 0xF) | fifth_low) * x[l];
+      dot_high += ((q[l] >> 4) | fifth_high) * x[l + 32];
+    }
+    isum += scale_low * dot_low + scale_high * dot_high;
+    imin += min_low * (bsums[2 * sub] + bsums[2 * sub + 1]) + min_high * (bsums[2 * sub + 2] + bsums[2 * sub + 3]);
+  }
+  const float dx = a.d[block * 8];
+  const float d = dx * f16_bits(w), dmin = dx * f16_bits(w + 2);
+  return d * float(isum) - dmin * float(imin);
+}
+
 template <>
 struct Q8Dot<DType::kQ4_K> {
   static constexpr int kBlockBytes = 144, kBlockElements = 256;
   static __device__ __forceinline__ float dot(const uint8_t* w, const Q8Activations& a, int64_t block) {
-    const int8_t* x = a.q + block * 256;
-    const int32_t* bsums = a.bsums + block * 16;
-    const uint8_t* q = w + 16;
-    int isum = 0, imin = 0;
-    for (int sub = 0; sub < 8; sub += 2, q += 32, x += 64) {
-      int scale_low, min_low, scale_high, min_high;
-      q4_k_scale_min(sub, w + 4, scale_low, min_low);
-      q4_k_scale_min(sub + 1, w + 4, scale_high, min_high);
-      int dot_low = 0, dot_high = 0;
-#pragma unroll
-      for (int l = 0; l < 32; ++l) {
-        dot_low += (q[l] & 0xF) * x[l];
-        dot_high += (q[l] >> 4) * x[l + 32];
-      }
-      isum += scale_low * dot_low + scale_high * dot_high;
-      imin += min_low * (bsums[2 * sub] + bsums[2 * sub + 1]) + min_high * (bsums[2 * sub + 2] + bsums[2 * sub + 3]);
-    }
-    const float dx = a.d[block * 8];
-    const float d = dx * f16_bits(w), dmin = dx * f16_bits(w + 2);
-    return d * float(isum) - dmin * float(imin);
+    return k4_family_dot(w, w + 16, nullptr, a, block);
   }
 };
 
@@ -219,27 +225,7 @@ template <>
 struct Q8Dot<DType::kQ5_K> {
   static constexpr int kBlockBytes = 176, kBlockElements = 256;
   static __device__ __forceinline__ float dot(const uint8_t* w, const Q8Activations& a, int64_t block) {
-    const int8_t* x = a.q + block * 256;
-    const int32_t* bsums = a.bsums + block * 16;
-    const uint8_t* qh = w + 16;
-    const uint8_t* q = w + 48;
-    int isum = 0, imin = 0;
-    for (int sub = 0; sub < 8; sub += 2, q += 32, x += 64) {
-      int scale_low, min_low, scale_high, min_high;
-      q4_k_scale_min(sub, w + 4, scale_low, min_low);
-      q4_k_scale_min(sub + 1, w + 4, scale_high, min_high);
-      int dot_low = 0, dot_high = 0;
-#pragma unroll
-      for (int l = 0; l < 32; ++l) {
-        dot_low += ((q[l] & 0xF) | ((qh[l] >> sub) & 1) << 4) * x[l];
-        dot_high += ((q[l] >> 4) | ((qh[l] >> (sub + 1)) & 1) << 4) * x[l + 32];
-      }
-      isum += scale_low * dot_low + scale_high * dot_high;
-      imin += min_low * (bsums[2 * sub] + bsums[2 * sub + 1]) + min_high * (bsums[2 * sub + 2] + bsums[2 * sub + 3]);
-    }
-    const float dx = a.d[block * 8];
-    const float d = dx * f16_bits(w), dmin = dx * f16_bits(w + 2);
-    return d * float(isum) - dmin * float(imin);
+    return k4_family_dot(w, w + 48, w + 16, a, block);
   }
 };
 
