@@ -61,7 +61,7 @@ const DTypeInfo& dtype_info(DType dtype) {
 
 std::string_view dtype_name(DType dtype) { return dtype_info(dtype).name; }
 
-std::string_view supported_weight_dtypes() { return "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K"; }
+std::string_view supported_weight_dtypes() { return "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, MXFP4, Q4_K, Q5_K, Q6_K"; }
 
 std::optional<DType> dtype_from_name(std::string_view name) {
   for (const auto& info : kTable) {

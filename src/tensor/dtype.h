@@ -55,7 +55,7 @@ struct DTypeInfo {
 std::optional<DTypeInfo> dtype_info_from_ggml(uint32_t ggml_type);
 const DTypeInfo& dtype_info(DType dtype);
 std::string_view dtype_name(DType dtype);
-// "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K": for error messages.
+// "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, MXFP4, Q4_K, Q5_K, Q6_K": for error messages.
 std::string_view supported_weight_dtypes();
 std::optional<DType> dtype_from_name(std::string_view name);
 
