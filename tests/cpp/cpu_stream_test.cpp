@@ -83,7 +83,9 @@ TEST(CpuStream, CopiesShareTheirDirectionOfTheLink) {
   const double both = now_seconds() - start;
   const double copy_seconds = double(a.size()) / 1e9;
   EXPECT_GE(both, 2 * copy_seconds * 0.98) << "two copies toward the device share the link";
-  EXPECT_LT(one_way, 1.5 * copy_seconds) << "the other direction is not held up by them";
+  // note: relative to `both`, not to the link's time alone: under ThreadSanitizer the copies' memcpy
+  // itself takes a share of the time. Held up behind the two, the third would end last.
+  EXPECT_LT(one_way, 0.75 * both) << "the other direction is not held up by them";
   EXPECT_EQ(b, a);
   EXPECT_EQ(f, e);
 }
