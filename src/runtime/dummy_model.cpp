@@ -11,6 +11,7 @@
 #include "base/strings.h"
 #include "format/hf_config.h"
 #include "model/weights.h"
+#include "tensor/blocks.h"
 
 namespace so {
 
@@ -54,6 +55,26 @@ void fill_random(uint8_t* data, size_t bytes, DType dtype, bool near_one, uint64
     });
   }
   for (std::thread& thread : threads) thread.join();
+}
+
+// Random MXFP4 blocks: any nibbles, shared exponents 2^-8 .. 2^-4 (no NaN or huge scales).
+void fill_mxfp4(uint8_t* data, size_t bytes, uint64_t seed) {
+  uint64_t state = seed;
+  for (size_t block = 0; block + sizeof(BlockMXFP4) <= bytes; block += sizeof(BlockMXFP4)) {
+    uint64_t r = splitmix(state);
+    data[block] = uint8_t(119 + r % 5);
+    for (size_t i = 1; i < sizeof(BlockMXFP4); ++i) {
+      if (i % 8 == 0) r = splitmix(state);
+      data[block + i] = uint8_t(r >> (8 * (i % 8)));
+    }
+  }
+}
+
+// The dtype a matrix gets: the config's, or MXFP4 for a gpt-oss config's experts when its
+// quantization_config says so (as the released checkpoints do).
+DType dummy_dtype(const std::string& name, DType dtype, bool mxfp4_experts) {
+  const bool expert = name.find("_exps.weight") != std::string::npos;
+  return mxfp4_experts && expert ? DType::kMXFP4 : dtype;
 }
 
 Result<DType> dtype_of_config(const std::string& torch_dtype) {
@@ -103,22 +124,33 @@ Result<std::unique_ptr<Model>> load_dummy_model(const std::string& path, uint64_
 
   // note: gpt-oss has GGUF names only (its checkpoints' layout is not one the engine reads).
   if (c.arch == Architecture::kGptOss) file.format = ModelFormat::kGguf;
+  const bool mxfp4_experts = c.arch == Architecture::kGptOss && json.is_object() &&
+                             json.value(nlohmann::json::json_pointer("/quantization_config/quant_method"), std::string()) == "mxfp4";
   const std::vector<ExpectedTensor> specs = expected_tensors(c, file.format);
-  uint64_t largest = 0;
-  for (const ExpectedTensor& spec : specs) largest = std::max<uint64_t>(largest, dtype_row_bytes(dtype, spec.shape.inner()) * spec.shape.rows());
-  // One pool for matrices (aliased at spread offsets), one for vectors (norms near 1).
+  uint64_t largest = 0, largest_mxfp4 = 0;
+  for (const ExpectedTensor& spec : specs) {
+    const DType type = dummy_dtype(spec.name, dtype, mxfp4_experts);
+    uint64_t& most = type == DType::kMXFP4 ? largest_mxfp4 : largest;
+    most = std::max<uint64_t>(most, dtype_row_bytes(type, spec.shape.inner()) * spec.shape.rows());
+  }
+  // One pool for matrices (aliased at spread offsets), one for vectors (norms near 1), one for
+  // MXFP4 experts.
   const uint64_t spread = 64 << 20, vectors = 1 << 20;
-  SO_ASSIGN_OR_RETURN(MappedFile pool, MappedFile::anonymous(largest + spread + vectors, "dummy weights"));
+  SO_ASSIGN_OR_RETURN(MappedFile pool,
+                      MappedFile::anonymous(largest + spread + vectors + largest_mxfp4, "dummy weights"));
   fill_random(pool.writable_data(), largest + spread, dtype, false, seed);
   fill_random(pool.writable_data() + largest + spread, vectors, dtype, true, seed + 1);
+  fill_mxfp4(pool.writable_data() + largest + spread + vectors, largest_mxfp4, seed + 2);
   uint64_t at = 0;
   for (const ExpectedTensor& spec : specs) {
     TensorInfo info;
     info.name = spec.name;
-    info.dtype = dtype;
+    info.dtype = dummy_dtype(spec.name, dtype, mxfp4_experts);
     info.shape = spec.shape;
-    info.bytes = dtype_row_bytes(dtype, spec.shape.inner()) * spec.shape.rows();
-    if (spec.shape.n_dims == 1) {
+    info.bytes = dtype_row_bytes(info.dtype, spec.shape.inner()) * spec.shape.rows();
+    if (info.dtype == DType::kMXFP4) {
+      info.offset = largest + spread + vectors;
+    } else if (spec.shape.n_dims == 1) {
       info.offset = largest + spread;
     } else {
       at = (at + 7919 * 4096) % spread;  // different tensors start at different places

@@ -1,8 +1,9 @@
 // `--load-format dummy`: a model of real shapes with random weights, from a Hugging Face
 // config.json alone (configs/ has Mixtral-8x7B/8x22B, Mistral-7B, Qwen3-30B-A3B/235B-A22B and
 // gpt-oss-120b). It exists to measure throughput at scales whose weights cannot be had here.
-// Every matrix takes the config's torch_dtype (gpt-oss's MXFP4 experts come out bf16, 4x the
-// bytes of the real file); the tensor names are the loader's own. The tensors alias one
+// Every matrix takes the config's torch_dtype, except gpt-oss's experts, which are MXFP4 as
+// in the released checkpoints when its quantization_config says so; the tensor names are the
+// loader's own. The tensors alias one
 // random pool (the largest tensor's size), so the host holds no second copy of the model:
 // the offload pipeline packs them into its own slabs as it does for a real file.
 #pragma once
