@@ -143,7 +143,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bin", default=str(REPO / "build" / "apps" / "specoffload"))
     parser.add_argument("--target", default=str(REPO / "configs" / "mixtral-8x7b"))
-    parser.add_argument("--draft", default=str(REPO / "configs" / "mistral-7b"))
+    parser.add_argument("--draft", default=str(REPO / "configs" / "mistral-7b"),
+                        help="a draft config directory, or layers:N for the target's first N layers (self-draft)")
     parser.add_argument("--gpu-mem", default="24G")
     parser.add_argument("--backend", default="cuda", help="cpu: a plumbing check of this script without a GPU")
     # note: 24G holds the bf16 Mistral-7B draft (14.5 GB), two ring slots of Mixtral layers (5.9 GB), both KV
@@ -188,9 +189,12 @@ def main() -> int:
     against_bound(plain)
     records.append(plain)
     print(json.dumps(plain), flush=True)
+    self_draft = args.draft.startswith("layers:")
+    drafter = ["--draft-layers", args.draft.split(":", 1)[1]] if self_draft else ["--draft-model", args.draft]
+    draft_name = f"self-draft {args.draft.split(':', 1)[1]} layers" if self_draft else Path(args.draft).name
     for alpha in args.alphas:
-        record = run_engine(args, f"draft mistral-7b, simulated alpha {alpha}",
-                            ["--draft-model", args.draft, "--draft-length", "fixed", "--draft-max", str(args.draft_max),
+        record = run_engine(args, f"draft {draft_name}, simulated alpha {alpha}",
+                            [*drafter, "--draft-length", "fixed", "--draft-max", str(args.draft_max),
                              "--simulate-acceptance", str(alpha)])
         if "error" not in record and "error" not in plain and plain["decode_tokens_per_second"]:
             record["speedup_vs_no_speculation"] = record["decode_tokens_per_second"] / plain["decode_tokens_per_second"]
