@@ -83,13 +83,27 @@ Status validate(const ModelConfig& c) {
   return Status::Ok();
 }
 
+// What each family changes in llama's block, whatever file it came from (dims set first).
+void set_family_traits(ModelConfig& c) {
+  using A = Architecture;
+  c.qkv_bias = c.arch == A::kQwen2 || c.arch == A::kGptOss;
+  c.qk_norm = c.arch == A::kQwen3 || c.arch == A::kQwen3Moe || c.arch == A::kGemma3;
+  if (c.arch == A::kGemma3) {
+    c.sandwich_norms = true;
+    c.activation = FfnActivation::kGeluTanh;
+    c.embedding_scale = std::sqrt(float(c.dim));
+  }
+  if (c.arch == A::kGptOss) {
+    c.out_bias = true;
+    c.attention_sinks = true;
+    c.moe_biases = true;
+    c.activation = FfnActivation::kSwigluOai;
+  }
+}
+
 // Gemma 3 as llama.cpp reads it: five sliding layers (base 10000, unscaled rope) for every
 // global one, embeddings times sqrt(dim), the converter's norms already hold 1 + w.
 Status gemma3_from_gguf(const Metadata& m, const std::string& p, ModelConfig& c) {
-  c.qk_norm = true;
-  c.sandwich_norms = true;
-  c.activation = FfnActivation::kGeluTanh;
-  c.embedding_scale = std::sqrt(float(c.dim));
   // note: gemma_pytorch scales queries by 1/sqrt(dim / heads) for the 27B (62 layers) only.
   c.attention_scale = c.n_layers == 62 ? 1.0f / std::sqrt(float(c.dim / c.n_heads)) : 1.0f / std::sqrt(float(c.head_dim));
   SO_ASSIGN_OR_RETURN(int64_t window, m.get_int_or(p + "attention.sliding_window", 0));
@@ -105,18 +119,13 @@ Status gemma3_from_gguf(const Metadata& m, const std::string& p, ModelConfig& c)
   return Status::Ok();
 }
 
-// gpt-oss as llama.cpp runs it: biases on q/k/v/o, the router and the experts, a sink logit
-// per head, `period`-layer groups whose first period - 1 layers slide (same rope as global).
+// gpt-oss's layers as llama.cpp runs them: `period`-layer groups whose first period - 1 layers
+// slide (with the global rope).
 Status gpt_oss_layers(int64_t window, int64_t period, ModelConfig& c) {
   if (window <= 0 || window > (int64_t(1) << 24) || period <= 0 || period > c.n_layers + 1) {
     return format_error("gpt-oss sliding window ", window, " / pattern ", period,
                         " is not valid; expected a positive window and period");
   }
-  c.qkv_bias = true;
-  c.out_bias = true;
-  c.attention_sinks = true;
-  c.moe_biases = true;
-  c.activation = FfnActivation::kSwigluOai;
   c.sliding_window = int(window);
   c.sliding_rope_base = 0.0f;
   for (int layer = 0; layer < c.n_layers; ++layer) c.sliding_layers.push_back(layer % period < period - 1);
@@ -144,10 +153,8 @@ Result<ModelConfig> from_gguf(const ModelFile& file) {
     c.arch = n_experts > 0 ? Architecture::kMixtral : Architecture::kLlama;
   } else if (arch_name == "qwen2") {
     c.arch = Architecture::kQwen2;
-    c.qkv_bias = true;
   } else if (arch_name == "qwen3" || arch_name == "qwen3moe") {
     c.arch = arch_name == "qwen3" ? Architecture::kQwen3 : Architecture::kQwen3Moe;
-    c.qk_norm = true;
   } else if (arch_name == "gemma3") {
     c.arch = Architecture::kGemma3;
   } else if (arch_name == "gpt-oss") {
@@ -192,6 +199,7 @@ Result<ModelConfig> from_gguf(const ModelFile& file) {
   // rope; the other families keep HF's layout and rotate halves.
   c.rope.style = c.arch == Architecture::kLlama || c.arch == Architecture::kMixtral ? RopeStyle::kNormal
                                                                                    : RopeStyle::kNeox;
+  set_family_traits(c);
   if (c.arch == Architecture::kGemma3) SO_TRY(gemma3_from_gguf(m, p, c));
   if (c.arch == Architecture::kGptOss) {
     SO_ASSIGN_OR_RETURN(int64_t window, m.get_int(p + "attention.sliding_window"));
@@ -267,14 +275,10 @@ Status qwen3_moe_from_hf(const Metadata& m, ModelConfig& c) {
 // Gemma 3's text config: layer_types (or sliding_window_pattern) picks the sliding layers,
 // query_pre_attn_scalar the attention scale, rope_local_base_freq the sliding layers' base.
 Status gemma3_from_hf(const Metadata& m, ModelConfig& c) {
-  c.qk_norm = true;
-  c.sandwich_norms = true;
-  c.embedding_scale = std::sqrt(float(c.dim));
   SO_ASSIGN_OR_RETURN(std::string activation, m.get_string_or("hidden_activation", "gelu_pytorch_tanh"));
   if (activation != "gelu_pytorch_tanh" && activation != "gelu") {
     return unsupported("gemma3 hidden_activation '", activation, "' is not supported; expected gelu_pytorch_tanh");
   }
-  c.activation = FfnActivation::kGeluTanh;
   SO_ASSIGN_OR_RETURN(double scalar, m.get_float_or("query_pre_attn_scalar", double(c.head_dim)));
   if (!(scalar > 0.0) || !std::isfinite(scalar)) {
     return format_error("config.json query_pre_attn_scalar is ", scalar, "; expected a positive number");
@@ -313,12 +317,10 @@ Result<ModelConfig> from_hf_config(const ModelFile& file) {
     c.arch = Architecture::kLlama;
   } else if (model_type == "qwen2") {
     c.arch = Architecture::kQwen2;
-    c.qkv_bias = true;
   } else if (model_type == "mixtral") {
     c.arch = Architecture::kMixtral;
   } else if (model_type == "qwen3" || model_type == "qwen3_moe") {
     c.arch = model_type == "qwen3" ? Architecture::kQwen3 : Architecture::kQwen3Moe;
-    c.qk_norm = true;
   } else if (model_type == "gemma3_text") {
     c.arch = Architecture::kGemma3;
   } else if (model_type == "gpt_oss") {
@@ -364,6 +366,7 @@ Result<ModelConfig> from_hf_config(const ModelFile& file) {
   // which is NeoX-style rope for every family.
   c.rope.style = RopeStyle::kNeox;
   c.tied_embeddings = tied || file.tensors.find("lm_head.weight") == nullptr;
+  set_family_traits(c);
   if (c.arch == Architecture::kMixtral) {
     SO_ASSIGN_OR_RETURN(int64_t n_experts, m.get_int("num_local_experts"));
     SO_ASSIGN_OR_RETURN(int64_t used, m.get_int("num_experts_per_tok"));

@@ -407,24 +407,34 @@ def test_sigterm_drains_running_streams_and_refuses_new_requests():
         s.stop()
 
 
+def cancelled_count(metrics: str) -> float:
+    """Requests the server counts as cancelled, from its /metrics text."""
+    found = re.search(r'reason="cancelled"\} (\S+)', metrics)
+    return float(found.group(1)) if found else 0.0
+
+
+def wait_for_a_cancellation(server, before: float, seconds: float, failure: str) -> str:
+    """Polls /metrics until the cancelled count passes `before`; returns the metrics that show it."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        metrics = server.request("GET", "/metrics")[1]
+        if cancelled_count(metrics) > before:
+            return metrics
+        time.sleep(0.2)
+    pytest.fail(failure)
+
+
 def test_a_client_that_goes_away_cancels_its_request(server):
     body = json.dumps({"prompt": "Once upon a time", "max_tokens": 400, "stream": True}).encode()
     request = (b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
                str(len(body)).encode() + b"\r\n\r\n" + body)
     before = server.request("GET", "/metrics")[1]
-    cancelled_before = re.search(r'reason="cancelled"\} (\S+)', before)
+    cancelled_before = cancelled_count(before)
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(request)
         sock.recv(4096)  # the stream has started
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        metrics = server.request("GET", "/metrics")[1]
-        found = re.search(r'reason="cancelled"\} (\S+)', metrics)
-        if found and float(found.group(1)) > (float(cancelled_before.group(1)) if cancelled_before else 0):
-            break
-        time.sleep(0.2)
-    else:
-        pytest.fail("the request was not cancelled after its client left")
+    metrics = wait_for_a_cancellation(server, cancelled_before, 60,
+                                      "the request was not cancelled after its client left")
     assert float(re.search(r"^specoffload_running_requests (\S+)$", metrics, re.M).group(1)) == 0
 
 
@@ -496,19 +506,12 @@ def test_a_non_streaming_client_that_goes_away_cancels_its_request(server):
     request = (b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
                str(len(body)).encode() + b"\r\n\r\n" + body)
     before = server.request("GET", "/metrics")[1]
-    cancelled_before = re.search(r'reason="cancelled"\} (\S+)', before)
+    cancelled_before = cancelled_count(before)
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(request)
         time.sleep(1.0)  # generating, nothing sent back yet
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        metrics = server.request("GET", "/metrics")[1]
-        found = re.search(r'reason="cancelled"\} (\S+)', metrics)
-        if found and float(found.group(1)) > (float(cancelled_before.group(1)) if cancelled_before else 0):
-            break
-        time.sleep(0.2)
-    else:
-        pytest.fail("the non-streaming request was not cancelled after its client left")
+    wait_for_a_cancellation(server, cancelled_before, 30,
+                            "the non-streaming request was not cancelled after its client left")
 
 
 def test_a_public_address_without_a_key_is_warned_about():
