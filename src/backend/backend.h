@@ -67,6 +67,14 @@ struct MoeWeights {
   const float* up_bias = nullptr;       // (n_experts, ffn_dim)
   const float* down_bias = nullptr;     // (n_experts, dim)
   bool clamped_swiglu = false;
+  // DeepSeek: sigmoid scores (else softmax); a bias that only steers the choice (host memory,
+  // null: none); the choice limited to the best n_groups_used of n_groups equal groups
+  // (n_groups <= 1: no groups); the chosen weights times weights_scale.
+  bool sigmoid_scores = false;
+  const float* selection_bias = nullptr;
+  int n_groups = 0;
+  int n_groups_used = 0;
+  float weights_scale = 1.0f;
 };
 
 class Backend {

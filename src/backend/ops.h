@@ -37,14 +37,18 @@ struct KvGeometry {
   int head_dim = 0;
   int page_tokens = 256;
   DType dtype = DType::kF16;  // F16 or F32
+  // Keys are their own values (DeepSeek's latent attention): one slab per head, and V
+  // offsets equal K's; a store writes the same vector for both.
+  bool values_in_keys = false;
 
   int64_t element_bytes() const { return dtype == DType::kF32 ? 4 : 2; }
   int64_t head_slab_bytes() const { return int64_t(page_tokens) * head_dim * element_bytes(); }
-  int64_t layer_bytes() const { return 2 * n_kv_heads * head_slab_bytes(); }
+  int64_t layer_bytes() const { return (values_in_keys ? 1 : 2) * n_kv_heads * head_slab_bytes(); }
   int64_t page_bytes() const { return n_layers * layer_bytes(); }
   // Byte offset of (layer, K or V, kv_head, slot 0) inside a page.
   int64_t offset(int layer, bool value, int kv_head) const {
-    return layer * layer_bytes() + (value ? n_kv_heads : 0) * head_slab_bytes() + kv_head * head_slab_bytes();
+    return layer * layer_bytes() + (value && !values_in_keys ? n_kv_heads : 0) * head_slab_bytes() +
+           kv_head * head_slab_bytes();
   }
 };
 

@@ -1,6 +1,9 @@
 #include "model/config.h"
 
+#include <algorithm>
 #include <cmath>
+
+#include "model/config_deepseek.h"
 
 namespace so {
 
@@ -13,6 +16,7 @@ std::string_view architecture_name(Architecture arch) {
     case Architecture::kQwen3Moe: return "qwen3moe";
     case Architecture::kGemma3: return "gemma3";
     case Architecture::kGptOss: return "gpt-oss";
+    case Architecture::kDeepseek2: return "deepseek2";
   }
   return "?";
 }
@@ -22,6 +26,13 @@ std::string ModelConfig::summary() const {
                  n_kv_heads, " kv) x ", head_dim, ", ffn ", ffn_dim, is_moe() ? str_cat(" x ", n_experts, " experts (top ", n_experts_used, ")") : "",
                  ", vocab ", n_vocab, ", ctx ", n_ctx_train);
 }
+
+int ModelConfig::ffn_scratch_width() const {
+  return std::max({ffn_dim, dense_ffn_dim, shared_ffn_dim(), q_lora_rank, kv_lora_rank + (is_mla() ? rope.n_rot : 0),
+                   qk_nope_dim, v_head_dim});
+}
+
+int ModelConfig::attention_scratch_width() const { return std::max(q_dim(), n_heads * (is_mla() ? qk_head_dim() : 0)); }
 
 namespace {
 
@@ -159,9 +170,11 @@ Result<ModelConfig> from_gguf(const ModelFile& file) {
     c.arch = Architecture::kGemma3;
   } else if (arch_name == "gpt-oss") {
     c.arch = Architecture::kGptOss;
+  } else if (arch_name == "deepseek2") {
+    c.arch = Architecture::kDeepseek2;
   } else {
     return unsupported("architecture '", arch_name, "' is not supported; supported: llama (Llama, Mistral, SmolLM2, ",
-                       "TinyLlama, Mixtral), qwen2, qwen3, qwen3moe, gemma3 and gpt-oss");
+                       "TinyLlama, Mixtral), qwen2, qwen3, qwen3moe, gemma3, gpt-oss and deepseek2");
   }
   SO_ASSIGN_OR_RETURN(c.name, m.get_string_or("general.name", arch_name));
   SO_ASSIGN_OR_RETURN(int64_t n_layers, m.get_int(p + "block_count"));
@@ -238,6 +251,10 @@ Result<ModelConfig> from_gguf(const ModelFile& file) {
                        "(through rope_freqs.weight)");
   }
   // Llama 3.1 style scaling arrives as a rope_freqs.weight tensor; the weights loader reads it.
+  if (c.arch == Architecture::kDeepseek2) {
+    const bool selection_bias = file.tensors.find("blk." + std::to_string(c.n_layers - 1) + ".exp_probs_b.bias");
+    SO_TRY(deepseek2_from_gguf(m, p, selection_bias, c));
+  }
 
   // Vocabulary: explicit key, else the embedding's row count (checked again with the weights).
   if (auto vocab = m.get_int(p + "vocab_size"); vocab.ok()) {
@@ -325,15 +342,19 @@ Result<ModelConfig> from_hf_config(const ModelFile& file) {
     c.arch = Architecture::kGemma3;
   } else if (model_type == "gpt_oss") {
     c.arch = Architecture::kGptOss;
+  } else if (model_type == "deepseek_v2" || model_type == "deepseek_v3") {
+    c.arch = Architecture::kDeepseek2;
   } else {
     return unsupported("config.json model_type '", model_type, "' is not supported; supported: llama, mistral, ",
-                       "qwen2, mixtral, qwen3, qwen3_moe, gemma3_text and gpt_oss",
+                       "qwen2, mixtral, qwen3, qwen3_moe, gemma3_text, gpt_oss, deepseek_v2 and deepseek_v3",
                        model_type == "gemma3" ? " (for Gemma 3 with vision, use its text model's config)" : "");
   }
   c.name = model_type;
   SO_ASSIGN_OR_RETURN(int64_t n_layers, m.get_int("num_hidden_layers"));
   SO_ASSIGN_OR_RETURN(int64_t dim, m.get_int("hidden_size"));
-  const std::string ffn_key = c.arch == Architecture::kQwen3Moe ? "moe_intermediate_size" : "intermediate_size";
+  const std::string ffn_key = c.arch == Architecture::kQwen3Moe || c.arch == Architecture::kDeepseek2
+                                  ? "moe_intermediate_size"
+                                  : "intermediate_size";
   SO_ASSIGN_OR_RETURN(int64_t ffn_dim, m.get_int(ffn_key));
   SO_ASSIGN_OR_RETURN(int64_t n_heads, m.get_int("num_attention_heads"));
   SO_ASSIGN_OR_RETURN(int64_t n_kv_heads, m.get_int_or("num_key_value_heads", n_heads));
@@ -413,6 +434,7 @@ Result<ModelConfig> from_hf_config(const ModelFile& file) {
   } else {
     c.rope.factor = 1.0f;
   }
+  if (c.arch == Architecture::kDeepseek2) SO_TRY(deepseek2_from_hf(m, c));
   SO_TRY(validate(c));
   return c;
 }

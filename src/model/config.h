@@ -20,8 +20,12 @@ enum class Architecture {
   kQwen3Moe, // qwen3 attention + top-k MoE FFN (no shared expert)
   kGemma3,   // qk-norm, sandwich norms, GELU FFN, scaled embeddings, sliding-window layers
   kGptOss,   // biases everywhere, attention sinks, alternate sliding layers, clamped-SwiGLU MoE
+  kDeepseek2,  // multi-head latent attention, dense first layers, shared + routed experts (V2, V3)
 };
 std::string_view architecture_name(Architecture arch);
+
+// How router logits become expert scores.
+enum class MoeGating { kSoftmax, kSigmoid };
 
 enum class RopeScaling { kNone, kLinear, kYarn, kLlama3 };
 
@@ -75,10 +79,37 @@ struct ModelConfig {
   int sliding_window = 0;        // keys a sliding layer's token sees, itself included
   std::vector<bool> sliding_layers;  // per layer (empty: none slide)
   float sliding_rope_base = 10000.0f;  // sliding layers' rope base (no scaling there); 0: the global rope
+  // DeepSeek's multi-head latent attention (kv_lora_rank > 0), run absorbed: every head attends
+  // over one shared KV head of head_dim = rope.n_rot + kv_lora_rank (the rope part, then the
+  // normed latent), which serves as both key and value; queries are mapped into the latent
+  // space per head, and the latent output back to v_head_dim values per head.
+  int q_lora_rank = 0;     // queries through a rank-q_lora_rank bottleneck; 0: one projection
+  int kv_lora_rank = 0;
+  int qk_nope_dim = 0;     // per head, the query/key dims without rope (the checkpoint's view)
+  int v_head_dim = 0;
+  // MoE beyond one expert width (DeepSeek).
+  int n_dense_layers = 0;      // leading layers with a dense FFN of dense_ffn_dim
+  int dense_ffn_dim = 0;
+  int n_shared_experts = 0;    // a dense FFN of n_shared_experts * ffn_dim beside the routed ones
+  MoeGating gating = MoeGating::kSoftmax;
+  bool expert_selection_bias = false;  // a per-expert bias added for choosing only (V3)
+  int n_expert_groups = 0;     // > 1: experts chosen among the best n_expert_groups_used groups
+  int n_expert_groups_used = 0;
+  float expert_weights_scale = 1.0f;   // routed outputs times this (routed_scaling_factor)
 
   int q_dim() const { return n_heads * head_dim; }
   int kv_dim() const { return n_kv_heads * head_dim; }
   bool is_moe() const { return n_experts > 0; }
+  bool is_mla() const { return kv_lora_rank > 0; }
+  bool layer_is_moe(int layer) const { return is_moe() && layer >= n_dense_layers; }
+  int qk_head_dim() const { return qk_nope_dim + rope.n_rot; }  // MLA: a head of the q projection
+  // Width of the attention output the output projection reads.
+  int attention_out_dim() const { return n_heads * (is_mla() ? v_head_dim : head_dim); }
+  int shared_ffn_dim() const { return n_shared_experts * ffn_dim; }
+  int layer_ffn_dim(int layer) const { return layer_is_moe(layer) || !is_moe() ? ffn_dim : dense_ffn_dim; }
+  // Widths of a forward step's scratch rows (model/forward.cpp), which the planner counts too.
+  int ffn_scratch_width() const;        // FFN intermediates, and latent attention's per-head ones
+  int attention_scratch_width() const;  // the attention output, and latent attention's queries
   bool layer_slides(int layer) const {
     return sliding_window > 0 && layer < int(sliding_layers.size()) && sliding_layers[layer];
   }

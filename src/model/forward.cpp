@@ -20,10 +20,11 @@ enum Slot : int {
   kUp,            // up   (n_tokens, ffn_dim)
   kGathered,      // rows kept for the last layer (n_tokens, max(dim, q_dim))
   kGatheredAttention,
+  kShared,        // shared experts' output (n_tokens, dim)
   kSlotCount
 };
 
-static_assert(kSlotCount == 11, "ModelRunner::kWorkspaceSlots counts the slots");
+static_assert(kSlotCount == 12, "ModelRunner::kWorkspaceSlots counts the slots");
 
 RopeParams rope_params_for(const ModelConfig& c, const ModelWeights& w) {
   RopeParams rope;
@@ -53,6 +54,7 @@ KvGeometry kv_geometry_for(const ModelConfig& config, int page_tokens, int n_lay
   geometry.head_dim = config.head_dim;
   geometry.page_tokens = page_tokens;
   geometry.dtype = DType::kF16;
+  geometry.values_in_keys = config.is_mla();
   return geometry;
 }
 
@@ -81,15 +83,19 @@ ModelRunner::ModelRunner(const Model& model, Backend& backend, int n_layers)
 void ModelRunner::ensure_workspace(int64_t n_tokens, int64_t n_micro, int64_t n_out) {
   // Rows per slot: the residual stream holds every token of the step; the normed rows
   // also feed the head; the gathered rows are the head's; the rest hold one micro-batch.
+  const int64_t shared_rows = model_.config.n_shared_experts > 0 ? n_micro : 0;
   const int64_t rows[kSlotCount] = {n_tokens, std::max(n_micro, n_out), n_micro, n_micro, n_micro, n_micro,
-                                    n_micro, n_micro, n_micro, n_out, n_out};
+                                    n_micro, n_micro, n_micro, n_out, n_out, shared_rows};
   bool enough = !workspace_.empty();
   for (int slot = 0; slot < kSlotCount && enough; ++slot) enough = rows[slot] <= workspace_rows_[slot];
   if (enough) return;
   const ModelConfig& c = model_.config;
   const int64_t width = std::max<int64_t>(c.dim, c.q_dim());
-  const int64_t widths[kSlotCount] = {c.dim, c.dim, c.q_dim(), c.kv_dim(), c.kv_dim(), c.q_dim(), c.dim,
-                                      c.ffn_dim, c.ffn_dim, width, width};
+  // The FFN slots also hold latent attention's intermediates (see latent_attention_block).
+  const int64_t ffn = c.ffn_scratch_width();
+  const int64_t attention = c.attention_scratch_width();
+  const int64_t widths[kSlotCount] = {c.dim, c.dim, c.q_dim(), c.kv_dim(), c.kv_dim(), attention, c.dim,
+                                      ffn, ffn, width, width, c.dim};
   workspace_.clear();
   for (int slot = 0; slot < kSlotCount; ++slot) {
     const int64_t slot_rows = std::max({rows[slot], workspace_rows_[slot], int64_t(1)});
@@ -199,6 +205,10 @@ void ModelRunner::micro_batch_rows(int64_t start, int64_t count) {
 void ModelRunner::attention_block(int layer, const LayerWeights& w, int64_t start, int64_t count,
                                   const KvGeometry& geometry, bool store_only) {
   const ModelConfig& c = model_.config;
+  if (c.is_mla()) {
+    latent_attention_block(layer, w, start, count, geometry, store_only);
+    return;
+  }
   float* x = buffer(kResidual) + start * c.dim;
   float* h = buffer(kNormed);
   float* q = buffer(kQuery);
@@ -235,7 +245,63 @@ void ModelRunner::attention_block(int layer, const LayerWeights& w, int64_t star
   backend_.attention(geometry, layer, micro_rows_, params, q, buffer(kAttention));
 }
 
-void ModelRunner::output_block(const LayerWeights& w, float* x, const float* attn, int64_t count) {
+void ModelRunner::latent_attention_block(int layer, const LayerWeights& w, int64_t start, int64_t count,
+                                         const KvGeometry& geometry, bool store_only) {
+  const ModelConfig& c = model_.config;
+  const int64_t n_heads = c.n_heads, n_rot = c.rope.n_rot, rank = c.kv_lora_rank, nope = c.qk_nope_dim;
+  const int64_t qk = c.qk_head_dim(), head = c.head_dim, v_dim = c.v_head_dim;
+  constexpr size_t f = sizeof(float);
+  float* x = buffer(kResidual) + start * c.dim;
+  float* h = buffer(kNormed);
+  float* q_heads = buffer(kAttention);  // (count, n_heads, nope + rope) until attention writes there
+  float* q = buffer(kQuery);            // (count, n_heads, head): rope part, then the absorbed nope part
+  float* k = buffer(kKey);              // (count, head): rope part, then the normed latent
+  float* latent = buffer(kValue);       // (count, rank)
+  float* in = buffer(kGate);            // per-head scratch
+  float* out = buffer(kUp);
+  micro_batch_rows(start, count);
+  const std::span<const int32_t> positions(positions_.data() + start, size_t(count));
+  backend_.rmsnorm(x, w.attn_norm, c.rms_eps, count, c.dim, h);
+  if (w.wq_a.data) {
+    backend_.matmul(w.wq_a, h, count, in);
+    backend_.rmsnorm(in, w.q_a_norm, c.rms_eps, count, c.q_lora_rank, in);
+    backend_.matmul(w.wq, in, count, q_heads);
+  } else {
+    backend_.matmul(w.wq, h, count, q_heads);
+  }
+  // Keys: the compressed latent (normed) and one rope part shared by every head.
+  backend_.matmul(w.wkv_a, h, count, out);
+  backend_.copy_2d(latent, rank * f, out, (rank + n_rot) * f, rank * f, size_t(count));
+  backend_.rmsnorm(latent, w.kv_a_norm, c.rms_eps, count, rank, latent);
+  backend_.copy_2d(k, head * f, out + rank, (rank + n_rot) * f, n_rot * f, size_t(count));
+  backend_.copy_2d(k + n_rot, head * f, latent, rank * f, rank * f, size_t(count));
+  // Queries: each head's nope part mapped into the latent space (absorbing k_b), its rope part kept.
+  backend_.copy_2d(q, head * f, q_heads + nope, qk * f, n_rot * f, size_t(count * n_heads));
+  for (int64_t i = 0; i < n_heads; ++i) {
+    backend_.copy_2d(in, nope * f, q_heads + i * qk, n_heads * qk * f, nope * f, size_t(count));
+    backend_.matmul(w.wk_b[size_t(i)], in, count, out);
+    backend_.copy_2d(q + i * head + n_rot, n_heads * head * f, out, rank * f, rank * f, size_t(count));
+  }
+  backend_.rope(q, positions, n_heads, head, rope_);
+  backend_.rope(k, positions, 1, head, rope_);
+  float* attention = buffer(kAttention);
+  if (host_attention_ != nullptr) {
+    host_attention_->run(geometry, layer, micro_rows_, attention_params_, count, q, k, k, attention, store_only);
+  } else {
+    backend_.kv_store(geometry, layer, micro_rows_, k, k);
+    if (!store_only) backend_.attention(geometry, layer, micro_rows_, attention_params_, q, attention);
+  }
+  if (store_only) return;
+  // Each head's latent output (past its rope part) to its values (v_b), then (count, n_heads * v).
+  for (int64_t i = 0; i < n_heads; ++i) {
+    backend_.copy_2d(in, rank * f, attention + i * head + n_rot, n_heads * head * f, rank * f, size_t(count));
+    backend_.matmul(w.wv_b[size_t(i)], in, count, out);
+    backend_.copy_2d(q + i * v_dim, n_heads * v_dim * f, out, v_dim * f, v_dim * f, size_t(count));
+  }
+  backend_.copy_2d(attention, n_heads * v_dim * f, q, n_heads * v_dim * f, n_heads * v_dim * f, size_t(count));
+}
+
+void ModelRunner::output_block(int layer, const LayerWeights& w, float* x, const float* attn, int64_t count) {
   const ModelConfig& c = model_.config;
   float* h = buffer(kNormed);
   float* proj = buffer(kProjected);
@@ -244,29 +310,44 @@ void ModelRunner::output_block(const LayerWeights& w, float* x, const float* att
   if (w.post_attn_norm) backend_.rmsnorm(proj, w.post_attn_norm, c.rms_eps, count, c.dim, proj);
   backend_.add(x, proj, x, count * c.dim);
   backend_.rmsnorm(x, w.ffn_norm, c.rms_eps, count, c.dim, h);
-  if (c.is_moe()) {
+  if (c.layer_is_moe(layer)) {
     MoeWeights moe{w.router, w.expert_gate, w.expert_up, w.expert_down, c.n_experts_used, c.moe_normalize};
     moe.router_bias = w.router_bias;
     moe.gate_bias = w.expert_gate_bias;
     moe.up_bias = w.expert_up_bias;
     moe.down_bias = w.expert_down_bias;
     moe.clamped_swiglu = c.activation == FfnActivation::kSwigluOai;
+    moe.sigmoid_scores = c.gating == MoeGating::kSigmoid;
+    // note: routing runs on the host, which reads the model's own copy of the bias.
+    moe.selection_bias = model_.weights.layers[layer].expert_selection_bias;
+    moe.n_groups = c.n_expert_groups;
+    moe.n_groups_used = c.n_expert_groups_used;
+    moe.weights_scale = c.expert_weights_scale;
     backend_.moe_ffn(moe, h, count, c.dim, c.ffn_dim, proj);
-  } else {
-    float* gate = buffer(kGate);
-    float* up = buffer(kUp);
-    const TensorView gate_up[] = {w.w_gate, w.w_up};
-    float* const gate_up_out[] = {gate, up};
-    backend_.matmul_many(gate_up, h, count, gate_up_out);
-    if (c.activation == FfnActivation::kGeluTanh) {
-      backend_.geglu(gate, up, gate, count * c.ffn_dim);
-    } else {
-      backend_.swiglu(gate, up, gate, count * c.ffn_dim);
+    if (w.shared_gate.data) {  // shared experts: every token's dense FFN beside the routed ones
+      dense_ffn(w.shared_gate, w.shared_up, w.shared_down, h, count, c.shared_ffn_dim(), buffer(kShared));
+      backend_.add(proj, buffer(kShared), proj, count * c.dim);
     }
-    backend_.matmul(w.w_down, gate, count, proj);
+  } else {
+    dense_ffn(w.w_gate, w.w_up, w.w_down, h, count, c.layer_ffn_dim(layer), proj);
   }
   if (w.post_ffn_norm) backend_.rmsnorm(proj, w.post_ffn_norm, c.rms_eps, count, c.dim, proj);
   backend_.add(x, proj, x, count * c.dim);
+}
+
+void ModelRunner::dense_ffn(const TensorView& w_gate, const TensorView& w_up, const TensorView& w_down, const float* h,
+                            int64_t count, int64_t ffn_dim, float* out) {
+  float* gate = buffer(kGate);
+  float* up = buffer(kUp);
+  const TensorView gate_up[] = {w_gate, w_up};
+  float* const gate_up_out[] = {gate, up};
+  backend_.matmul_many(gate_up, h, count, gate_up_out);
+  if (model_.config.activation == FfnActivation::kGeluTanh) {
+    backend_.geglu(gate, up, gate, count * ffn_dim);
+  } else {
+    backend_.swiglu(gate, up, gate, count * ffn_dim);
+  }
+  backend_.matmul(w_down, gate, count, out);
 }
 
 void ModelRunner::forward_layer(int layer, const LayerWeights& w, int64_t n_tokens, const KvGeometry& geometry,
@@ -282,7 +363,7 @@ void ModelRunner::forward_layer(int layer, const LayerWeights& w, int64_t n_toke
     const int64_t count = std::min(n_micro, n_tokens - start);
     attention_block(layer, w, start, count, geometry, /*store_only=*/subset && keep_rows.empty());
     if (!subset) {
-      output_block(w, buffer(kResidual) + start * c.dim, buffer(kAttention), count);
+      output_block(layer, w, buffer(kResidual) + start * c.dim, buffer(kAttention), count);
       continue;
     }
     // The last layer carries on only with the rows whose logits are wanted.
@@ -291,7 +372,8 @@ void ModelRunner::forward_layer(int layer, const LayerWeights& w, int64_t n_toke
     if (kept == first) continue;
     gather_indices_.clear();
     for (size_t i = first; i < kept; ++i) gather_indices_.push_back(static_cast<int32_t>(keep_rows[i] - start));
-    backend_.gather_rows(buffer(kAttention), gather_indices_, c.q_dim(), buffer(kGatheredAttention) + first * c.q_dim());
+    backend_.gather_rows(buffer(kAttention), gather_indices_, c.attention_out_dim(),
+                         buffer(kGatheredAttention) + first * c.attention_out_dim());
     backend_.gather_rows(buffer(kResidual) + start * c.dim, gather_indices_, c.dim, buffer(kGathered) + first * c.dim);
   }
   if (!subset || keep_rows.empty()) return;
@@ -300,7 +382,8 @@ void ModelRunner::forward_layer(int layer, const LayerWeights& w, int64_t n_toke
   const int64_t n_keep = static_cast<int64_t>(keep_rows.size());
   for (int64_t start = 0; start < n_keep; start += n_micro) {
     const int64_t count = std::min(n_micro, n_keep - start);
-    output_block(w, buffer(kResidual) + start * c.dim, buffer(kGatheredAttention) + start * c.q_dim(), count);
+    output_block(layer, w, buffer(kResidual) + start * c.dim,
+                 buffer(kGatheredAttention) + start * c.attention_out_dim(), count);
   }
 }
 

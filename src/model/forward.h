@@ -75,8 +75,14 @@ class ModelRunner {
   // attention slot; store_only stops after the KV store.
   void attention_block(int layer, const LayerWeights& w, int64_t start, int64_t count, const KvGeometry& geometry,
                        bool store_only);
+  // attention_block for DeepSeek's latent attention (config.h).
+  void latent_attention_block(int layer, const LayerWeights& w, int64_t start, int64_t count,
+                              const KvGeometry& geometry, bool store_only);
   // Output projection and FFN of `count` rows of the residual x, in place.
-  void output_block(const LayerWeights& w, float* x, const float* attn, int64_t count);
+  void output_block(int layer, const LayerWeights& w, float* x, const float* attn, int64_t count);
+  // out (count, dim) = down(act(gate h) * up h).
+  void dense_ffn(const TensorView& w_gate, const TensorView& w_up, const TensorView& w_down, const float* h,
+                 int64_t count, int64_t ffn_dim, float* out);
   void micro_batch_rows(int64_t start, int64_t count);
   void ensure_workspace(int64_t n_tokens, int64_t n_micro, int64_t n_out);
   // logits (n_out, n_vocab) = normed * output^T, chunk by chunk from the layer source.
@@ -94,7 +100,7 @@ class ModelRunner {
   AttentionParams sliding_attention_params_;
   int64_t micro_batch_tokens_ = 0;
   std::vector<Buffer> workspace_;
-  static constexpr int kWorkspaceSlots = 11;
+  static constexpr int kWorkspaceSlots = 12;
   int64_t workspace_rows_[kWorkspaceSlots] = {};  // rows each workspace slot holds
   Buffer chunk_logits_;  // one output chunk's logits before they go to their columns
   // Per-step plain data.

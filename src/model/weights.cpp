@@ -57,6 +57,21 @@ constexpr WeightName kQwenExpertGate{"blk.{L}.ffn_gate_exps.weight", "model.laye
 constexpr WeightName kQwenExpertDown{"blk.{L}.ffn_down_exps.weight", "model.layers.{L}.mlp.experts.{E}.down_proj.weight"};
 constexpr WeightName kQwenExpertUp{"blk.{L}.ffn_up_exps.weight", "model.layers.{L}.mlp.experts.{E}.up_proj.weight"};
 
+// DeepSeek's latent attention and its MoE extras. HF keeps kv_b_proj whole (as do GGUF files
+// converted before absorbed MLA); newer GGUF files split it per head into k_b (transposed) and v_b.
+constexpr WeightName kAttnQA{"blk.{L}.attn_q_a.weight", "model.layers.{L}.self_attn.q_a_proj.weight"};
+constexpr WeightName kAttnQANorm{"blk.{L}.attn_q_a_norm.weight", "model.layers.{L}.self_attn.q_a_layernorm.weight"};
+constexpr WeightName kAttnQB{"blk.{L}.attn_q_b.weight", "model.layers.{L}.self_attn.q_b_proj.weight"};
+constexpr WeightName kAttnKvA{"blk.{L}.attn_kv_a_mqa.weight", "model.layers.{L}.self_attn.kv_a_proj_with_mqa.weight"};
+constexpr WeightName kAttnKvANorm{"blk.{L}.attn_kv_a_norm.weight", "model.layers.{L}.self_attn.kv_a_layernorm.weight"};
+constexpr WeightName kAttnKB{"blk.{L}.attn_k_b.weight", nullptr};
+constexpr WeightName kAttnVB{"blk.{L}.attn_v_b.weight", nullptr};
+constexpr WeightName kAttnKvB{"blk.{L}.attn_kv_b.weight", "model.layers.{L}.self_attn.kv_b_proj.weight"};
+constexpr WeightName kExpertSelectionBias{"blk.{L}.exp_probs_b.bias", "model.layers.{L}.mlp.gate.e_score_correction_bias"};
+constexpr WeightName kSharedGate{"blk.{L}.ffn_gate_shexp.weight", "model.layers.{L}.mlp.shared_experts.gate_proj.weight"};
+constexpr WeightName kSharedUp{"blk.{L}.ffn_up_shexp.weight", "model.layers.{L}.mlp.shared_experts.up_proj.weight"};
+constexpr WeightName kSharedDown{"blk.{L}.ffn_down_shexp.weight", "model.layers.{L}.mlp.shared_experts.down_proj.weight"};
+
 std::string expand(const char* pattern, int layer, int expert) {
   std::string name = pattern;
   for (auto [key, value] : {std::pair{"{L}", layer}, std::pair{"{E}", expert}}) {
@@ -75,6 +90,9 @@ class WeightMapper {
     const char* pattern = gguf_ ? name.gguf : name.hf;
     return pattern ? file_.tensors.find(expand(pattern, layer, expert)) : nullptr;
   }
+
+  bool gguf() const { return gguf_; }
+  bool recording() const { return record_ != nullptr; }
 
   std::string name_of(const WeightName& name, int layer = 0, int expert = 0) const {
     const char* pattern = gguf_ ? name.gguf : name.hf;
@@ -124,6 +142,53 @@ class WeightMapper {
     return data;
   }
 
+  // Views of each head's (rows, cols) matrix in a (n_heads, rows, cols) tensor.
+  Result<std::vector<TensorView>> heads(const WeightName& name, int layer, int n_heads, Shape head_shape) const {
+    SO_ASSIGN_OR_RETURN(TensorView merged, matrix(name, Shape{n_heads, head_shape[0], head_shape[1]}, layer));
+    if (record_) return std::vector<TensorView>(size_t(n_heads));
+    std::vector<TensorView> views;
+    const int64_t head_bytes = head_shape[0] * dtype_row_bytes(merged.dtype, head_shape[1]);
+    for (int h = 0; h < n_heads; ++h) {
+      views.push_back({merged.dtype, head_shape, static_cast<const uint8_t*>(merged.data) + h * head_bytes});
+    }
+    return views;
+  }
+
+  // MLA's per-head k_b and v_b from a whole kv_b (n_heads * (nope + v), kv_lora): v_b are
+  // views of its rows; k_b are its nope rows transposed, copied (in f32 unless 16-bit).
+  Status split_kv_b(const WeightName& name, int layer, const ModelConfig& c, LayerWeights& w) {
+    const int nope = c.qk_nope_dim, v = c.v_head_dim, rank = c.kv_lora_rank;
+    SO_ASSIGN_OR_RETURN(TensorView kv_b, matrix(name, Shape{int64_t(c.n_heads) * (nope + v), rank}, layer));
+    w.wk_b.assign(size_t(c.n_heads), TensorView{});
+    w.wv_b.assign(size_t(c.n_heads), TensorView{});
+    if (record_) return Status::Ok();
+    const int64_t row_bytes = dtype_row_bytes(kv_b.dtype, rank);
+    const auto* base = static_cast<const uint8_t*>(kv_b.data);
+    const bool keep = kv_b.dtype == DType::kF16 || kv_b.dtype == DType::kBF16 || kv_b.dtype == DType::kF32;
+    const DType copy_dtype = keep ? kv_b.dtype : DType::kF32;
+    const int64_t element = dtype_row_bytes(copy_dtype, 1);
+    std::vector<float> rows(size_t(nope) * rank);
+    for (int h = 0; h < c.n_heads; ++h) {
+      const uint8_t* head = base + int64_t(h) * (nope + v) * row_bytes;
+      w.wv_b[size_t(h)] = {kv_b.dtype, Shape{v, rank}, head + nope * row_bytes};
+      AlignedBuffer copy(size_t(rank) * nope * element);
+      auto* out = copy.as<uint8_t>();
+      if (keep) {  // an element-wise transpose keeps the checkpoint's values bit for bit
+        for (int i = 0; i < nope; ++i) {
+          for (int r = 0; r < rank; ++r) std::memcpy(out + (int64_t(r) * nope + i) * element, head + i * row_bytes + r * element, size_t(element));
+        }
+      } else {
+        for (int i = 0; i < nope; ++i) dequantize_row(kv_b.dtype, head + i * row_bytes, rows.data() + int64_t(i) * rank, rank);
+        for (int i = 0; i < nope; ++i) {
+          for (int r = 0; r < rank; ++r) reinterpret_cast<float*>(out)[int64_t(r) * nope + i] = rows[size_t(i) * rank + r];
+        }
+      }
+      w.wk_b[size_t(h)] = {copy_dtype, Shape{rank, nope}, copy.data()};
+      weights_.owned_vectors.push_back(std::move(copy));
+    }
+    return Status::Ok();
+  }
+
   // Splits a merged GGUF expert tensor (n_experts, rows, cols) or collects HF per-expert ones.
   Result<std::vector<TensorView>> experts(const WeightName& name, int layer, int n_experts, Shape expert_shape) const {
     std::vector<TensorView> views;
@@ -169,10 +234,43 @@ class WeightMapper {
   std::vector<ExpectedTensor>* record_;
 };
 
+Status map_attention(WeightMapper& mapper, const ModelConfig& c, int layer, LayerWeights& w, float norm_shift);
+Status map_ffn(WeightMapper& mapper, const ModelConfig& c, int layer, LayerWeights& w, float norm_shift);
+
+Status map_latent_attention(WeightMapper& mapper, const ModelConfig& c, int layer, LayerWeights& w) {
+  const int64_t q_rows = int64_t(c.n_heads) * c.qk_head_dim();
+  if (c.q_lora_rank > 0) {
+    SO_ASSIGN_OR_RETURN(w.wq_a, mapper.matrix(kAttnQA, Shape{c.q_lora_rank, c.dim}, layer));
+    SO_ASSIGN_OR_RETURN(w.q_a_norm, mapper.vector(kAttnQANorm, c.q_lora_rank, layer));
+    SO_ASSIGN_OR_RETURN(w.wq, mapper.matrix(kAttnQB, Shape{q_rows, c.q_lora_rank}, layer));
+  } else {
+    SO_ASSIGN_OR_RETURN(w.wq, mapper.matrix(kAttnQ, Shape{q_rows, c.dim}, layer));
+  }
+  SO_ASSIGN_OR_RETURN(w.wkv_a, mapper.matrix(kAttnKvA, Shape{c.kv_lora_rank + c.rope.n_rot, c.dim}, layer));
+  SO_ASSIGN_OR_RETURN(w.kv_a_norm, mapper.vector(kAttnKvANorm, c.kv_lora_rank, layer));
+  if (mapper.gguf() && (mapper.recording() || mapper.find(kAttnKB, layer))) {
+    SO_ASSIGN_OR_RETURN(w.wk_b, mapper.heads(kAttnKB, layer, c.n_heads, Shape{c.kv_lora_rank, c.qk_nope_dim}));
+    SO_ASSIGN_OR_RETURN(w.wv_b, mapper.heads(kAttnVB, layer, c.n_heads, Shape{c.v_head_dim, c.kv_lora_rank}));
+  } else {
+    SO_TRY(mapper.split_kv_b(kAttnKvB, layer, c, w));
+  }
+  SO_ASSIGN_OR_RETURN(w.wo, mapper.matrix(kAttnOutput, Shape{c.dim, c.attention_out_dim()}, layer));
+  return Status::Ok();
+}
+
 Status map_layer(WeightMapper& mapper, const ModelConfig& c, int layer, LayerWeights& w) {
   const bool gemma = c.arch == Architecture::kGemma3;
   const float norm_shift = gemma ? 1.0f : 0.0f;
   SO_ASSIGN_OR_RETURN(w.attn_norm, mapper.vector(kAttnNorm, c.dim, layer, norm_shift));
+  if (c.is_mla()) {
+    SO_TRY(map_latent_attention(mapper, c, layer, w));
+  } else {
+    SO_TRY(map_attention(mapper, c, layer, w, norm_shift));
+  }
+  return map_ffn(mapper, c, layer, w, norm_shift);
+}
+
+Status map_attention(WeightMapper& mapper, const ModelConfig& c, int layer, LayerWeights& w, float norm_shift) {
   SO_ASSIGN_OR_RETURN(w.wq, mapper.matrix(kAttnQ, Shape{c.q_dim(), c.dim}, layer));
   SO_ASSIGN_OR_RETURN(w.wk, mapper.matrix(kAttnK, Shape{c.kv_dim(), c.dim}, layer));
   SO_ASSIGN_OR_RETURN(w.wv, mapper.matrix(kAttnV, Shape{c.kv_dim(), c.dim}, layer));
@@ -196,10 +294,16 @@ Status map_layer(WeightMapper& mapper, const ModelConfig& c, int layer, LayerWei
     SO_ASSIGN_OR_RETURN(w.post_attn_norm, mapper.vector(kGemmaPostAttnNorm, c.dim, layer, norm_shift));
     SO_ASSIGN_OR_RETURN(w.post_ffn_norm, mapper.vector(kGemmaPostFfnNorm, c.dim, layer, norm_shift));
   }
+  return Status::Ok();
+}
+
+Status map_ffn(WeightMapper& mapper, const ModelConfig& c, int layer, LayerWeights& w, float norm_shift) {
+  const bool gemma = c.arch == Architecture::kGemma3;
   const WeightName& ffn_norm = gemma ? kGemmaFfnNorm : c.arch == Architecture::kGptOss ? kGptOssFfnNorm : kFfnNorm;
   SO_ASSIGN_OR_RETURN(w.ffn_norm, mapper.vector(ffn_norm, c.dim, layer, norm_shift));
-  if (c.is_moe()) {
-    const bool qwen = c.arch == Architecture::kQwen3Moe;
+  if (c.layer_is_moe(layer)) {
+    // note: Qwen3-MoE's and DeepSeek's HF names are the same.
+    const bool qwen = c.arch == Architecture::kQwen3Moe || c.arch == Architecture::kDeepseek2;
     SO_ASSIGN_OR_RETURN(w.router, mapper.matrix(qwen ? kQwenRouter : kRouter, Shape{c.n_experts, c.dim}, layer));
     SO_ASSIGN_OR_RETURN(w.expert_gate, mapper.experts(qwen ? kQwenExpertGate : kExpertGate, layer, c.n_experts,
                                                       Shape{c.ffn_dim, c.dim}));
@@ -213,10 +317,20 @@ Status map_layer(WeightMapper& mapper, const ModelConfig& c, int layer, LayerWei
       SO_ASSIGN_OR_RETURN(w.expert_up_bias, mapper.vector(kExpertUpBias, c.ffn_dim, layer, 0.0f, c.n_experts));
       SO_ASSIGN_OR_RETURN(w.expert_down_bias, mapper.vector(kExpertDownBias, c.dim, layer, 0.0f, c.n_experts));
     }
+    if (c.expert_selection_bias) {
+      SO_ASSIGN_OR_RETURN(w.expert_selection_bias, mapper.vector(kExpertSelectionBias, c.n_experts, layer));
+    }
+    if (c.n_shared_experts > 0) {
+      const int64_t shared = c.shared_ffn_dim();
+      SO_ASSIGN_OR_RETURN(w.shared_gate, mapper.matrix(kSharedGate, Shape{shared, c.dim}, layer));
+      SO_ASSIGN_OR_RETURN(w.shared_up, mapper.matrix(kSharedUp, Shape{shared, c.dim}, layer));
+      SO_ASSIGN_OR_RETURN(w.shared_down, mapper.matrix(kSharedDown, Shape{c.dim, shared}, layer));
+    }
   } else {
-    SO_ASSIGN_OR_RETURN(w.w_gate, mapper.matrix(kFfnGate, Shape{c.ffn_dim, c.dim}, layer));
-    SO_ASSIGN_OR_RETURN(w.w_up, mapper.matrix(kFfnUp, Shape{c.ffn_dim, c.dim}, layer));
-    SO_ASSIGN_OR_RETURN(w.w_down, mapper.matrix(kFfnDown, Shape{c.dim, c.ffn_dim}, layer));
+    const int64_t ffn = c.layer_ffn_dim(layer);
+    SO_ASSIGN_OR_RETURN(w.w_gate, mapper.matrix(kFfnGate, Shape{ffn, c.dim}, layer));
+    SO_ASSIGN_OR_RETURN(w.w_up, mapper.matrix(kFfnUp, Shape{ffn, c.dim}, layer));
+    SO_ASSIGN_OR_RETURN(w.w_down, mapper.matrix(kFfnDown, Shape{c.dim, ffn}, layer));
   }
   return Status::Ok();
 }
@@ -224,11 +338,12 @@ Status map_layer(WeightMapper& mapper, const ModelConfig& c, int layer, LayerWei
 }  // namespace
 
 int64_t LayerWeights::bytes() const {
-  int64_t total = wq.bytes() + wk.bytes() + wv.bytes() + wo.bytes();
-  for (const TensorView* view : {&w_gate, &w_up, &w_down, &router}) {
+  int64_t total = 0;
+  for (const TensorView* view : {&wq, &wk, &wv, &wo, &wq_a, &wkv_a, &w_gate, &w_up, &w_down, &router, &shared_gate,
+                                 &shared_up, &shared_down}) {
     if (view->data) total += view->bytes();
   }
-  for (const auto* list : {&expert_gate, &expert_up, &expert_down}) {
+  for (const auto* list : {&expert_gate, &expert_up, &expert_down, &wk_b, &wv_b}) {
     for (const TensorView& view : *list) total += view.bytes();
   }
   return total;
@@ -267,7 +382,7 @@ Status map_weights(WeightMapper& mapper, const ModelFile& file, const ModelConfi
   }
   // More layers in the file than the configuration says: the metadata is wrong, and running
   // the first ones alone would give a different model.
-  if (const TensorInfo* extra = mapper.find(kAttnQ, c.n_layers)) {
+  if (const TensorInfo* extra = mapper.find(kAttnNorm, c.n_layers)) {
     return format_error("'", file.path, "' has tensors for more than its ", c.n_layers, " layers (block_count / ",
                         "num_hidden_layers), e.g. '", extra->name, "'; the file's configuration does not match its ",
                         "weights");

@@ -30,6 +30,14 @@ struct LayerWeights {
   const float* post_ffn_norm = nullptr;   // (dim), sandwich norms
   const float* bo = nullptr;         // (dim), attention output bias (gpt-oss)
   const float* attn_sinks = nullptr; // (n_heads), a logit per head in every softmax (gpt-oss)
+  // DeepSeek's latent attention (config.h): wq is the query projection after the bottleneck
+  // (n_heads * qk_head_dim, q_lora_rank or dim); wk, wv stay empty.
+  TensorView wq_a;                   // (q_lora_rank, dim), or empty
+  const float* q_a_norm = nullptr;   // (q_lora_rank)
+  TensorView wkv_a;                  // (kv_lora_rank + n_rot, dim): the latent, then the rope part
+  const float* kv_a_norm = nullptr;  // (kv_lora_rank)
+  std::vector<TensorView> wk_b;      // n_heads x (kv_lora_rank, qk_nope_dim): a head's query into the latent
+  std::vector<TensorView> wv_b;      // n_heads x (v_head_dim, kv_lora_rank): the latent output to values
   // dense FFN
   TensorView w_gate;                 // (ffn_dim, dim)
   TensorView w_up;                   // (ffn_dim, dim)
@@ -43,6 +51,11 @@ struct LayerWeights {
   const float* expert_gate_bias = nullptr;  // (n_experts, ffn_dim)
   const float* expert_up_bias = nullptr;    // (n_experts, ffn_dim)
   const float* expert_down_bias = nullptr;  // (n_experts, dim)
+  const float* expert_selection_bias = nullptr;  // (n_experts), added to scores for choosing only
+  // Shared experts (DeepSeek): a dense FFN of shared_ffn_dim beside the routed experts.
+  TensorView shared_gate;            // (shared_ffn_dim, dim)
+  TensorView shared_up;              // (shared_ffn_dim, dim)
+  TensorView shared_down;            // (dim, shared_ffn_dim)
 
   // Bytes of this layer's tensors in their file dtypes (what streaming a layer moves).
   int64_t bytes() const;

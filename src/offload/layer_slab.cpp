@@ -39,11 +39,19 @@ void visit_tensors(Layer& layer, const ModelConfig& c, Fn&& fn) {
   vector(layer.expert_gate_bias, int64_t(c.n_experts) * c.ffn_dim);
   vector(layer.expert_up_bias, int64_t(c.n_experts) * c.ffn_dim);
   vector(layer.expert_down_bias, int64_t(c.n_experts) * c.dim);
+  vector(layer.q_a_norm, c.q_lora_rank);
+  vector(layer.kv_a_norm, c.kv_lora_rank);
+  vector(layer.expert_selection_bias, c.n_experts);
+  matrix(layer.wq_a);
+  matrix(layer.wkv_a);
   matrix(layer.w_gate);
   matrix(layer.w_up);
   matrix(layer.w_down);
   matrix(layer.router);
-  for (auto* list : {&layer.expert_gate, &layer.expert_up, &layer.expert_down}) {
+  matrix(layer.shared_gate);
+  matrix(layer.shared_up);
+  matrix(layer.shared_down);
+  for (auto* list : {&layer.wk_b, &layer.wv_b, &layer.expert_gate, &layer.expert_up, &layer.expert_down}) {
     for (auto& view : *list) matrix(view);
   }
 }

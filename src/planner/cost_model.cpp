@@ -56,7 +56,8 @@ int64_t step_workspace_bytes(const ModelShape& model, int64_t tokens, int64_t lo
   const int64_t micro = micro_batch > 0 ? std::min(tokens, micro_batch) : tokens;
   const int64_t width = std::max<int64_t>(model.dim, model.q_dim());
   const int64_t floats = tokens * model.dim + std::max(micro, logit_rows) * model.dim +
-                         micro * (2 * model.q_dim() + 2 * model.kv_dim() + model.dim + 2LL * model.ffn_dim) +
+                         micro * (2 * model.q_dim() + 2 * model.kv_dim() + model.dim + 2LL * model.ffn_dim +
+                                  model.extra_scratch_width) +
                          2 * logit_rows * width + logit_rows * int64_t(model.n_vocab);
   // A streamed head's chunk of logits before it goes to its columns.
   const int64_t row_bytes = model.head.rows > 0 ? model.head.bytes / model.head.rows : 0;

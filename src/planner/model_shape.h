@@ -45,7 +45,8 @@ struct ModelShape {
   int n_kv_heads = 0;
   int head_dim = 0;
   int dim = 0;
-  int ffn_dim = 0;
+  int ffn_dim = 0;                 // the widest FFN scratch row
+  int64_t extra_scratch_width = 0;  // per token beyond q, k, v, dim and FFN rows (model/forward.cpp)
   int n_vocab = 0;
   int n_ctx = 0;
   std::optional<StepCost> measured;  // from the profile, when it measured this model

@@ -123,6 +123,8 @@ Result<std::unique_ptr<Model>> load_dummy_model(const std::string& path, uint64_
                       dtype_of_config(json.is_object() ? json.value("torch_dtype", std::string()) : std::string()));
 
   // note: gpt-oss has GGUF names only (its checkpoints' layout is not one the engine reads).
+  // DeepSeek keeps HF names: per-expert tensors keep the random pool small (GGUF's merged experts would need one
+  // 7.5 GB block for V3); the k part of each kv_b_proj is transposed into copies at load (1 GB for V3).
   if (c.arch == Architecture::kGptOss) file.format = ModelFormat::kGguf;
   const bool mxfp4_experts = c.arch == Architecture::kGptOss && json.is_object() &&
                              json.value(nlohmann::json::json_pointer("/quantization_config/quant_method"), std::string()) == "mxfp4";

@@ -39,8 +39,8 @@ import safetensors
 
 Q = gguf.GGMLQuantizationType
 
-ARCHS = ("llama", "qwen2", "mixtral", "qwen3", "qwen3moe", "gemma3", "gptoss")
-MOE_ARCHS = ("mixtral", "qwen3moe", "gptoss")
+ARCHS = ("llama", "qwen2", "mixtral", "qwen3", "qwen3moe", "gemma3", "gptoss", "deepseek2")
+MOE_ARCHS = ("mixtral", "qwen3moe", "gptoss", "deepseek2")
 QK_NORM_ARCHS = ("qwen3", "qwen3moe", "gemma3")
 DTYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q6_K", "Q5_0", "MXFP4", "Q5_K")
 FLOAT_DTYPES = ("F32", "F16", "BF16")  # the dtypes with a safetensors twin
@@ -61,7 +61,9 @@ class ModelSpec:
 
     # "llama" (SmolLM2/Llama/Mistral layout), "qwen2" (plus Q/K/V biases), "mixtral" (llama + MoE), "qwen3"
     # (per-head q/k norms), "qwen3moe" (qwen3 + MoE), "gemma3" (sandwich norms, GELU, sliding layers), "gptoss"
-    # (gpt-oss: biases, attention sinks, alternate sliding layers, clamped-SwiGLU MoE; GGUF only)
+    # (gpt-oss: biases, attention sinks, alternate sliding layers, clamped-SwiGLU MoE; GGUF only), "deepseek2"
+    # (DeepSeek-V3's layout at small size: latent attention, a dense first layer, shared + grouped sigmoid experts;
+    # DEEPSEEK holds its fixed sizes)
     arch: str
     dtype: str  # weight dtype of matmul weights and token_embd, one of DTYPES
     tied: bool = True  # True: no separate output matrix, logits use token_embd
@@ -95,6 +97,10 @@ class ModelSpec:
     @property
     def head_dim(self) -> int:
         return self.key_length or self.dim // self.n_heads
+
+    @property
+    def n_dense_layers(self) -> int:
+        return DEEPSEEK["n_dense"] if self.arch == "deepseek2" else 0
 
     @property
     def gguf_arch(self) -> str:
@@ -135,6 +141,13 @@ class ModelSpec:
         return self.dtype in FLOAT_DTYPES and self.arch != "gptoss"
 
 
+# DeepSeek-V3's structure at small size: q through a bottleneck, a 512-wide latent KV plus 64 rope dims (head 576,
+# as released), per-head nope/v dims of 256 (multiples of 256 for K-quants), one dense layer first, one shared
+# expert, 8 routed experts in 4 groups (2 groups chosen), sigmoid scores, a selection bias, routed weights x 2.5.
+DEEPSEEK = {"q_lora": 256, "kv_lora": 512, "nope": 256, "rope": 64, "v": 256, "n_dense": 1, "dense_ffn": 512,
+            "n_shared": 1, "groups": 4, "groups_used": 2, "scale": 2.5}
+
+
 def make_spec(arch: str, dtype: str, tied: bool | None = None, seed: int = 0) -> ModelSpec:
     """The standard spec for an architecture: each differs in rope theta, eps and tying, so that a loader
     which ignores a metadata field, or hard-codes a default, gets different logits."""
@@ -156,6 +169,10 @@ def make_spec(arch: str, dtype: str, tied: bool | None = None, seed: int = 0) ->
     if arch == "gptoss":  # two layers: one sliding (window 6), one global
         return ModelSpec("gptoss", dtype, tied=False if tied is None else tied, seed=seed, ffn_dim=256, n_experts=4,
                          n_experts_used=2, rope_theta=150000.0, rms_eps=1e-5, vocab_size=512, sliding_window=6)
+    if arch == "deepseek2":  # YaRN as V3 ships it (factor 40 there); three layers: one dense, two MoE
+        return ModelSpec("deepseek2", dtype, tied=False if tied is None else tied, seed=seed, n_layers=3, n_kv_heads=4,
+                         ffn_dim=256, n_experts=8, n_experts_used=2, rope_theta=20000.0, rms_eps=1e-6, vocab_size=512,
+                         rope_scaling="yarn", rope_factor=4.0, rope_orig_context=256)
     # note: ffn_dim 256 keeps the MoE model (4 experts x 3 matrices x 2 layers) under 10 MB in F32.
     return ModelSpec("mixtral", dtype, tied=False if tied is None else tied, seed=seed, ffn_dim=256,
                      n_experts=4, n_experts_used=2, rope_theta=1000000.0, vocab_size=512)
@@ -163,9 +180,9 @@ def make_spec(arch: str, dtype: str, tied: bool | None = None, seed: int = 0) ->
 
 def parity_specs(dtypes=DTYPES) -> list[ModelSpec]:
     """The architecture variants every parity test covers, for each dtype: llama tied and untied, qwen2, mixtral,
-    qwen3, qwen3moe, gemma3, gpt-oss."""
+    qwen3, qwen3moe, gemma3, gpt-oss, deepseek2."""
     variants = [("llama", True), ("llama", False), ("qwen2", None), ("mixtral", None), ("qwen3", None),
-                ("qwen3moe", None), ("gemma3", None), ("gptoss", None)]
+                ("qwen3moe", None), ("gemma3", None), ("gptoss", None), ("deepseek2", None)]
     return [make_spec(arch, dtype, tied) for dtype in dtypes for arch, tied in variants]
 
 
@@ -428,6 +445,9 @@ def build_hf_tensors(spec: ModelSpec) -> dict[str, StoredTensor]:
     for i in range(spec.n_layers):
         p = f"model.layers.{i}."
         t[p + "input_layernorm.weight"] = _store_small_f32(rng, (dim,), norm_mean, 0.1)
+        if spec.arch == "deepseek2":
+            _deepseek_layer(rng, spec, i, t)
+            continue
         t[p + "self_attn.q_proj.weight"] = _store(rng, (q_dim, dim), 1.5 * in_std, spec.dtype)
         t[p + "self_attn.k_proj.weight"] = _store(rng, (kv_dim, dim), 1.5 * in_std, spec.dtype)
         t[p + "self_attn.v_proj.weight"] = _store(rng, (kv_dim, dim), in_std, spec.dtype)
@@ -485,6 +505,46 @@ def build_hf_tensors(spec: ModelSpec) -> dict[str, StoredTensor]:
     return t
 
 
+def _deepseek_layer(rng: np.random.Generator, spec: ModelSpec, i: int, t: dict[str, StoredTensor]) -> None:
+    """One DeepSeek layer after its input norm. kv_b_proj is kept split as GGUF has it (k_b per head transposed,
+    v_b per head) under the names *.k_b / *.v_b; the HF writer joins them (exact: float dtypes only)."""
+    d, dim, h = DEEPSEEK, spec.dim, spec.n_heads
+    p = f"model.layers.{i}."
+    qk, rank = d["nope"] + d["rope"], d["kv_lora"]
+    t[p + "self_attn.q_a_proj.weight"] = _store(rng, (d["q_lora"], dim), dim ** -0.5, spec.dtype)
+    t[p + "self_attn.q_a_layernorm.weight"] = _store_small_f32(rng, (d["q_lora"],), 1.0, 0.1)
+    t[p + "self_attn.q_b_proj.weight"] = _store(rng, (h * qk, d["q_lora"]), 1.5 * d["q_lora"] ** -0.5, spec.dtype)
+    t[p + "self_attn.kv_a_proj_with_mqa.weight"] = _store(rng, (rank + d["rope"], dim), 1.5 * dim ** -0.5, spec.dtype)
+    t[p + "self_attn.kv_a_layernorm.weight"] = _store_small_f32(rng, (rank,), 1.0, 0.1)
+    t[p + "self_attn.k_b"] = _store(rng, (h, rank, d["nope"]), rank ** -0.5, spec.dtype)
+    t[p + "self_attn.v_b"] = _store(rng, (h, d["v"], rank), rank ** -0.5, spec.dtype)
+    t[p + "self_attn.o_proj.weight"] = _store(rng, (dim, h * d["v"]), 1.5 * (h * d["v"]) ** -0.5, spec.dtype)
+    t[p + "post_attention_layernorm.weight"] = _store_small_f32(rng, (dim,), 1.0, 0.1)
+    if i < d["n_dense"]:
+        ffn = d["dense_ffn"]
+        t[p + "mlp.gate_proj.weight"] = _store(rng, (ffn, dim), dim ** -0.5, spec.dtype)
+        t[p + "mlp.up_proj.weight"] = _store(rng, (ffn, dim), dim ** -0.5, spec.dtype)
+        t[p + "mlp.down_proj.weight"] = _store(rng, (dim, ffn), 2.0 * ffn ** -0.5, spec.dtype)
+        return
+    ffn, shared = spec.ffn_dim, d["n_shared"] * spec.ffn_dim
+    t[p + "mlp.gate.weight"] = _store_small_f32(rng, (spec.n_experts, dim), 0.0, 2 * dim ** -0.5)
+    t[p + "mlp.gate.e_score_correction_bias"] = _store_small_f32(rng, (spec.n_experts,), 0.0, 0.3)
+    for e in range(spec.n_experts):
+        ep = f"{p}mlp.experts.{e}."
+        t[ep + "gate_proj.weight"] = _store(rng, (ffn, dim), dim ** -0.5, spec.dtype)
+        t[ep + "up_proj.weight"] = _store(rng, (ffn, dim), dim ** -0.5, spec.dtype)
+        t[ep + "down_proj.weight"] = _store(rng, (dim, ffn), ffn ** -0.5, spec.dtype)
+    t[p + "mlp.shared_experts.gate_proj.weight"] = _store(rng, (shared, dim), dim ** -0.5, spec.dtype)
+    t[p + "mlp.shared_experts.up_proj.weight"] = _store(rng, (shared, dim), dim ** -0.5, spec.dtype)
+    t[p + "mlp.shared_experts.down_proj.weight"] = _store(rng, (dim, shared), shared ** -0.5, spec.dtype)
+
+
+def join_kv_b(k_b: np.ndarray, v_b: np.ndarray) -> np.ndarray:
+    """HF kv_b_proj (n_heads * (nope + v), kv_lora) from GGUF's per-head k_b (n_heads, kv_lora, nope) and v_b
+    (n_heads, v, kv_lora): each head's nope rows (k_b transposed), then its v rows."""
+    return np.concatenate([k_b.swapaxes(1, 2), v_b], axis=1).reshape(-1, k_b.shape[1])
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # GGUF
 
@@ -529,6 +589,18 @@ _GGUF_LAYER_NAMES = {
     "mlp.experts.gate_bias": "ffn_gate_exps.bias",
     "mlp.experts.up_bias": "ffn_up_exps.bias",
     "mlp.experts.down_bias": "ffn_down_exps.bias",
+    # deepseek2
+    "self_attn.q_a_proj.weight": "attn_q_a.weight",
+    "self_attn.q_a_layernorm.weight": "attn_q_a_norm.weight",
+    "self_attn.q_b_proj.weight": "attn_q_b.weight",
+    "self_attn.kv_a_proj_with_mqa.weight": "attn_kv_a_mqa.weight",
+    "self_attn.kv_a_layernorm.weight": "attn_kv_a_norm.weight",
+    "self_attn.k_b": "attn_k_b.weight",
+    "self_attn.v_b": "attn_v_b.weight",
+    "mlp.gate.e_score_correction_bias": "exp_probs_b.bias",
+    "mlp.shared_experts.gate_proj.weight": "ffn_gate_shexp.weight",
+    "mlp.shared_experts.up_proj.weight": "ffn_up_shexp.weight",
+    "mlp.shared_experts.down_proj.weight": "ffn_down_shexp.weight",
 }
 # Gemma's HF names mean other things: its post_attention_layernorm norms the attention output.
 _GGUF_GEMMA_LAYER_NAMES = {
@@ -576,6 +648,29 @@ def build_gguf_tensors(spec: ModelSpec) -> dict[str, StoredTensor]:
     return out
 
 
+def _deepseek_metadata(spec: ModelSpec, writer: gguf.GGUFWriter) -> None:
+    """As llama.cpp's converter writes absorbed-MLA files: the cache's sizes under key/value_length (one KV head),
+    the per-head ones under *_mla, yarn_log_multiplier as 0.1 * mscale_all_dim (1 here)."""
+    d = DEEPSEEK
+    writer.add_head_count_kv(1)
+    writer.add_key_length(d["kv_lora"] + d["rope"])
+    writer.add_value_length(d["kv_lora"])
+    writer.add_key_length_mla(d["nope"] + d["rope"])
+    writer.add_value_length_mla(d["v"])
+    writer.add_rope_dimension_count(d["rope"])
+    writer.add_q_lora_rank(d["q_lora"])
+    writer.add_kv_lora_rank(d["kv_lora"])
+    writer.add_leading_dense_block_count(d["n_dense"])
+    writer.add_expert_shared_count(d["n_shared"])
+    writer.add_expert_weights_scale(d["scale"])
+    writer.add_expert_weights_norm(True)
+    writer.add_expert_gating_func(gguf.ExpertGatingFuncType.SIGMOID)
+    writer.add_expert_group_count(d["groups"])
+    writer.add_expert_group_used_count(d["groups_used"])
+    if spec.rope_scaling == "yarn":
+        writer.add_rope_scaling_yarn_log_mul(0.1)
+
+
 def write_gguf(spec: ModelSpec, path: Path, block_count: int | None = None) -> Path:
     """Write `spec` as a GGUF file (written to a temporary name first, so a reader never sees half a file).
     block_count: a layer count for the metadata other than the tensors' (a damaged file, for error tests)."""
@@ -587,15 +682,18 @@ def write_gguf(spec: ModelSpec, path: Path, block_count: int | None = None) -> P
     writer.add_context_length(spec.context_length)
     writer.add_embedding_length(spec.dim)
     writer.add_block_count(spec.n_layers if block_count is None else block_count)
-    writer.add_feed_forward_length(spec.ffn_dim)
+    writer.add_feed_forward_length(DEEPSEEK["dense_ffn"] if spec.arch == "deepseek2" else spec.ffn_dim)
     writer.add_head_count(spec.n_heads)
-    writer.add_head_count_kv(spec.n_kv_heads)
+    if spec.arch == "deepseek2":
+        _deepseek_metadata(spec, writer)
+    else:
+        writer.add_head_count_kv(spec.n_kv_heads)
+        writer.add_rope_dimension_count(spec.head_dim)
     if spec.key_length:
         writer.add_key_length(spec.head_dim)
         writer.add_value_length(spec.head_dim)
     if spec.sliding_window:
         writer.add_sliding_window(spec.sliding_window)
-    writer.add_rope_dimension_count(spec.head_dim)
     writer.add_rope_freq_base(spec.rope_theta)
     writer.add_layer_norm_rms_eps(spec.rms_eps)
     writer.add_vocab_size(spec.vocab_size)
@@ -606,7 +704,7 @@ def write_gguf(spec: ModelSpec, path: Path, block_count: int | None = None) -> P
     if spec.n_experts:
         writer.add_expert_count(spec.n_experts)
         writer.add_expert_used_count(spec.n_experts_used)
-        if spec.arch in ("qwen3moe", "gptoss"):
+        if spec.arch in ("qwen3moe", "gptoss", "deepseek2"):
             writer.add_expert_feed_forward_length(spec.ffn_dim)
     writer.add_tokenizer_model("gpt2")
     # note: "gpt-2" rather than "default": llama.cpp then splits text with GPT-2's pre-tokenizer regex, the same
@@ -641,7 +739,8 @@ _SAFETENSORS_DTYPE = {Q.F32: "float32", Q.F16: "float16", Q.BF16: "bfloat16"}
 
 def _hf_config(spec: ModelSpec) -> dict:
     arch_names = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "mixtral": "MixtralForCausalLM",
-                  "qwen3": "Qwen3ForCausalLM", "qwen3moe": "Qwen3MoeForCausalLM", "gemma3": "Gemma3ForCausalLM"}
+                  "qwen3": "Qwen3ForCausalLM", "qwen3moe": "Qwen3MoeForCausalLM", "gemma3": "Gemma3ForCausalLM",
+                  "deepseek2": "DeepseekV3ForCausalLM"}
     model_types = {"qwen3moe": "qwen3_moe", "gemma3": "gemma3_text"}
     config = {
         "architectures": [arch_names[spec.arch]],
@@ -674,8 +773,22 @@ def _hf_config(spec: ModelSpec) -> dict:
                        "sliding_window": spec.sliding_window, "rope_local_base_freq": 10000.0,
                        "layer_types": ["sliding_attention" if s else "full_attention" for s in spec.sliding_layers()],
                        "final_logit_softcapping": None, "attn_logit_softcapping": None})
+    if spec.arch == "deepseek2":
+        d = DEEPSEEK
+        config.update({"architectures": ["DeepseekV3ForCausalLM"], "model_type": "deepseek_v3",
+                       "intermediate_size": d["dense_ffn"], "moe_intermediate_size": spec.ffn_dim,
+                       "q_lora_rank": d["q_lora"], "kv_lora_rank": d["kv_lora"], "qk_nope_head_dim": d["nope"],
+                       "qk_rope_head_dim": d["rope"], "v_head_dim": d["v"], "n_routed_experts": spec.n_experts,
+                       "num_experts_per_tok": spec.n_experts_used, "n_shared_experts": d["n_shared"],
+                       "first_k_dense_replace": d["n_dense"], "moe_layer_freq": 1, "n_group": d["groups"],
+                       "topk_group": d["groups_used"], "topk_method": "noaux_tc", "scoring_func": "sigmoid",
+                       "norm_topk_prob": True, "routed_scaling_factor": d["scale"]})
+        del config["head_dim"]
     if spec.rope_scaling:
         config["rope_scaling"] = {"rope_type": spec.rope_scaling, "factor": spec.rope_factor}
+        if spec.arch == "deepseek2":
+            config["rope_scaling"].update({"type": "yarn", "mscale": 1.0, "mscale_all_dim": 1.0, "beta_fast": 32,
+                                           "beta_slow": 1})
         if spec.rope_scaling in ("yarn", "llama3"):
             config["rope_scaling"]["original_max_position_embeddings"] = spec.rope_orig_context
         if spec.rope_scaling == "llama3":
@@ -713,7 +826,11 @@ def write_hf(spec: ModelSpec, directory: Path, n_shards: int = 1) -> Path:
     (tmp / "tokenizer_config.json").write_text(json.dumps({
         "bos_token": SPECIAL_TOKENS[BOS_ID], "eos_token": SPECIAL_TOKENS[EOS_ID],
         "pad_token": SPECIAL_TOKENS[PAD_ID], "add_bos_token": False, "chat_template": CHATML_TEMPLATE}) + "\n")
-    arrays = {name: _hf_array(t, spec.dtype) for name, t in build_hf_tensors(spec).items()}
+    tensors = build_hf_tensors(spec)
+    for name in [n for n in tensors if n.endswith(".k_b")]:  # DeepSeek: join k_b and v_b into kv_b_proj
+        k_b, v_b = tensors.pop(name), tensors.pop(name[:-3] + "v_b")
+        tensors[name[:-3] + "kv_b_proj.weight"] = StoredTensor(join_kv_b(k_b.data, v_b.data), k_b.qtype)
+    arrays = {name: _hf_array(t, spec.dtype) for name, t in tensors.items()}
     if n_shards == 1:
         _write_safetensors(tmp / "model.safetensors", arrays)
     else:

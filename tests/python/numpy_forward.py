@@ -89,6 +89,9 @@ def load_gguf(path: Path) -> Weights:
     """Dequantize every tensor of a GGUF file to float32."""
     reader = gguf.GGUFReader(str(path))
     arch = _field(reader, "general.architecture")
+    if arch == "deepseek2":
+        import numpy_deepseek
+        return numpy_deepseek.load_gguf(path)
     assert arch in ("llama", "qwen2", "qwen3", "qwen3moe", "gemma3", "gpt-oss"), f"numpy_forward cannot read {arch}"
     t = {tensor.name: gguf.quants.dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
          for tensor in reader.tensors}
@@ -151,6 +154,9 @@ def load_hf(directory: Path) -> Weights:
 
     directory = Path(directory)
     c = json.loads((directory / "config.json").read_text())
+    if c["model_type"] in ("deepseek_v2", "deepseek_v3"):
+        import numpy_deepseek
+        return numpy_deepseek.load_hf(directory)
     t = read_hf_tensors(directory)
     gemma = c["model_type"] == "gemma3_text"
     if gemma:  # HF Gemma norms scale by 1 + w
@@ -342,6 +348,9 @@ def forward(weights: Weights, tokens, cache: KVCache | None = None, router_margi
     near tie that rounding noise in any implementation may flip."""
     c = weights.config
     cache = cache or KVCache(c.n_layers)
+    if c.arch == "deepseek2":
+        import numpy_deepseek
+        return numpy_deepseek.forward(weights, tokens, cache, router_margins)
     tokens = np.asarray(tokens, dtype=np.int64)
     positions = np.arange(cache.length, cache.length + len(tokens))
     x = weights.embed[tokens].astype(np.float32)

@@ -37,13 +37,15 @@ NUMPY_VS_LLAMA_MAX_ERROR = {"F32": 2e-5, "F16": 5e-3, "BF16": 4e-2,
 GELU_TABLE_ERROR = 2e-3
 HF_VS_GGUF_MAX_ERROR = 1e-5  # same weights, f32 math both ways: only summation order differs
 MAX_FILE_BYTES = 10 * 2**20
+# DeepSeek keeps the released latent width (a 576-wide KV head, 512 of it latent) and per-head k_b/v_b: 39 MB in F32.
+MAX_DEEPSEEK_FILE_BYTES = 40 * 2**20
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
 def test_gguf_metadata_and_tensor_types(spec):
     """The file carries the spec's hyperparameters and stores each tensor in the intended dtype."""
     path = model_factory.gguf_path(spec)
-    assert path.stat().st_size < MAX_FILE_BYTES
+    assert path.stat().st_size < (MAX_DEEPSEEK_FILE_BYTES if spec.arch == "deepseek2" else MAX_FILE_BYTES)
     reader = gguf.GGUFReader(str(path))
     field = lambda key: reader.fields[key].contents()  # noqa: E731
     arch = spec.gguf_arch
@@ -66,6 +68,16 @@ def test_gguf_metadata_and_tensor_types(spec):
     if spec.arch == "gptoss":
         assert {"blk.0.attn_sinks.weight", "blk.0.attn_output.bias", "blk.1.ffn_down_exps.bias"} <= set(types)
         assert field("gpt-oss.attention.sliding_window") == spec.sliding_window
+    if spec.arch == "deepseek2":  # absorbed-MLA layout: one latent KV head, k_b/v_b split per head
+        d = model_factory.DEEPSEEK
+        assert field("deepseek2.attention.head_count_kv") == 1
+        assert field("deepseek2.attention.key_length") == d["kv_lora"] + d["rope"]
+        assert field("deepseek2.attention.key_length_mla") == d["nope"] + d["rope"]
+        assert field("deepseek2.expert_group_count") == d["groups"] and field("deepseek2.expert_gating_func") == 2
+        shapes = {t.name: list(t.shape) for t in reader.tensors}
+        assert shapes["blk.0.attn_k_b.weight"] == [d["nope"], d["kv_lora"], spec.n_heads]  # ggml order
+        assert "blk.0.ffn_gate.weight" in shapes and "blk.1.ffn_gate_shexp.weight" in shapes
+        assert "blk.1.exp_probs_b.bias" in shapes and "blk.0.exp_probs_b.bias" not in shapes
     if spec.arch == "mixtral":
         shape = next(t.shape for t in reader.tensors if t.name == "blk.0.ffn_gate_exps.weight")
         assert list(shape) == [spec.dim, spec.ffn_dim, spec.n_experts]  # ggml order: (cols, rows, experts)
@@ -145,7 +157,13 @@ def test_hf_twin_files_load_with_safetensors(spec):
     if spec.dtype != "BF16":  # numpy has no bfloat16, so safetensors.numpy cannot materialize those
         arrays = load_file(str(single / "model.safetensors"))
         assert arrays["model.embed_tokens.weight"].shape == (spec.vocab_size, spec.dim)
-        assert arrays["model.layers.0.self_attn.k_proj.weight"].shape == (spec.n_kv_heads * spec.head_dim, spec.dim)
+        if spec.arch == "deepseek2":  # kv_b_proj whole, as DeepSeek's checkpoints keep it
+            d = model_factory.DEEPSEEK
+            assert arrays["model.layers.0.self_attn.kv_b_proj.weight"].shape == (
+                spec.n_heads * (d["nope"] + d["v"]), d["kv_lora"])
+        else:
+            assert arrays["model.layers.0.self_attn.k_proj.weight"].shape == (spec.n_kv_heads * spec.head_dim,
+                                                                              spec.dim)
 
 
 @pytest.mark.parametrize("dtype", model_factory.DTYPES)

@@ -15,17 +15,19 @@ void CpuBackend::moe_ffn(const MoeWeights& weights, const float* x, int64_t n_to
   const int n_experts = static_cast<int>(weights.gate.size());
   const int n_used = weights.n_experts_used;
 
-  // Route: softmax over experts, top-k by probability (ties to the lower id), optional
-  // renormalization of the chosen probabilities.
+  // Route: softmax (or sigmoid) scores, then the choice (backend/moe_routing.h).
   s.router_logits.resize(size_t(n_tokens) * n_experts * sizeof(float));
   float* probabilities = s.router_logits.as<float>();
   kernels_.matmul(matmul_workspace_, weights.router, x, n_tokens, probabilities);
   if (weights.router_bias) kernels_.add_bias(probabilities, weights.router_bias, n_tokens, n_experts);
-  kernels_.softmax(probabilities, n_tokens, n_experts);
+  if (weights.sigmoid_scores) {
+    sigmoid_in_place(probabilities, n_tokens * n_experts);
+  } else {
+    kernels_.softmax(probabilities, n_tokens, n_experts);
+  }
   s.selected.resize(size_t(n_tokens) * n_used);
   s.weights.resize(size_t(n_tokens) * n_used);
-  route_top_k(probabilities, n_tokens, n_experts, n_used, weights.normalize_weights, s.selected.data(),
-              s.weights.data());
+  route_top_k(probabilities, n_tokens, n_experts, weights, s.selected.data(), s.weights.data());
 
   // Run each expert over the tokens routed to it.
   s.expert_outputs.resize(size_t(n_tokens) * n_used * dim * sizeof(float));

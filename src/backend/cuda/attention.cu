@@ -164,8 +164,9 @@ void attention(const KvGeometry& geometry, int layer, const TokenKv* tokens, con
     case 160: return launch_attention<5>(layout, tokens, pages, n_tokens, params, q, out, stream);
     case 192: return launch_attention<6>(layout, tokens, pages, n_tokens, params, q, out, stream);
     case 256: return launch_attention<8>(layout, tokens, pages, n_tokens, params, q, out, stream);
+    case 576: return launch_attention<18>(layout, tokens, pages, n_tokens, params, q, out, stream);  // DeepSeek MLA
     default:
-      SO_CHECK(false, "the CUDA attention kernel takes head dims of 32, 64, 96, 128, 160, 192 or 256, not ",
+      SO_CHECK(false, "the CUDA attention kernel takes head dims of 32, 64, 96, 128, 160, 192, 256 or 576, not ",
                params.head_dim);
   }
 }

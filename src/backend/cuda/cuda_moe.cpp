@@ -22,11 +22,14 @@ void CudaBackend::moe_ffn(const MoeWeights& weights, const float* x, int64_t n_t
   if (weights.router_bias) cuda::add_bias(router, weights.router_bias, n_tokens, n_experts, stream_);
   router_logits_.resize(size_t(n_tokens * n_experts));
   copy_to_host(router_logits_.data(), router, router_logits_.size() * sizeof(float));
-  cpu::reference::softmax(router_logits_.data(), n_tokens, n_experts);
+  if (weights.sigmoid_scores) {
+    sigmoid_in_place(router_logits_.data(), n_tokens * n_experts);
+  } else {
+    cpu::reference::softmax(router_logits_.data(), n_tokens, n_experts);
+  }
   selected_.resize(size_t(n_tokens * n_used));
   route_weights_.resize(size_t(n_tokens * n_used));
-  route_top_k(router_logits_.data(), n_tokens, n_experts, n_used, weights.normalize_weights, selected_.data(),
-              route_weights_.data());
+  route_top_k(router_logits_.data(), n_tokens, n_experts, weights, selected_.data(), route_weights_.data());
 
   auto* expert_outputs = static_cast<float*>(scratch(kMoeExpertOutputs, size_t(n_tokens * n_used * dim) * sizeof(float)));
   std::vector<int32_t> group_tokens, group_slots;
