@@ -254,11 +254,13 @@ TEST_F(CudaOps, PagedAttentionMatchesCpu) {
   struct Case {
     int n_heads, n_kv_heads, head_dim, page_tokens;
     std::vector<int> history, new_tokens;
+    bool values_in_keys = false;  // DeepSeek's latent: one KV head of 576, its keys its values
   };
   const Case cases[] = {
       {9, 3, 64, 16, {0, 5, 40}, {7, 1, 5}},
       {32, 8, 128, 256, {300, 0, 1000}, {1, 12, 7}},
       {4, 4, 64, 32, {95, 64}, {1, 33}},
+      {16, 1, 576, 16, {0, 37}, {6, 3}, true},
   };
   for (const Case& c : cases) {
     KvGeometry geometry;
@@ -267,6 +269,7 @@ TEST_F(CudaOps, PagedAttentionMatchesCpu) {
     geometry.head_dim = c.head_dim;
     geometry.page_tokens = c.page_tokens;
     geometry.dtype = DType::kF16;
+    geometry.values_in_keys = c.values_in_keys;
     AttentionParams params{c.n_heads, c.n_kv_heads, c.head_dim, 1.0f / std::sqrt(float(c.head_dim))};
     KvCache cpu_kv(cpu_, geometry, 0), gpu_kv(*gpu_, geometry, 0);
     const int kv_dim = c.n_kv_heads * c.head_dim;
@@ -278,7 +281,7 @@ TEST_F(CudaOps, PagedAttentionMatchesCpu) {
         ASSERT_TRUE(cpu_kv.reserve(cpu_row, c.history[r]).ok());
         ASSERT_TRUE(gpu_kv.reserve(gpu_row, c.history[r]).ok());
         const std::vector<float> k = random_floats(size_t(c.history[r]) * kv_dim, rng);
-        const std::vector<float> v = random_floats(k.size(), rng);
+        const std::vector<float> v = c.values_in_keys ? k : random_floats(k.size(), rng);
         Buffer dk = to_device(k), dv = to_device(v);
         const AttentionRow cpu_view = cpu_kv.attention_row(cpu_row, 0, c.history[r]);
         const AttentionRow gpu_view = gpu_kv.attention_row(gpu_row, 0, c.history[r]);
@@ -294,7 +297,7 @@ TEST_F(CudaOps, PagedAttentionMatchesCpu) {
       n_tokens += c.new_tokens[r];
     }
     const std::vector<float> k = random_floats(size_t(n_tokens) * kv_dim, rng);
-    const std::vector<float> v = random_floats(k.size(), rng);
+    const std::vector<float> v = c.values_in_keys ? k : random_floats(k.size(), rng);
     const std::vector<float> q = random_floats(size_t(n_tokens) * c.n_heads * c.head_dim, rng);
     Buffer dk = to_device(k), dv = to_device(v), dq = to_device(q);
     std::vector<float> expected(q.size());
