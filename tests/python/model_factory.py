@@ -85,6 +85,7 @@ class ModelSpec:
     rope_scaling: str = ""
     rope_factor: float = 1.0
     rope_orig_context: int = 0  # training context before scaling (YaRN, llama3)
+    lite: bool = False  # deepseek2 as V2-Lite lays it out: one q projection, softmax routing, no groups or bias
 
     def __post_init__(self):
         assert self.arch in ARCHS, self.arch
@@ -121,7 +122,7 @@ class ModelSpec:
     def name(self) -> str:
         tie = "tied" if self.tied else "untied"
         scaling = f"-rope-{self.rope_scaling}{self.rope_factor:g}" if self.rope_scaling else ""
-        return f"{self.arch}-{tie}-{self.dtype}{scaling}-s{self.seed}"
+        return f"{self.arch}{'-lite' if self.lite else ''}-{tie}-{self.dtype}{scaling}-s{self.seed}"
 
     def llama3_freq_factors(self) -> np.ndarray:
         """Llama 3.1's per-frequency divisors (what its converter stores in rope_freqs.weight): wavelengths above
@@ -184,6 +185,14 @@ def parity_specs(dtypes=DTYPES) -> list[ModelSpec]:
     variants = [("llama", True), ("llama", False), ("qwen2", None), ("mixtral", None), ("qwen3", None),
                 ("qwen3moe", None), ("gemma3", None), ("gptoss", None), ("deepseek2", None)]
     return [make_spec(arch, dtype, tied) for dtype in dtypes for arch, tied in variants]
+
+
+def deepseek_lite_spec(dtype: str) -> ModelSpec:
+    """DeepSeek-V2-Lite's layout (one q projection, plain softmax routing) at the small size. llama.cpp takes a
+    deepseek2 file for this layout only at 26 or 27 layers, so it is checked against the NumPy pass, not in
+    parity_specs."""
+    return dataclasses.replace(make_spec("deepseek2", dtype), lite=True, rope_scaling="", rope_factor=1.0,
+                               rope_orig_context=0)
 
 
 def twin_specs() -> list[ModelSpec]:
@@ -511,9 +520,13 @@ def _deepseek_layer(rng: np.random.Generator, spec: ModelSpec, i: int, t: dict[s
     d, dim, h = DEEPSEEK, spec.dim, spec.n_heads
     p = f"model.layers.{i}."
     qk, rank = d["nope"] + d["rope"], d["kv_lora"]
-    t[p + "self_attn.q_a_proj.weight"] = _store(rng, (d["q_lora"], dim), dim ** -0.5, spec.dtype)
-    t[p + "self_attn.q_a_layernorm.weight"] = _store_small_f32(rng, (d["q_lora"],), 1.0, 0.1)
-    t[p + "self_attn.q_b_proj.weight"] = _store(rng, (h * qk, d["q_lora"]), 1.5 * d["q_lora"] ** -0.5, spec.dtype)
+    if spec.lite:
+        t[p + "self_attn.q_proj.weight"] = _store(rng, (h * qk, dim), 1.5 * dim ** -0.5, spec.dtype)
+    else:
+        t[p + "self_attn.q_a_proj.weight"] = _store(rng, (d["q_lora"], dim), dim ** -0.5, spec.dtype)
+        t[p + "self_attn.q_a_layernorm.weight"] = _store_small_f32(rng, (d["q_lora"],), 1.0, 0.1)
+        t[p + "self_attn.q_b_proj.weight"] = _store(rng, (h * qk, d["q_lora"]), 1.5 * d["q_lora"] ** -0.5,
+                                                    spec.dtype)
     t[p + "self_attn.kv_a_proj_with_mqa.weight"] = _store(rng, (rank + d["rope"], dim), 1.5 * dim ** -0.5, spec.dtype)
     t[p + "self_attn.kv_a_layernorm.weight"] = _store_small_f32(rng, (rank,), 1.0, 0.1)
     t[p + "self_attn.k_b"] = _store(rng, (h, rank, d["nope"]), rank ** -0.5, spec.dtype)
@@ -528,7 +541,8 @@ def _deepseek_layer(rng: np.random.Generator, spec: ModelSpec, i: int, t: dict[s
         return
     ffn, shared = spec.ffn_dim, d["n_shared"] * spec.ffn_dim
     t[p + "mlp.gate.weight"] = _store_small_f32(rng, (spec.n_experts, dim), 0.0, 2 * dim ** -0.5)
-    t[p + "mlp.gate.e_score_correction_bias"] = _store_small_f32(rng, (spec.n_experts,), 0.0, 0.3)
+    if not spec.lite:
+        t[p + "mlp.gate.e_score_correction_bias"] = _store_small_f32(rng, (spec.n_experts,), 0.0, 0.3)
     for e in range(spec.n_experts):
         ep = f"{p}mlp.experts.{e}."
         t[ep + "gate_proj.weight"] = _store(rng, (ffn, dim), dim ** -0.5, spec.dtype)
@@ -658,10 +672,15 @@ def _deepseek_metadata(spec: ModelSpec, writer: gguf.GGUFWriter) -> None:
     writer.add_key_length_mla(d["nope"] + d["rope"])
     writer.add_value_length_mla(d["v"])
     writer.add_rope_dimension_count(d["rope"])
-    writer.add_q_lora_rank(d["q_lora"])
     writer.add_kv_lora_rank(d["kv_lora"])
     writer.add_leading_dense_block_count(d["n_dense"])
     writer.add_expert_shared_count(d["n_shared"])
+    if spec.lite:  # V2-Lite: softmax probabilities as they come
+        writer.add_expert_weights_scale(1.0)
+        writer.add_expert_weights_norm(False)
+        writer.add_expert_gating_func(gguf.ExpertGatingFuncType.SOFTMAX)
+        return
+    writer.add_q_lora_rank(d["q_lora"])
     writer.add_expert_weights_scale(d["scale"])
     writer.add_expert_weights_norm(True)
     writer.add_expert_gating_func(gguf.ExpertGatingFuncType.SIGMOID)
@@ -783,6 +802,10 @@ def _hf_config(spec: ModelSpec) -> dict:
                        "first_k_dense_replace": d["n_dense"], "moe_layer_freq": 1, "n_group": d["groups"],
                        "topk_group": d["groups_used"], "topk_method": "noaux_tc", "scoring_func": "sigmoid",
                        "norm_topk_prob": True, "routed_scaling_factor": d["scale"]})
+        if spec.lite:
+            config.update({"architectures": ["DeepseekV2ForCausalLM"], "model_type": "deepseek_v2",
+                           "q_lora_rank": None, "topk_method": "greedy", "scoring_func": "softmax",
+                           "norm_topk_prob": False, "routed_scaling_factor": 1.0, "n_group": 1, "topk_group": 1})
         del config["head_dim"]
     if spec.rope_scaling:
         config["rope_scaling"] = {"rope_type": spec.rope_scaling, "factor": spec.rope_factor}

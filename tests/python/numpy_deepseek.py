@@ -220,12 +220,12 @@ def _ffn(L, c: Config, x, router_margins):
             for g in ranked[c.groups_used:]:
                 pick[g * size:(g + 1) * size] = -np.inf
         chosen = np.argsort(-pick, kind="stable")[: c.n_experts_used]
-        rest = np.sort(pick)[::-1]
-        margin = min(margin, rest[c.n_experts_used - 1] - rest[c.n_experts_used])
-        # note: reported as 2x the score margin: a sigmoid moves at most 1/4 per logit, but these choices sit
-        # behind more quantized steps than a Mixtral router (the latent attention's four matmuls, a shared group
-        # sum), and 4x let llama.cpp's activation rounding flip a choice now and then
-        margins[row] = margin * (2.0 if c.sigmoid else 1.0)
+        # note: sigmoid choices are measured as 2x the score margin: a sigmoid moves at most 1/4 per logit, but
+        # these choices sit behind more quantized steps than a Mixtral router (the latent attention's four
+        # matmuls, a group sum), and 4x let llama.cpp's activation rounding flip a choice now and then. Softmax
+        # choices (no bias, no groups) follow the logits, measured as Mixtral's are.
+        rest = np.sort(pick if c.sigmoid else logits[row])[::-1]
+        margins[row] = min(margin, rest[c.n_experts_used - 1] - rest[c.n_experts_used]) * (2.0 if c.sigmoid else 1.0)
         w = scores[row, chosen]
         if c.normalize:
             w = w / w.sum()

@@ -20,6 +20,8 @@ import pytest
 
 import engine
 import model_factory
+import numpy_forward
+import parity
 from runs import budget, generate
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -40,6 +42,23 @@ def test_streaming_speculation_and_host_kv_keep_greedy_output(arch, tmp_path):
     assert everything == plain, stderr[-2000:]
     assert stats["drafted_tokens"] > 0 and stats["streamed_bytes"] > 0 and stats["host_attention_seconds"] > 0
     assert plain_stats["streamed_bytes"] == 0
+
+
+@pytest.mark.parametrize("layout", ["gguf", "hf"])
+def test_deepseek_v2_lite_layout_matches_the_numpy_reference(layout):
+    """V2-Lite's layout (q without a bottleneck, softmax routing, weights not renormalized), which llama.cpp
+    loads only at 26/27 layers: the engine against the independent NumPy pass (itself within 4e-6 of llama.cpp
+    on the V3 layout), from GGUF and from the HF twin (kv_b_proj split at load)."""
+    spec = model_factory.deepseek_lite_spec("F32")
+    model = model_factory.gguf_path(spec) if layout == "gguf" else model_factory.hf_path(spec)
+    sequences = parity.ragged_batch(spec, [(18, 12), (9, 1)], seed=6)
+    weights = numpy_forward.load_gguf(model_factory.gguf_path(spec))
+    ours = engine.run_logits(model, sequences)
+    comparison = parity.merge(f"{spec.name} {layout} vs NumPy", [
+        parity.compare(f"sequence {i}", logits, numpy_forward.logits(weights, list(s.tokens), s.prefill))
+        for i, (logits, s) in enumerate(zip(ours, sequences))])
+    print(comparison.describe())
+    assert comparison.errors.max() <= 5e-3 and comparison.argmax_agreement == 1.0, comparison.describe()
 
 
 def gpu_box_profile(path: Path, gpu_gib: int = 24) -> Path:
