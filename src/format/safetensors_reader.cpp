@@ -24,12 +24,14 @@ static_assert(std::endian::native == std::endian::little, "the safetensors reade
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-constexpr std::string_view kSupportedDtypes = "F32, F16 and BF16";
+constexpr std::string_view kSupportedDtypes = "F32, F16, BF16 and U8 (MXFP4 blocks and scales)";
 
 std::optional<DType> dtype_from_safetensors_name(std::string_view name) {
   if (name == "F32") return DType::kF32;
   if (name == "F16") return DType::kF16;
   if (name == "BF16") return DType::kBF16;
+  // note: bytes; read only as gpt-oss's MXFP4 blocks and E8M0 scales, which the loader repacks.
+  if (name == "U8") return DType::kI8;
   return std::nullopt;
 }
 

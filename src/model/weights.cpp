@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "base/check.h"
+#include "tensor/blocks.h"
 #include "tensor/quants.h"
 
 namespace so {
@@ -44,13 +45,16 @@ constexpr WeightName kExpertGate{"blk.{L}.ffn_gate_exps.weight", "model.layers.{
 constexpr WeightName kExpertDown{"blk.{L}.ffn_down_exps.weight", "model.layers.{L}.block_sparse_moe.experts.{E}.w2.weight"};
 constexpr WeightName kExpertUp{"blk.{L}.ffn_up_exps.weight", "model.layers.{L}.block_sparse_moe.experts.{E}.w3.weight"};
 // gpt-oss (GGUF only: its checkpoints keep experts as MXFP4 blocks with gate and up interleaved).
-constexpr WeightName kAttnOutputBias{"blk.{L}.attn_output.bias", nullptr};
-constexpr WeightName kAttnSinks{"blk.{L}.attn_sinks.weight", nullptr};
-constexpr WeightName kGptOssFfnNorm{"blk.{L}.post_attention_norm.weight", nullptr};
-constexpr WeightName kRouterBias{"blk.{L}.ffn_gate_inp.bias", nullptr};
+// gpt-oss. Its checkpoints keep the experts as MXFP4 blocks and scales with gate and up rows
+// interleaved (see WeightMapper::gpt_oss_experts); the GGUF converter splits and repacks them.
+constexpr WeightName kAttnOutputBias{"blk.{L}.attn_output.bias", "model.layers.{L}.self_attn.o_proj.bias"};
+constexpr WeightName kAttnSinks{"blk.{L}.attn_sinks.weight", "model.layers.{L}.self_attn.sinks"};
+constexpr WeightName kGptOssFfnNorm{"blk.{L}.post_attention_norm.weight", "model.layers.{L}.post_attention_layernorm.weight"};
+constexpr WeightName kGptOssRouter{"blk.{L}.ffn_gate_inp.weight", "model.layers.{L}.mlp.router.weight"};
+constexpr WeightName kRouterBias{"blk.{L}.ffn_gate_inp.bias", "model.layers.{L}.mlp.router.bias"};
 constexpr WeightName kExpertGateBias{"blk.{L}.ffn_gate_exps.bias", nullptr};
 constexpr WeightName kExpertUpBias{"blk.{L}.ffn_up_exps.bias", nullptr};
-constexpr WeightName kExpertDownBias{"blk.{L}.ffn_down_exps.bias", nullptr};
+constexpr WeightName kExpertDownBias{"blk.{L}.ffn_down_exps.bias", "model.layers.{L}.mlp.experts.down_proj_bias"};
 // Qwen3-MoE's HF names (GGUF's are Mixtral's).
 constexpr WeightName kQwenRouter{"blk.{L}.ffn_gate_inp.weight", "model.layers.{L}.mlp.gate.weight"};
 constexpr WeightName kQwenExpertGate{"blk.{L}.ffn_gate_exps.weight", "model.layers.{L}.mlp.experts.{E}.gate_proj.weight"};
@@ -189,6 +193,76 @@ class WeightMapper {
     return Status::Ok();
   }
 
+  // gpt-oss checkpoints' experts: MXFP4 blocks (E, rows, cols / 32, 16) and E8M0 scales (E, rows, cols / 32),
+  // gate and up rows interleaved in one tensor (and bias), byte j of a block holding elements 2j (low nibble) and
+  // 2j + 1. Repacked into GGUF's MXFP4 blocks (scale, then element i low and i + 16 high in byte i) in owned
+  // memory, gate and up apart.
+  Status gpt_oss_experts(int layer, const ModelConfig& c, LayerWeights& w) {
+    const int64_t n_experts = c.n_experts, ffn = c.ffn_dim, dim = c.dim;
+    const std::string prefix = "model.layers." + std::to_string(layer) + ".mlp.experts.";
+    auto bytes = [&](const std::string& name, Shape shape) -> Result<const uint8_t*> {
+      const TensorInfo* info = file_.tensors.find(prefix + name);
+      if (!info) {
+        return missing(prefix + name, "only gpt-oss checkpoints with MXFP4 experts (as released) are read; convert "
+                                      "others with llama.cpp's convert_hf_to_gguf.py");
+      }
+      SO_TRY(check_shape(*info, shape));
+      if (info->dtype != DType::kI8) return format_error("tensor '", info->name, "' should be U8 (MXFP4 bytes)");
+      return static_cast<const uint8_t*>(info->data);
+    };
+    if (ffn % 32 != 0 || dim % 32 != 0) return format_error("gpt-oss widths must be multiples of 32 for MXFP4");
+    SO_ASSIGN_OR_RETURN(const uint8_t* gate_up_blocks, bytes("gate_up_proj_blocks", Shape{n_experts, 2 * ffn, dim / 32, 16}));
+    SO_ASSIGN_OR_RETURN(const uint8_t* gate_up_scales, bytes("gate_up_proj_scales", Shape{n_experts, 2 * ffn, dim / 32}));
+    SO_ASSIGN_OR_RETURN(const uint8_t* down_blocks, bytes("down_proj_blocks", Shape{n_experts, dim, ffn / 32, 16}));
+    SO_ASSIGN_OR_RETURN(const uint8_t* down_scales, bytes("down_proj_scales", Shape{n_experts, dim, ffn / 32}));
+    // rows: (expert, row) pairs in output order, taken from every `stride`-th source row from `first`.
+    auto repack = [&](const uint8_t* blocks, const uint8_t* scales, int64_t rows, int64_t cols, int64_t source_rows,
+                      int first, int stride, std::vector<TensorView>& views) {
+      const int64_t n_blocks = cols / 32, row_bytes = n_blocks * int64_t(sizeof(BlockMXFP4));
+      AlignedBuffer buffer(size_t(n_experts * rows * row_bytes));
+      auto* out = buffer.as<BlockMXFP4>();
+      for (int64_t e = 0; e < n_experts; ++e) {
+        for (int64_t r = 0; r < rows; ++r) {
+          const int64_t source = e * source_rows + first + r * stride;
+          for (int64_t b = 0; b < n_blocks; ++b, ++out) {
+            const uint8_t* q = blocks + (source * n_blocks + b) * 16;
+            out->e = scales[source * n_blocks + b];
+            auto element = [q](int i) { return (i % 2 == 0 ? q[i / 2] : q[i / 2] >> 4) & 0x0F; };
+            for (int i = 0; i < 16; ++i) out->qs[i] = uint8_t(element(i) | (element(i + 16) << 4));
+          }
+        }
+      }
+      views.clear();
+      for (int64_t e = 0; e < n_experts; ++e) {
+        views.push_back({DType::kMXFP4, Shape{rows, cols}, buffer.as<uint8_t>() + e * rows * row_bytes});
+      }
+      weights_.owned_vectors.push_back(std::move(buffer));
+    };
+    repack(gate_up_blocks, gate_up_scales, ffn, dim, 2 * ffn, 0, 2, w.expert_gate);
+    repack(gate_up_blocks, gate_up_scales, ffn, dim, 2 * ffn, 1, 2, w.expert_up);
+    repack(down_blocks, down_scales, dim, ffn, dim, 0, 1, w.expert_down);
+    // The interleaved gate/up bias, split.
+    const TensorInfo* bias = file_.tensors.find(prefix + "gate_up_proj_bias");
+    if (!bias) return missing(prefix + "gate_up_proj_bias");
+    SO_TRY(check_shape(*bias, Shape{n_experts, 2 * ffn}));
+    if (bias->dtype != DType::kF32 && bias->dtype != DType::kF16 && bias->dtype != DType::kBF16) {
+      return unsupported("tensor '", bias->name, "' is ", dtype_name(bias->dtype), "; expected F32, F16 or BF16");
+    }
+    std::vector<float> both(size_t(n_experts * 2 * ffn));
+    dequantize_row(bias->dtype, bias->data, both.data(), int64_t(both.size()));
+    AlignedBuffer split(both.size() * sizeof(float));
+    float* gate_bias = split.as<float>();
+    float* up_bias = gate_bias + n_experts * ffn;
+    for (int64_t i = 0; i < n_experts * ffn; ++i) {
+      gate_bias[i] = both[size_t(2 * i)];
+      up_bias[i] = both[size_t(2 * i + 1)];
+    }
+    w.expert_gate_bias = gate_bias;
+    w.expert_up_bias = up_bias;
+    weights_.owned_vectors.push_back(std::move(split));
+    return Status::Ok();
+  }
+
   // Splits a merged GGUF expert tensor (n_experts, rows, cols) or collects HF per-expert ones.
   Result<std::vector<TensorView>> experts(const WeightName& name, int layer, int n_experts, Shape expert_shape) const {
     std::vector<TensorView> views;
@@ -304,17 +378,25 @@ Status map_ffn(WeightMapper& mapper, const ModelConfig& c, int layer, LayerWeigh
   if (c.layer_is_moe(layer)) {
     // note: Qwen3-MoE's and DeepSeek's HF names are the same.
     const bool qwen = c.arch == Architecture::kQwen3Moe || c.arch == Architecture::kDeepseek2;
-    SO_ASSIGN_OR_RETURN(w.router, mapper.matrix(qwen ? kQwenRouter : kRouter, Shape{c.n_experts, c.dim}, layer));
-    SO_ASSIGN_OR_RETURN(w.expert_gate, mapper.experts(qwen ? kQwenExpertGate : kExpertGate, layer, c.n_experts,
+    const bool gpt_oss = c.arch == Architecture::kGptOss;
+    const WeightName& router = qwen ? kQwenRouter : gpt_oss ? kGptOssRouter : kRouter;
+    SO_ASSIGN_OR_RETURN(w.router, mapper.matrix(router, Shape{c.n_experts, c.dim}, layer));
+    if (gpt_oss && !mapper.gguf()) {
+      SO_TRY(mapper.gpt_oss_experts(layer, c, w));
+    } else {
+      SO_ASSIGN_OR_RETURN(w.expert_gate, mapper.experts(qwen ? kQwenExpertGate : kExpertGate, layer, c.n_experts,
+                                                        Shape{c.ffn_dim, c.dim}));
+      SO_ASSIGN_OR_RETURN(w.expert_up, mapper.experts(qwen ? kQwenExpertUp : kExpertUp, layer, c.n_experts,
                                                       Shape{c.ffn_dim, c.dim}));
-    SO_ASSIGN_OR_RETURN(w.expert_up, mapper.experts(qwen ? kQwenExpertUp : kExpertUp, layer, c.n_experts,
-                                                    Shape{c.ffn_dim, c.dim}));
-    SO_ASSIGN_OR_RETURN(w.expert_down, mapper.experts(qwen ? kQwenExpertDown : kExpertDown, layer, c.n_experts,
-                                                      Shape{c.dim, c.ffn_dim}));
+      SO_ASSIGN_OR_RETURN(w.expert_down, mapper.experts(qwen ? kQwenExpertDown : kExpertDown, layer, c.n_experts,
+                                                        Shape{c.dim, c.ffn_dim}));
+      if (c.moe_biases) {
+        SO_ASSIGN_OR_RETURN(w.expert_gate_bias, mapper.vector(kExpertGateBias, c.ffn_dim, layer, 0.0f, c.n_experts));
+        SO_ASSIGN_OR_RETURN(w.expert_up_bias, mapper.vector(kExpertUpBias, c.ffn_dim, layer, 0.0f, c.n_experts));
+      }
+    }
     if (c.moe_biases) {
       SO_ASSIGN_OR_RETURN(w.router_bias, mapper.vector(kRouterBias, c.n_experts, layer));
-      SO_ASSIGN_OR_RETURN(w.expert_gate_bias, mapper.vector(kExpertGateBias, c.ffn_dim, layer, 0.0f, c.n_experts));
-      SO_ASSIGN_OR_RETURN(w.expert_up_bias, mapper.vector(kExpertUpBias, c.ffn_dim, layer, 0.0f, c.n_experts));
       SO_ASSIGN_OR_RETURN(w.expert_down_bias, mapper.vector(kExpertDownBias, c.dim, layer, 0.0f, c.n_experts));
     }
     if (c.expert_selection_bias) {
@@ -393,11 +475,6 @@ Status map_weights(WeightMapper& mapper, const ModelFile& file, const ModelConfi
 }  // namespace
 
 Result<ModelWeights> map_model_weights(const ModelFile& file, const ModelConfig& config) {
-  if (config.arch == Architecture::kGptOss && file.format != ModelFormat::kGguf) {
-    return unsupported("gpt-oss checkpoints keep their experts as MXFP4 blocks with gate and up interleaved, which ",
-                       "this engine reads from GGUF only; convert '", file.path, "' with llama.cpp's ",
-                       "convert_hf_to_gguf.py");
-  }
   ModelWeights weights;
   WeightMapper mapper(file, weights);
   SO_TRY(map_weights(mapper, file, config, weights));

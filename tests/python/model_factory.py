@@ -86,6 +86,7 @@ class ModelSpec:
     rope_factor: float = 1.0
     rope_orig_context: int = 0  # training context before scaling (YaRN, llama3)
     lite: bool = False  # deepseek2 as V2-Lite lays it out: one q projection, softmax routing, no groups or bias
+    expert_dtype: str = ""  # the experts' dtype when it is not `dtype` (gpt-oss as released: MXFP4 experts)
 
     def __post_init__(self):
         assert self.arch in ARCHS, self.arch
@@ -98,6 +99,11 @@ class ModelSpec:
     @property
     def head_dim(self) -> int:
         return self.key_length or self.dim // self.n_heads
+
+    @property
+    def tolerance_dtype(self) -> str:
+        """The dtype whose error bounds apply: the experts' when they are coarser (gpt-oss as released)."""
+        return self.expert_dtype or self.dtype
 
     @property
     def n_dense_layers(self) -> int:
@@ -122,7 +128,8 @@ class ModelSpec:
     def name(self) -> str:
         tie = "tied" if self.tied else "untied"
         scaling = f"-rope-{self.rope_scaling}{self.rope_factor:g}" if self.rope_scaling else ""
-        return f"{self.arch}{'-lite' if self.lite else ''}-{tie}-{self.dtype}{scaling}-s{self.seed}"
+        experts = f"-experts-{self.expert_dtype}" if self.expert_dtype else ""
+        return f"{self.arch}{'-lite' if self.lite else ''}-{tie}-{self.dtype}{experts}{scaling}-s{self.seed}"
 
     def llama3_freq_factors(self) -> np.ndarray:
         """Llama 3.1's per-frequency divisors (what its converter stores in rope_freqs.weight): wavelengths above
@@ -138,8 +145,8 @@ class ModelSpec:
 
     @property
     def has_hf_twin(self) -> bool:
-        # note: gpt-oss checkpoints keep experts as MXFP4 blocks with gate/up interleaved; the engine reads GGUF only.
-        return self.dtype in FLOAT_DTYPES and self.arch != "gptoss"
+        # note: gpt-oss checkpoints keep their experts as MXFP4 blocks (gate/up interleaved): twins need MXFP4 experts.
+        return self.dtype in FLOAT_DTYPES and (self.arch != "gptoss" or self.expert_dtype == "MXFP4")
 
 
 # DeepSeek-V3's structure at small size: q through a bottleneck, a 512-wide latent KV plus 64 rope dims (head 576,
@@ -184,7 +191,13 @@ def parity_specs(dtypes=DTYPES) -> list[ModelSpec]:
     qwen3, qwen3moe, gemma3, gpt-oss, deepseek2."""
     variants = [("llama", True), ("llama", False), ("qwen2", None), ("mixtral", None), ("qwen3", None),
                 ("qwen3moe", None), ("gemma3", None), ("gptoss", None), ("deepseek2", None)]
-    return [make_spec(arch, dtype, tied) for dtype in dtypes for arch, tied in variants]
+    return [make_spec(arch, dtype, tied) for dtype in dtypes for arch, tied in variants] + \
+        [gpt_oss_as_released(dtype) for dtype in dtypes if dtype in ("F32", "BF16")]
+
+
+def gpt_oss_as_released(dtype: str) -> ModelSpec:
+    """gpt-oss with MXFP4 experts and `dtype` elsewhere, as its checkpoints are: the one with a safetensors twin."""
+    return dataclasses.replace(make_spec("gptoss", dtype), expert_dtype="MXFP4")
 
 
 def deepseek_lite_spec(dtype: str) -> ModelSpec:
@@ -481,12 +494,13 @@ def build_hf_tensors(spec: ModelSpec) -> dict[str, StoredTensor]:
         if spec.arch == "gptoss":
             t[p + "mlp.router.weight"] = _store_small_f32(rng, (spec.n_experts, dim), 0.0, 2 * in_std)
             t[p + "mlp.router.bias"] = _store_small_f32(rng, (spec.n_experts,), 0.0, 0.5)
+            experts_dtype = spec.expert_dtype or spec.dtype
             for e in range(spec.n_experts):
                 ep = f"{p}mlp.experts.{e}."
                 # note: entries of 2/sqrt(dim) put gate and up near the clamp at 7 now and then
-                t[ep + "gate_proj.weight"] = _store(rng, (ffn, dim), 2 * in_std, spec.dtype)
-                t[ep + "up_proj.weight"] = _store(rng, (ffn, dim), 2 * in_std, spec.dtype)
-                t[ep + "down_proj.weight"] = _store(rng, (dim, ffn), 2.0 * ffn_std, spec.dtype)
+                t[ep + "gate_proj.weight"] = _store(rng, (ffn, dim), 2 * in_std, experts_dtype)
+                t[ep + "up_proj.weight"] = _store(rng, (ffn, dim), 2 * in_std, experts_dtype)
+                t[ep + "down_proj.weight"] = _store(rng, (dim, ffn), 2.0 * ffn_std, experts_dtype)
             t[p + "mlp.experts.gate_bias"] = _store_small_f32(rng, (spec.n_experts, ffn), 0.0, 0.3)
             t[p + "mlp.experts.up_bias"] = _store_small_f32(rng, (spec.n_experts, ffn), 0.0, 0.3)
             t[p + "mlp.experts.down_bias"] = _store_small_f32(rng, (spec.n_experts, dim), 0.0, 0.3)
@@ -759,7 +773,7 @@ _SAFETENSORS_DTYPE = {Q.F32: "float32", Q.F16: "float16", Q.BF16: "bfloat16"}
 def _hf_config(spec: ModelSpec) -> dict:
     arch_names = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "mixtral": "MixtralForCausalLM",
                   "qwen3": "Qwen3ForCausalLM", "qwen3moe": "Qwen3MoeForCausalLM", "gemma3": "Gemma3ForCausalLM",
-                  "deepseek2": "DeepseekV3ForCausalLM"}
+                  "deepseek2": "DeepseekV3ForCausalLM", "gptoss": "GptOssForCausalLM"}
     model_types = {"qwen3moe": "qwen3_moe", "gemma3": "gemma3_text"}
     config = {
         "architectures": [arch_names[spec.arch]],
@@ -792,6 +806,12 @@ def _hf_config(spec: ModelSpec) -> dict:
                        "sliding_window": spec.sliding_window, "rope_local_base_freq": 10000.0,
                        "layer_types": ["sliding_attention" if s else "full_attention" for s in spec.sliding_layers()],
                        "final_logit_softcapping": None, "attn_logit_softcapping": None})
+    if spec.arch == "gptoss":
+        config.update({"architectures": ["GptOssForCausalLM"], "model_type": "gpt_oss",
+                       "num_local_experts": spec.n_experts, "num_experts_per_tok": spec.n_experts_used,
+                       "sliding_window": spec.sliding_window, "attention_bias": True, "swiglu_limit": 7.0,
+                       "layer_types": ["sliding_attention" if s else "full_attention" for s in spec.sliding_layers()],
+                       "quantization_config": {"quant_method": "mxfp4"}})
     if spec.arch == "deepseek2":
         d = DEEPSEEK
         config.update({"architectures": ["DeepseekV3ForCausalLM"], "model_type": "deepseek_v3",
@@ -829,6 +849,40 @@ def _hf_array(tensor: StoredTensor, dtype: str) -> tuple[str, np.ndarray]:
     return _SAFETENSORS_DTYPE[tensor.qtype], np.ascontiguousarray(tensor.data)
 
 
+def mxfp4_gguf_to_hf(raw: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """GGUF MXFP4 bytes (rows, cols / 32 * 17: a scale, then element i low and i + 16 high in byte i) as the HF
+    checkpoints hold them: blocks (rows, cols / 32, 16), byte j holding elements 2j (low) and 2j + 1, and scales
+    (rows, cols / 32)."""
+    blocks = raw.reshape(rows, cols // 32, 17)
+    scales, qs = blocks[..., 0], blocks[..., 1:]
+    elements = np.concatenate([qs & 0x0F, qs >> 4], axis=-1)  # (rows, nb, 32) in order
+    packed = (elements[..., 0::2] | (elements[..., 1::2] << 4)).astype(np.uint8)
+    return np.ascontiguousarray(packed), np.ascontiguousarray(scales)
+
+
+def _gpt_oss_hf_experts(spec: ModelSpec, tensors: dict[str, StoredTensor]) -> dict[str, tuple[str, np.ndarray]]:
+    """Takes gpt-oss's per-expert tensors out of `tensors` and returns them in its checkpoints' layout: MXFP4 blocks
+    and scales per layer, gate and up rows (and biases) interleaved."""
+    dim, ffn, out = spec.dim, spec.ffn_dim, {}
+    for i in range(spec.n_layers):
+        p = f"model.layers.{i}.mlp.experts."
+        take = lambda name: [tensors.pop(f"{p}{e}.{name}").data for e in range(spec.n_experts)]  # noqa: E731
+        gate = [mxfp4_gguf_to_hf(raw, ffn, dim) for raw in take("gate_proj.weight")]
+        up = [mxfp4_gguf_to_hf(raw, ffn, dim) for raw in take("up_proj.weight")]
+        down = [mxfp4_gguf_to_hf(raw, dim, ffn) for raw in take("down_proj.weight")]
+        interleave = lambda a, b: np.stack([a, b], axis=1).reshape(-1, *a.shape[1:])  # noqa: E731
+        out[p + "gate_up_proj_blocks"] = ("uint8", np.stack([interleave(g[0], u[0]) for g, u in zip(gate, up)]))
+        out[p + "gate_up_proj_scales"] = ("uint8", np.stack([interleave(g[1], u[1]) for g, u in zip(gate, up)]))
+        out[p + "down_proj_blocks"] = ("uint8", np.stack([d[0] for d in down]))
+        out[p + "down_proj_scales"] = ("uint8", np.stack([d[1] for d in down]))
+        gate_b, up_b = tensors.pop(p + "gate_bias").data, tensors.pop(p + "up_bias").data
+        both = StoredTensor(np.ascontiguousarray(np.stack([gate_b, up_b], axis=2).reshape(spec.n_experts, 2 * ffn)),
+                            Q.F32)
+        out[p + "gate_up_proj_bias"] = _hf_array(both, spec.dtype)
+        out[p + "down_proj_bias"] = _hf_array(tensors.pop(p + "down_bias"), spec.dtype)
+    return out
+
+
 def _write_safetensors(path: Path, arrays: dict[str, tuple[str, np.ndarray]]) -> None:
     """Write via the safetensors library's own serializer (its numpy front end has no bfloat16)."""
     specs = {name: safetensors.TensorSpec(dtype=dt, shape=list(a.shape), data_ptr=a.ctypes.data, data_len=a.nbytes)
@@ -853,7 +907,8 @@ def write_hf(spec: ModelSpec, directory: Path, n_shards: int = 1) -> Path:
     for name in [n for n in tensors if n.endswith(".k_b")]:  # DeepSeek: join k_b and v_b into kv_b_proj
         k_b, v_b = tensors.pop(name), tensors.pop(name[:-3] + "v_b")
         tensors[name[:-3] + "kv_b_proj.weight"] = StoredTensor(join_kv_b(k_b.data, v_b.data), k_b.qtype)
-    arrays = {name: _hf_array(t, spec.dtype) for name, t in tensors.items()}
+    arrays = _gpt_oss_hf_experts(spec, tensors) if spec.arch == "gptoss" else {}
+    arrays.update({name: _hf_array(t, spec.dtype) for name, t in tensors.items()})
     if n_shards == 1:
         _write_safetensors(tmp / "model.safetensors", arrays)
     else:
@@ -886,6 +941,9 @@ def read_hf_tensors(directory: Path) -> dict[str, np.ndarray]:
         for name, info in safetensors.deserialize((directory / file).read_bytes()):
             raw = np.frombuffer(bytes(info["data"]), dtype=np.uint8)
             dtype = info["dtype"].upper()  # the deserializer names them F32 / F16 / BF16
+            if dtype in ("U8", "UINT8"):  # gpt-oss's MXFP4 blocks and scales: bytes, kept as they are
+                out[name] = raw.reshape(info["shape"])
+                continue
             if dtype in ("BF16", "BFLOAT16"):
                 values = (raw.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
             else:

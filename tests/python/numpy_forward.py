@@ -162,6 +162,7 @@ def load_hf(directory: Path) -> Weights:
     if gemma:  # HF Gemma norms scale by 1 + w
         t = {name: (value + np.float32(1.0) if name.endswith("norm.weight") else value) for name, value in t.items()}
     head_dim = c.get("head_dim", c["hidden_size"] // c["num_attention_heads"])
+    gpt_oss = c["model_type"] == "gpt_oss"
     config = Config(
         arch=c["model_type"], n_layers=c["num_hidden_layers"], dim=c["hidden_size"],
         n_heads=c["num_attention_heads"], n_kv_heads=c["num_key_value_heads"],
@@ -170,14 +171,26 @@ def load_hf(directory: Path) -> Weights:
         n_experts=c.get("num_local_experts", c.get("num_experts", 0)), n_experts_used=c.get("num_experts_per_tok", 0),
         rope_interleaved=False, moe_normalize=c.get("norm_topk_prob", True), gemma=gemma,
         attention_scale=c.get("query_pre_attn_scalar", head_dim) ** -0.5 if gemma else 0.0,
-        sliding_window=c.get("sliding_window", 0) if gemma else 0,
+        sliding_window=c.get("sliding_window", 0) if gemma or gpt_oss else 0,
         sliding_layers=tuple(kind == "sliding_attention" for kind in c.get("layer_types", [])),
-        sliding_rope_theta=c.get("rope_local_base_freq", 10000.0),
+        sliding_rope_theta=c["rope_theta"] if gpt_oss else c.get("rope_local_base_freq", 10000.0),
+        gpt_oss=gpt_oss,
     )
     layers = []
     for i in range(config.n_layers):
         p = f"model.layers.{i}."
-        if config.n_experts and c["model_type"] == "qwen3_moe":
+        extra = {}
+        if gpt_oss:  # MXFP4 blocks and scales, gate and up rows (and biases) interleaved
+            e = p + "mlp.experts."
+            gate_up = _mxfp4_hf(t[e + "gate_up_proj_blocks"], t[e + "gate_up_proj_scales"])
+            gate, up = gate_up[:, 0::2], gate_up[:, 1::2]
+            down = _mxfp4_hf(t[e + "down_proj_blocks"], t[e + "down_proj_scales"])
+            router = t[p + "mlp.router.weight"]
+            bias = t[e + "gate_up_proj_bias"]
+            extra = dict(bo=t[p + "self_attn.o_proj.bias"], sinks=t[p + "self_attn.sinks"],
+                         router_b=t[p + "mlp.router.bias"], gate_b=bias[:, 0::2], up_b=bias[:, 1::2],
+                         down_b=t[e + "down_proj_bias"])
+        elif config.n_experts and c["model_type"] == "qwen3_moe":
             e = [f"{p}mlp.experts.{k}." for k in range(config.n_experts)]
             gate, up, down = (np.stack([t[x + f"{n}_proj.weight"] for x in e]) for n in ("gate", "up", "down"))
             router = t[p + "mlp.gate.weight"]
@@ -200,11 +213,21 @@ def load_hf(directory: Path) -> Weights:
             w_gate=gate, w_up=up, w_down=down, router=router,
             q_norm=t.get(p + "self_attn.q_norm.weight"), k_norm=t.get(p + "self_attn.k_norm.weight"),
             post_attn_norm=t.get(p + "post_attention_layernorm.weight") if gemma else None,
-            post_ffn_norm=t.get(p + "post_feedforward_layernorm.weight"),
+            post_ffn_norm=t.get(p + "post_feedforward_layernorm.weight"), **extra,
         ))
     embed = t["model.embed_tokens.weight"]
     output = embed if c.get("tie_word_embeddings", gemma) else t["lm_head.weight"]
     return Weights(config, embed, layers, t["model.norm.weight"], output)
+
+
+def _mxfp4_hf(blocks: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """float32 (E, rows, cols) of gpt-oss's MXFP4 blocks (E, rows, cols/32, 16; byte j: elements 2j low, 2j+1
+    high) and E8M0 scales, through the gguf package's MXFP4 decoder (GGUF: element i low, i + 16 high)."""
+    elements = np.stack([blocks & 0x0F, blocks >> 4], axis=-1).reshape(*blocks.shape[:-1], 32)
+    qs = (elements[..., :16] | (elements[..., 16:] << 4)).astype(np.uint8)
+    raw = np.concatenate([scales[..., None].astype(np.uint8), qs], axis=-1)  # (E, rows, nb, 17)
+    raw = raw.reshape(*raw.shape[:2], -1)
+    return gguf.quants.dequantize(raw, gguf.GGMLQuantizationType.MXFP4).astype(np.float32)
 
 
 def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:

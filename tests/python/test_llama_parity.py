@@ -71,7 +71,7 @@ def test_single_sequence_matches_llama_cpp(spec):
     model = model_factory.gguf_path(spec)
     (sequence,) = parity.ragged_batch(spec, [(PREFILL_TOKENS + DECODE_TOKENS, PREFILL_TOKENS)], seed=1)
     (ours,) = engine.run_logits(model, [sequence])
-    check(parity.compare(spec.name, ours, reference_logits(model, sequence)), spec.dtype)
+    check(parity.compare(spec.name, ours, reference_logits(model, sequence)), spec.tolerance_dtype)
 
 
 @pytest.mark.parametrize("spec", model_factory.parity_specs(), ids=lambda s: s.name)
@@ -86,7 +86,7 @@ def test_ragged_batch_matches_llama_cpp(spec):
                    for i, (s, logits) in enumerate(zip(sequences, ours))]
     for c in comparisons:
         print(c.describe())
-    check(parity.merge(f"{spec.name} ragged batch", comparisons), spec.dtype)
+    check(parity.merge(f"{spec.name} ragged batch", comparisons), spec.tolerance_dtype)
 
 
 def test_default_model_matches_llama_cpp():

@@ -74,7 +74,8 @@ def gpu_box_profile(path: Path, gpu_gib: int = 24) -> Path:
     return path
 
 
-@pytest.mark.parametrize("config", ["mixtral-8x7b", "qwen3-30b-a3b", "qwen3-235b-a22b", "gpt-oss-120b", "deepseek-v3"])
+@pytest.mark.parametrize("config", ["mixtral-8x7b", "qwen3-30b-a3b", "qwen3-235b-a22b", "gpt-oss-120b", "deepseek-v2-lite",
+                                    "deepseek-v3"])
 def test_plan_at_real_scale(config, tmp_path):
     # note: layers stream whole, and one bf16 DeepSeek-V3 MoE layer is 21 GiB (256 experts): two ring slots need an
     # 80 GiB card (a 24 GiB one is refused with the budget it needs).
@@ -91,7 +92,7 @@ def test_plan_at_real_scale(config, tmp_path):
         assert 55 << 30 < plan["resident_bytes"] + plan["streamed_bytes_per_pass"] < 64 << 30, plan
 
 
-@pytest.mark.parametrize("config", ["qwen3-30b-a3b", "qwen3-235b-a22b", "gpt-oss-120b", "deepseek-v3"])
+@pytest.mark.parametrize("config", ["qwen3-30b-a3b", "qwen3-235b-a22b", "gpt-oss-120b", "deepseek-v2-lite", "deepseek-v3"])
 def test_short_dummy_run_at_real_scale(config, tmp_path):
     stats = tmp_path / "stats.json"
     done = subprocess.run([str(engine.require_engine()), "generate", "-m", str(CONFIGS / config), "--load-format",
