@@ -170,8 +170,8 @@ Result<HardwareProfile> profile_machine(Backend& backend, const ProfileOptions& 
   SO_ASSIGN_OR_RETURN(profile.copy_pinned_gbps, copy_gbps(backend, MemoryKind::kPinnedHost, budget));
   SO_ASSIGN_OR_RETURN(profile.copy_pageable_gbps, copy_gbps(backend, MemoryKind::kHost, budget));
   if (!options.disk_file.empty()) profile.disk_read_gbps = disk_read_gbps(options.disk_file);
-  for (DType dtype : {DType::kF32, DType::kF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ4_K,
-                      DType::kQ5_K, DType::kQ6_K, DType::kMXFP4}) {
+  for (DType dtype : {DType::kF32, DType::kF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ2_K,
+                      DType::kQ3_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kMXFP4}) {
     SO_ASSIGN_OR_RETURN(profile.matmul[dtype], matmul_speed(backend, dtype, budget));
   }
   SO_ASSIGN_OR_RETURN(profile.attention_gflops, attention_gflops(backend, budget, KvPlacement::kDevice));

@@ -71,6 +71,40 @@ struct BlockQ5_K {
   uint8_t qh[kQK_K / 8];
   uint8_t qs[kQK_K / 2];
 };
+// 16 sub-blocks of 16 with 2-bit values. Element i (half h = i / 128, j = i % 128 / 32,
+// l = i % 32) is bits 2j of qs[32h + l]; scales[i / 16]: scale in the low nibble, min in the
+// high one. value = d * (scale & 15) * q - dmin * (scale >> 4)
+struct BlockQ2_K {
+  uint8_t scales[kQK_K / 16];
+  uint8_t qs[kQK_K / 4];
+  uint16_t d;     // f16
+  uint16_t dmin;  // f16
+};
+// Q2_K's 2-bit layout plus a third bit in hmask[l] bit 4h + j (clear: the value is 4 lower);
+// 16 6-bit scales (minus 32) packed in 12 bytes. value = d * (scale - 32) * q, q in -4..3
+struct BlockQ3_K {
+  uint8_t hmask[kQK_K / 8];
+  uint8_t qs[kQK_K / 4];
+  uint8_t scales[12];
+  uint16_t d;  // f16
+};
+// Element i of a Q2_K/Q3_K block's 2-bit values.
+inline int k2_low_bits(const uint8_t* qs, int i) { return (qs[(i / 128) * 32 + i % 32] >> (2 * (i % 128 / 32))) & 3; }
+// Element i of a Q3_K block, -4..3.
+inline int q3_k_value(const BlockQ3_K& b, int i) {
+  const int bit = (i / 128) * 4 + i % 128 / 32;
+  return k2_low_bits(b.qs, i) - ((b.hmask[i % 32] >> bit) & 1 ? 0 : 4);
+}
+// Q3_K's 16 scales minus 32: the low 4 bits from bytes 0..7 (low nibbles, then high), the
+// high 2 bits from bytes 8..11.
+inline void q3_k_scales(const uint8_t* packed, int* scales) {
+  for (int j = 0; j < 16; ++j) {
+    const int low = j < 8 ? packed[j] & 0xF : packed[j - 8] >> 4;
+    const int high = (packed[8 + j % 4] >> (2 * (j / 4))) & 3;
+    scales[j] = (low | (high << 4)) - 32;
+  }
+}
+
 // 16 sub-blocks of 16; q = (4 low bits from ql | 2 high bits from qh) - 32.
 // value = d * scales_j * q
 struct BlockQ6_K {
@@ -101,6 +135,8 @@ static_assert(sizeof(BlockQ8_0) == 34);
 static_assert(sizeof(BlockQ8_1) == 36);
 static_assert(sizeof(BlockQ4_K) == 144);
 static_assert(sizeof(BlockQ6_K) == 210);
+static_assert(sizeof(BlockQ2_K) == 84);
+static_assert(sizeof(BlockQ3_K) == 110);
 static_assert(sizeof(BlockQ5_K) == 176);
 static_assert(sizeof(BlockQ8_K) == 292);
 

@@ -16,8 +16,8 @@ constexpr std::array kTable = {
     DTypeInfo{DType::kQ5_1, "Q5_1", 32, 24, true, false},
     DTypeInfo{DType::kQ8_0, "Q8_0", 32, 34, true, true},
     DTypeInfo{DType::kQ8_1, "Q8_1", 32, 36, true, false},
-    DTypeInfo{DType::kQ2_K, "Q2_K", 256, 84, true, false},
-    DTypeInfo{DType::kQ3_K, "Q3_K", 256, 110, true, false},
+    DTypeInfo{DType::kQ2_K, "Q2_K", 256, 84, true, true},
+    DTypeInfo{DType::kQ3_K, "Q3_K", 256, 110, true, true},
     DTypeInfo{DType::kQ4_K, "Q4_K", 256, 144, true, true},
     DTypeInfo{DType::kQ5_K, "Q5_K", 256, 176, true, true},
     DTypeInfo{DType::kQ6_K, "Q6_K", 256, 210, true, true},
@@ -61,7 +61,9 @@ const DTypeInfo& dtype_info(DType dtype) {
 
 std::string_view dtype_name(DType dtype) { return dtype_info(dtype).name; }
 
-std::string_view supported_weight_dtypes() { return "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, MXFP4, Q4_K, Q5_K, Q6_K"; }
+std::string_view supported_weight_dtypes() {
+  return "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, MXFP4, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K";
+}
 
 std::optional<DType> dtype_from_name(std::string_view name) {
   for (const auto& info : kTable) {

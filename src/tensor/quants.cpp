@@ -114,6 +114,28 @@ void dequantize_q6_k(const BlockQ6_K* blocks, float* y, int64_t n_blocks) {
   }
 }
 
+void dequantize_q2_k(const BlockQ2_K* blocks, float* y, int64_t n_blocks) {
+  for (int64_t b = 0; b < n_blocks; ++b, y += kQK_K) {
+    const float d = fp16_to_fp32(blocks[b].d), dmin = fp16_to_fp32(blocks[b].dmin);
+    for (int i = 0; i < kQK_K; ++i) {
+      const int scale = blocks[b].scales[i / 16];
+      y[i] = d * static_cast<float>(scale & 0xF) * static_cast<float>(k2_low_bits(blocks[b].qs, i)) -
+             dmin * static_cast<float>(scale >> 4);
+    }
+  }
+}
+
+void dequantize_q3_k(const BlockQ3_K* blocks, float* y, int64_t n_blocks) {
+  for (int64_t b = 0; b < n_blocks; ++b, y += kQK_K) {
+    const float d = fp16_to_fp32(blocks[b].d);
+    int scales[16];
+    q3_k_scales(blocks[b].scales, scales);
+    for (int i = 0; i < kQK_K; ++i) {
+      y[i] = d * static_cast<float>(scales[i / 16]) * static_cast<float>(q3_k_value(blocks[b], i));
+    }
+  }
+}
+
 // Shared by Q8_0 and Q8_1: scale so the largest magnitude maps to 127.
 // Returns d and writes the rounded integers.
 float quantize_block_symmetric_127(const float* x, int8_t* qs, int* sum) {
@@ -158,6 +180,8 @@ void dequantize_row(DType dtype, const void* source, float* destination, int64_t
     case DType::kQ4_K: return dequantize_q4_k(static_cast<const BlockQ4_K*>(source), destination, n_blocks);
     case DType::kQ5_K: return dequantize_q5_k(static_cast<const BlockQ5_K*>(source), destination, n_blocks);
     case DType::kQ6_K: return dequantize_q6_k(static_cast<const BlockQ6_K*>(source), destination, n_blocks);
+    case DType::kQ2_K: return dequantize_q2_k(static_cast<const BlockQ2_K*>(source), destination, n_blocks);
+    case DType::kQ3_K: return dequantize_q3_k(static_cast<const BlockQ3_K*>(source), destination, n_blocks);
     default: SO_CHECK(false, "dequantize_row: ", dtype_name(dtype), " is not a weight dtype of this engine");
   }
 }

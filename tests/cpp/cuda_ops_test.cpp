@@ -103,6 +103,8 @@ std::vector<uint8_t> random_weights(DType dtype, int64_t n_out, int64_t n_in, st
       case DType::kQ4_1: set_f16(at, scale(rng)); set_f16(at + 2, -8 * scale(rng)); break;
       case DType::kQ4_K: case DType::kQ5_K: set_f16(at, scale(rng) / 4); set_f16(at + 2, scale(rng) / 4); break;
       case DType::kQ6_K: set_f16(at + 208, scale(rng) / 8); break;
+      case DType::kQ2_K: set_f16(at + 80, scale(rng) / 4); set_f16(at + 82, scale(rng) / 4); break;
+      case DType::kQ3_K: set_f16(at + 108, scale(rng) / 8); break;
       default: ADD_FAILURE() << "no generator for " << dtype_name(dtype);
     }
   }
@@ -115,7 +117,8 @@ std::vector<uint8_t> random_weights(DType dtype, int64_t n_out, int64_t n_in, st
 TEST_F(CudaOps, MatmulMatchesCpuOverDtypesAndShapes) {
   std::mt19937 rng(7);
   const DType dtypes[] = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ4_0, DType::kQ4_1,
-                          DType::kQ5_0, DType::kQ8_0, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kMXFP4};
+                          DType::kQ5_0, DType::kQ8_0, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kMXFP4,
+                          DType::kQ2_K, DType::kQ3_K};
   const int64_t shapes[][2] = {{64, 256}, {300, 512}, {1000, 2048}, {33, 4096}};
   const int64_t batch_sizes[] = {1, 2, 3, 8, 17, 40};
   for (DType dtype : dtypes) {

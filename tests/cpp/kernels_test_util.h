@@ -22,7 +22,7 @@ namespace so::cpu::testing {
 inline const std::vector<DType>& weight_dtypes() {
   static const std::vector<DType> dtypes = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ8_0, DType::kQ4_0,
                                             DType::kQ4_1, DType::kQ5_0, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K,
-                                            DType::kMXFP4};
+                                            DType::kMXFP4, DType::kQ2_K, DType::kQ3_K};
   return dtypes;
 }
 
@@ -63,6 +63,14 @@ inline TestWeight make_weight(DType dtype, int64_t n_out, int64_t n_in, uint32_t
   for (int64_t o = 0; o < n_out; ++o) {
     const float* x = values.data() + o * n_in;
     uint8_t* row = weight.bytes.data() + o * row_bytes;
+    // K-quants with a scale and a min scale: random bytes, then sane f16 ones.
+    auto random_blocks_with_d_and_dmin = [&](auto* blocks) {
+      for (int64_t i = 0; i < row_bytes; ++i) row[i] = static_cast<uint8_t>(byte(rng));
+      for (int64_t b = 0; b < n_in / kQK_K; ++b) {
+        blocks[b].d = fp32_to_fp16(scale(rng));
+        blocks[b].dmin = fp32_to_fp16(scale(rng));
+      }
+    };
     switch (dtype) {
       case DType::kF32:
         std::memcpy(row, x, n_in * 4);
@@ -95,22 +103,19 @@ inline TestWeight make_weight(DType dtype, int64_t n_out, int64_t n_in, uint32_t
         if (o == 0) blocks[0].e = 1;
         break;
       }
-      case DType::kQ5_K: {
-        for (int64_t i = 0; i < row_bytes; ++i) row[i] = static_cast<uint8_t>(byte(rng));
-        auto* blocks = reinterpret_cast<BlockQ5_K*>(row);
-        for (int64_t b = 0; b < n_in / kQK_K; ++b) {
-          blocks[b].d = fp32_to_fp16(scale(rng));
-          blocks[b].dmin = fp32_to_fp16(scale(rng));
-        }
+      case DType::kQ5_K:
+        random_blocks_with_d_and_dmin(reinterpret_cast<BlockQ5_K*>(row));
         break;
-      }
-      case DType::kQ4_K: {
+      case DType::kQ4_K:
+        random_blocks_with_d_and_dmin(reinterpret_cast<BlockQ4_K*>(row));
+        break;
+      case DType::kQ2_K:
+        random_blocks_with_d_and_dmin(reinterpret_cast<BlockQ2_K*>(row));
+        break;
+      case DType::kQ3_K: {
         for (int64_t i = 0; i < row_bytes; ++i) row[i] = static_cast<uint8_t>(byte(rng));
-        auto* blocks = reinterpret_cast<BlockQ4_K*>(row);
-        for (int64_t b = 0; b < n_in / kQK_K; ++b) {
-          blocks[b].d = fp32_to_fp16(scale(rng));
-          blocks[b].dmin = fp32_to_fp16(scale(rng));
-        }
+        auto* blocks = reinterpret_cast<BlockQ3_K*>(row);
+        for (int64_t b = 0; b < n_in / kQK_K; ++b) blocks[b].d = fp32_to_fp16(scale(rng) * 0.1f);
         break;
       }
       case DType::kQ6_K: {

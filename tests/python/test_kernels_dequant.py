@@ -1,7 +1,7 @@
 """Our block dequantizers (tensor/quants.h, through tests/tools/dequant_tool) against the gguf
 package's, an outside reference for the GGUF block formats.
 
-Q8_0, Q4_0, Q4_1, Q5_0 and MXFP4 blocks come from gguf's own quantizer; Q4_K and Q6_K (which gguf cannot
+Q8_0, Q4_0, Q4_1, Q5_0 and MXFP4 blocks come from gguf's own quantizer; the K-quants (which gguf cannot
 quantize) are random bytes with sane f16 scales. Both sides compute value = d * q (+ m) in
 f32 with the same operation order, so the results must agree bit for bit.
 """
@@ -45,21 +45,24 @@ def test_gguf_quantized_blocks(name, row_elements):
 
 
 def random_k_blocks(qtype, n_rows, row_elements, rng):
-    block_bytes = {GGMLQuantizationType.Q4_K: 144, GGMLQuantizationType.Q5_K: 176, GGMLQuantizationType.Q6_K: 210}[qtype]
+    block_bytes = {GGMLQuantizationType.Q4_K: 144, GGMLQuantizationType.Q5_K: 176, GGMLQuantizationType.Q6_K: 210,
+                   GGMLQuantizationType.Q2_K: 84, GGMLQuantizationType.Q3_K: 110}[qtype]
     n_blocks = n_rows * row_elements // 256
     blocks = rng.integers(0, 256, (n_blocks, block_bytes), dtype=np.uint8)
-    if qtype in (GGMLQuantizationType.Q4_K, GGMLQuantizationType.Q5_K):  # d and dmin: the first two f16
+    if qtype in (GGMLQuantizationType.Q4_K, GGMLQuantizationType.Q5_K, GGMLQuantizationType.Q2_K):
+        # d and dmin: the first two f16 (the last two for Q2_K)
         scales = rng.uniform(1e-3, 0.05, (n_blocks, 2)).astype(np.float16)
         scales[0, 1] = -0.02  # a negative dmin
-        blocks[:, 0:4] = scales.view(np.uint8).reshape(n_blocks, 4)
-    else:  # Q6_K: d is the last f16
+        at = 80 if qtype == GGMLQuantizationType.Q2_K else 0
+        blocks[:, at:at + 4] = scales.view(np.uint8).reshape(n_blocks, 4)
+    else:  # Q6_K, Q3_K: d is the last f16
         d = rng.uniform(1e-4, 0.01, n_blocks).astype(np.float16)
         d[0] = -d[0]
-        blocks[:, 208:210] = d.view(np.uint8).reshape(n_blocks, 2)
+        blocks[:, block_bytes - 2:block_bytes] = d.view(np.uint8).reshape(n_blocks, 2)
     return blocks.reshape(n_rows, -1)
 
 
-@pytest.mark.parametrize("name", ["Q4_K", "Q5_K", "Q6_K"])
+@pytest.mark.parametrize("name", ["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"])
 @pytest.mark.parametrize("row_elements", [256, 768])
 def test_k_quant_random_blocks(name, row_elements):
     qtype = GGMLQuantizationType[name]

@@ -33,15 +33,18 @@ RAGGED_SHAPES = [(PREFILL_TOKENS + DECODE_TOKENS, PREFILL_TOKENS), (9, 1), (25, 
 
 # Per position: max |ours - llama.cpp| / max |llama.cpp|.
 MAX_ERROR = {"F32": 5e-3, "F16": 8e-3, "BF16": 5e-2,
-             "Q8_0": 0.15, "Q4_0": 0.15, "Q4_1": 0.15, "Q5_0": 0.15, "MXFP4": 0.15, "Q4_K": 0.17, "Q5_K": 0.17, "Q6_K": 0.2}
+             "Q8_0": 0.15, "Q4_0": 0.15, "Q4_1": 0.15, "Q5_0": 0.15, "MXFP4": 0.15, "Q4_K": 0.17, "Q5_K": 0.17, "Q6_K": 0.2,
+             "Q2_K": 0.2, "Q3_K": 0.2}
 # Mean of that over all positions of one test: random rounding noise averages out, a systematic error does not.
 MEAN_ERROR = {"F32": 1.5e-3, "F16": 2.5e-3, "BF16": 1.5e-2,
-              "Q8_0": 0.05, "Q4_0": 0.05, "Q4_1": 0.05, "Q5_0": 0.05, "MXFP4": 0.05, "Q4_K": 0.06, "Q5_K": 0.06, "Q6_K": 0.07}
+              "Q8_0": 0.05, "Q4_0": 0.05, "Q4_1": 0.05, "Q5_0": 0.05, "MXFP4": 0.05, "Q4_K": 0.06, "Q5_K": 0.06, "Q6_K": 0.07,
+              "Q2_K": 0.07, "Q3_K": 0.07}
 # Argmax may differ from llama.cpp's only at near ties: where llama.cpp's top-2 gap is at most this fraction of
 # max|logit|. Measured NumPy vs llama.cpp, widest such gap: 3e-4 F16, 4e-3 BF16, 5e-2 Q8_0/Q4_*, 5.4e-2 Q4_K,
 # 7e-2 Q6_K. (The max-error bound alone would allow gaps up to 2x MAX_ERROR.)
 ARGMAX_TIE = {"F32": 2e-3, "F16": 3e-3, "BF16": 1.5e-2,
-              "Q8_0": 0.08, "Q4_0": 0.08, "Q4_1": 0.08, "Q5_0": 0.08, "MXFP4": 0.08, "Q4_K": 0.09, "Q5_K": 0.09, "Q6_K": 0.1}
+              "Q8_0": 0.08, "Q4_0": 0.08, "Q4_1": 0.08, "Q5_0": 0.08, "MXFP4": 0.08, "Q4_K": 0.09, "Q5_K": 0.09, "Q6_K": 0.1,
+              "Q2_K": 0.1, "Q3_K": 0.1}
 
 # The real default model (SmolLM2-135M-Instruct, Q4_1 matmuls, Q8_0 embedding). Measured NumPy f32 vs llama.cpp
 # on the three sequences below: max 6.6e-2, mean 2.5-3.7e-2 (llama.cpp's Q8_1 activations again).

@@ -31,7 +31,8 @@ TWIN_SPECS = model_factory.twin_specs()
 SHAPES = [(18, 12), (7, 1), (25, 20), (11, 11), (30, 3)]  # (length, prefill) per sequence
 
 NUMPY_VS_LLAMA_MAX_ERROR = {"F32": 2e-5, "F16": 5e-3, "BF16": 4e-2,
-                            "Q8_0": 0.12, "Q4_0": 0.12, "Q4_1": 0.12, "Q5_0": 0.12, "MXFP4": 0.12, "Q4_K": 0.14, "Q5_K": 0.14, "Q6_K": 0.16}
+                            "Q8_0": 0.12, "Q4_0": 0.12, "Q4_1": 0.12, "Q5_0": 0.12, "MXFP4": 0.12, "Q4_K": 0.14, "Q5_K": 0.14, "Q6_K": 0.16,
+                            "Q2_K": 0.16, "Q3_K": 0.16}
 # llama.cpp computes GELU through an f16 lookup table (GGML_GELU_FP16): on the F32 gemma3 model NumPy's exact GELU
 # is 8e-4 from it, 1.9e-4 when NumPy rounds GELU's input and output to f16 the same way.
 GELU_TABLE_ERROR = 2e-3
@@ -168,7 +169,7 @@ def test_hf_twin_files_load_with_safetensors(spec):
                                                                               spec.dim)
 
 
-@pytest.mark.parametrize("dtype", model_factory.DTYPES)
+@pytest.mark.parametrize("dtype", model_factory.DTYPES + model_factory.LOW_BIT_DTYPES)
 def test_quantized_weights_have_intended_statistics(dtype):
     """Dequantized matmul weights have about the requested std and zero mean; for K-quants (blocks written by
     hand) each 32-value Q4_K sub-block uses at most 16 levels and Q6_K scales come with both signs."""
@@ -185,6 +186,9 @@ def test_quantized_weights_have_intended_statistics(dtype):
     if dtype == "Q6_K":
         scales = weight.data.reshape(-1, 210)[:, 192:208].view(np.int8)
         assert (scales < 0).any() and (scales > 0).any()
+    if dtype in ("Q2_K", "Q3_K"):  # at most 4 (Q2_K) or 8 (Q3_K) levels in each 16-value sub-block
+        levels = [len(np.unique(block)) for block in values.reshape(-1, 16)[:200]]
+        assert max(levels) <= (4 if dtype == "Q2_K" else 8) and min(levels) >= 2
 
 
 def test_rope_permutation_round_trips():

@@ -37,6 +37,9 @@ void compute(const TensorView& weight, const uint8_t* activations, int64_t activ
       return compute_q4_k(args, row_begin, row_end, col_begin, col_end);
     case DType::kQ6_K:
       return compute_q6_k(args, row_begin, row_end, col_begin, col_end);
+    case DType::kQ2_K:
+    case DType::kQ3_K:
+      return compute_k_low_bits(args, row_begin, row_end, col_begin, col_end);
     case DType::kF32:
     case DType::kF16:
     case DType::kBF16:

@@ -31,7 +31,8 @@ float dot_mxfp4_q8_0(const BlockMXFP4* w, const BlockQ8_0* x, int64_t n_blocks);
 float dot_q5_k_q8_k(const BlockQ5_K* w, const BlockQ8_K* x, int64_t n_blocks);
 // Weights whose AVX2 kernels read activations in the reference layout (one output at a time).
 inline bool uses_reference_activations(DType weight_dtype) {
-  return weight_dtype == DType::kQ5_0 || weight_dtype == DType::kMXFP4 || weight_dtype == DType::kQ5_K;
+  return weight_dtype == DType::kQ5_0 || weight_dtype == DType::kMXFP4 || weight_dtype == DType::kQ5_K ||
+         weight_dtype == DType::kQ2_K || weight_dtype == DType::kQ3_K;
 }
 
 }  // namespace so::cpu::detail

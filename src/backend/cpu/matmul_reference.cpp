@@ -149,6 +149,41 @@ float dot_q6_k_q8_k(const BlockQ6_K* w, const BlockQ8_K* x, int64_t n_blocks) {
   return sum;
 }
 
+// Q2_K x Q8_K: sum(scale_j * dot_j) over 16 sub-blocks of 16, exact in int32; the mins meet
+// the activation's 16-element sums.
+float dot_q2_k_q8_k(const BlockQ2_K* w, const BlockQ8_K* x, int64_t n_blocks) {
+  float sum = 0.0f;
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    int isum = 0, imin = 0;
+    for (int sub = 0; sub < kQK_K / 16; ++sub) {
+      int dot = 0;
+      for (int l = 0; l < 16; ++l) dot += k2_low_bits(w[b].qs, sub * 16 + l) * x[b].qs[sub * 16 + l];
+      isum += (w[b].scales[sub] & 0xF) * dot;
+      imin += (w[b].scales[sub] >> 4) * x[b].bsums[sub];
+    }
+    const float d = x[b].d * fp16_to_fp32(w[b].d), dmin = x[b].d * fp16_to_fp32(w[b].dmin);
+    sum += d * static_cast<float>(isum) - dmin * static_cast<float>(imin);
+  }
+  return sum;
+}
+
+// Q3_K x Q8_K, per super-block: sum(scale_j * dot_j), exact in int32.
+float dot_q3_k_q8_k(const BlockQ3_K* w, const BlockQ8_K* x, int64_t n_blocks) {
+  float sum = 0.0f;
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    int scales[16];
+    q3_k_scales(w[b].scales, scales);
+    int isum = 0;
+    for (int sub = 0; sub < kQK_K / 16; ++sub) {
+      int dot = 0;
+      for (int l = 0; l < 16; ++l) dot += q3_k_value(w[b], sub * 16 + l) * x[b].qs[sub * 16 + l];
+      isum += scales[sub] * dot;
+    }
+    sum += (x[b].d * fp16_to_fp32(w[b].d)) * static_cast<float>(isum);
+  }
+  return sum;
+}
+
 // note: float weights meet f32 activations and the reference sums in double. llama.cpp
 // rounds the activations to f16/bf16 for F16/BF16 weights; we keep them f32, so logits of
 // F16/BF16 models differ from llama.cpp's by that rounding.
@@ -176,6 +211,8 @@ DType activation_dtype(DType weight_dtype) {
       return DType::kQ8_0;
     case DType::kQ4_1:
       return DType::kQ8_1;
+    case DType::kQ2_K:
+    case DType::kQ3_K:
     case DType::kQ4_K:
     case DType::kQ5_K:
     case DType::kQ6_K:
@@ -241,6 +278,12 @@ float reference_dot(DType weight_dtype, const void* weight_row, const void* acti
                            n_blocks);
     case DType::kQ6_K:
       return dot_q6_k_q8_k(static_cast<const BlockQ6_K*>(weight_row), static_cast<const BlockQ8_K*>(activation_row),
+                           n_blocks);
+    case DType::kQ2_K:
+      return dot_q2_k_q8_k(static_cast<const BlockQ2_K*>(weight_row), static_cast<const BlockQ8_K*>(activation_row),
+                           n_blocks);
+    case DType::kQ3_K:
+      return dot_q3_k_q8_k(static_cast<const BlockQ3_K*>(weight_row), static_cast<const BlockQ8_K*>(activation_row),
                            n_blocks);
     case DType::kF32:
       return dot_f32(static_cast<const float*>(weight_row), static_cast<const float*>(activation_row), n_in);

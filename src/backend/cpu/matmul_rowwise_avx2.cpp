@@ -1,7 +1,8 @@
 // Q5_0 and MXFP4 weights against Q8_0 activations, Q5_K against Q8_K (reference block
 // layouts), one output at a time. note: each block's integer dot products are exact and are
 // summed as the scalar reference does, so the results equal dot_q5_0_q8_0 / dot_mxfp4_q8_0 /
-// dot_q5_k_q8_k bit for bit (and never depend on how the work is split).
+// dot_q5_k_q8_k bit for bit (and never depend on how the work is split). Q2_K and Q3_K run the
+// scalar reference dot itself.
 #include <cstring>
 
 #include "backend/cpu/matmul_avx2.h"
@@ -134,6 +135,18 @@ void compute_q5_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, in
     for (int64_t c = col_begin; c < col_end; ++c) {
       const auto* w = reinterpret_cast<const BlockQ5_K*>(static_cast<const uint8_t*>(weight.data) + c * weight.row_bytes());
       args.y[r * n_out + c] = q5_k_row_dot(w, x, n_blocks);
+    }
+  }
+}
+
+void compute_k_low_bits(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin,
+                        int64_t col_end) {
+  const TensorView& weight = *args.weight;
+  const int64_t n_out = weight.shape[0], n_in = weight.shape[1];
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const uint8_t* x = args.activations + r * args.activation_stride;
+    for (int64_t c = col_begin; c < col_end; ++c) {
+      args.y[r * n_out + c] = reference_dot(weight.dtype, weight.row(c), x, n_in);
     }
   }
 }

@@ -182,7 +182,7 @@ const void* CudaBackend::upload(Upload which, const void* data, size_t bytes) {
 void CudaBackend::matmul(const TensorView& weight, const float* x, int64_t n_rows, float* y) {
   const int64_t n_out = weight.shape[0], n_in = weight.shape.inner();
   SO_CHECK(cuda::supports_weight(weight.dtype), "the CUDA backend has no kernels for ", dtype_name(weight.dtype),
-           " weights (it computes with F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K, MXFP4)");
+           " weights (it computes with F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, MXFP4)");
   if (n_rows == 0 || n_out == 0) return;
   // Quantized weights: per-block integer dot products against Q8 activations, as the CPU
   // computes them, at every batch size (logits track the CPU's; results do not depend on

@@ -11,7 +11,7 @@
 
 namespace so::cuda {
 
-// Weight dtypes with device kernels: F32, F16, BF16, Q4_0, Q4_1, Q8_0, Q4_K, Q6_K.
+// Weight dtypes with device kernels: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q8_0, MXFP4, Q2_K..Q6_K.
 bool supports_weight(DType dtype);
 
 // y (n_rows, n_out) = x (n_rows, n_in) * W^T for F32/F16/BF16 W, f32 math; for small n_rows.

@@ -89,6 +89,7 @@ bool supports_weight(DType dtype) {
   switch (dtype) {
     case DType::kF32: case DType::kF16: case DType::kBF16: case DType::kQ4_0: case DType::kQ4_1:
     case DType::kQ5_0: case DType::kQ8_0: case DType::kQ4_K: case DType::kQ5_K: case DType::kQ6_K: case DType::kMXFP4:
+    case DType::kQ2_K: case DType::kQ3_K:
       return true;
     default:
       return false;

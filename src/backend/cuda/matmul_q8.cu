@@ -258,6 +258,57 @@ struct Q8Dot<DType::kQ6_K> {
   }
 };
 
+// Element i of a Q2_K/Q3_K block's 2-bit values (tensor/blocks.h).
+__device__ __forceinline__ int k2_low_bits(const uint8_t* qs, int i) {
+  return (qs[(i / 128) * 32 + i % 32] >> (2 * (i % 128 / 32))) & 3;
+}
+
+template <>
+struct Q8Dot<DType::kQ2_K> {
+  static constexpr int kBlockBytes = 84, kBlockElements = 256;
+  static __device__ __forceinline__ float dot(const uint8_t* w, const Q8Activations& a, int64_t block) {
+    const int8_t* x = a.q + block * 256;
+    const int32_t* bsums = a.bsums + block * 16;
+    const uint8_t* scales = w;
+    const uint8_t* qs = w + 16;
+    int isum = 0, imin = 0;
+    for (int sub = 0; sub < 16; ++sub) {
+      int dot = 0;
+#pragma unroll
+      for (int l = 0; l < 16; ++l) dot += k2_low_bits(qs, sub * 16 + l) * x[sub * 16 + l];
+      isum += (scales[sub] & 0xF) * dot;
+      imin += (scales[sub] >> 4) * bsums[sub];
+    }
+    const float dx = a.d[block * 8];
+    return (dx * f16_bits(w + 80)) * float(isum) - (dx * f16_bits(w + 82)) * float(imin);
+  }
+};
+
+template <>
+struct Q8Dot<DType::kQ3_K> {
+  static constexpr int kBlockBytes = 110, kBlockElements = 256;
+  static __device__ __forceinline__ float dot(const uint8_t* w, const Q8Activations& a, int64_t block) {
+    const int8_t* x = a.q + block * 256;
+    const uint8_t* hmask = w;
+    const uint8_t* qs = w + 32;
+    const uint8_t* packed = w + 96;
+    int isum = 0;
+    for (int sub = 0; sub < 16; ++sub) {
+      const int low = sub < 8 ? packed[sub] & 0xF : packed[sub - 8] >> 4;
+      const int scale = (low | (((packed[8 + sub % 4] >> (2 * (sub / 4))) & 3) << 4)) - 32;
+      int dot = 0;
+#pragma unroll
+      for (int l = 0; l < 16; ++l) {
+        const int i = sub * 16 + l;
+        const int bit = (i / 128) * 4 + i % 128 / 32;
+        dot += (k2_low_bits(qs, i) - ((hmask[i % 32] >> bit) & 1 ? 0 : 4)) * x[i];
+      }
+      isum += scale * dot;
+    }
+    return (a.d[block * 8] * f16_bits(w + 108)) * float(isum);
+  }
+};
+
 // One warp per output row; lanes take interleaved weight blocks; up to R activation rows.
 template <DType T, int R>
 __global__ void __launch_bounds__(32 * kWarpsPerBlock) matvec_q8_kernel(const uint8_t* __restrict__ weight,
@@ -310,7 +361,8 @@ void launch_matvec_q8(const void* weight, int64_t n_out, int64_t n_in, const Q8A
 
 bool uses_q8_activations(DType weight) {
   return weight == DType::kQ4_0 || weight == DType::kQ4_1 || weight == DType::kQ5_0 || weight == DType::kQ8_0 ||
-         weight == DType::kQ4_K || weight == DType::kQ5_K || weight == DType::kQ6_K || weight == DType::kMXFP4;
+         weight == DType::kQ4_K || weight == DType::kQ5_K || weight == DType::kQ6_K || weight == DType::kMXFP4 ||
+         weight == DType::kQ2_K || weight == DType::kQ3_K;
 }
 
 size_t q8_activation_bytes(int64_t n_rows, int64_t n_in) {
@@ -336,7 +388,8 @@ Q8Activations q8_activations_in(void* memory, int64_t n_rows, int64_t n_in) {
 
 void quantize_activations(DType weight, const float* x, int64_t n_rows, int64_t n_in, const Q8Activations& a,
                           cudaStream_t stream) {
-  const bool k_quant = weight == DType::kQ4_K || weight == DType::kQ5_K || weight == DType::kQ6_K;
+  const bool k_quant = weight == DType::kQ4_K || weight == DType::kQ5_K || weight == DType::kQ6_K ||
+                       weight == DType::kQ2_K || weight == DType::kQ3_K;
   const int64_t n_blocks = n_rows * n_in / (k_quant ? 256 : 32);
   if (n_blocks == 0) return;
   const int threads = 256;
@@ -360,6 +413,8 @@ void matvec_q8(DType weight_dtype, const void* weight, int64_t n_out, int64_t n_
     case DType::kQ4_K: return launch_matvec_q8<DType::kQ4_K>(weight, n_out, n_in, a, n_rows, y, stream);
     case DType::kQ5_K: return launch_matvec_q8<DType::kQ5_K>(weight, n_out, n_in, a, n_rows, y, stream);
     case DType::kQ6_K: return launch_matvec_q8<DType::kQ6_K>(weight, n_out, n_in, a, n_rows, y, stream);
+    case DType::kQ2_K: return launch_matvec_q8<DType::kQ2_K>(weight, n_out, n_in, a, n_rows, y, stream);
+    case DType::kQ3_K: return launch_matvec_q8<DType::kQ3_K>(weight, n_out, n_in, a, n_rows, y, stream);
     default: SO_CHECK(false, "matvec_q8: ", dtype_name(weight_dtype), " weights take f32 activations");
   }
 }
