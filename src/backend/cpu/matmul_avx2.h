@@ -42,8 +42,7 @@ void compute_mxfp4(const MatmulArgs& args, int64_t row_begin, int64_t row_end, i
 void compute_q5_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
 void compute_q4_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
 void compute_q6_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
-// Q2_K and Q3_K: the scalar reference dot per output (reference activation blocks); no
-// vectorized kernel yet.
+// Q2_K and Q3_K against reference Q8_K activation blocks, one output at a time.
 void compute_k_low_bits(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin,
                         int64_t col_end);
 void compute_float(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);

@@ -1,8 +1,8 @@
 // Q5_0 and MXFP4 weights against Q8_0 activations, Q5_K against Q8_K (reference block
 // layouts), one output at a time. note: each block's integer dot products are exact and are
 // summed as the scalar reference does, so the results equal dot_q5_0_q8_0 / dot_mxfp4_q8_0 /
-// dot_q5_k_q8_k bit for bit (and never depend on how the work is split). Q2_K and Q3_K run the
-// scalar reference dot itself.
+// dot_q5_k_q8_k bit for bit (and never depend on how the work is split); so do Q2_K and Q3_K
+// against dot_q2_k_q8_k / dot_q3_k_q8_k.
 #include <cstring>
 
 #include "backend/cpu/matmul_avx2.h"
@@ -98,6 +98,66 @@ float q5_k_row_dot(const BlockQ5_K* w, const BlockQ8_K* x, int64_t n_blocks) {
   return sum;
 }
 
+// sum over 32 values of q * a, each 16-value half times its own scale: q unsigned (< 128),
+// the scales int16 (the low half's, then the high half's). Exact in int32.
+inline __m256i scaled_pair_dot(__m256i q, const int8_t* a, int scale_low, int scale_high) {
+  const __m256i pairs = _mm256_maddubs_epi16(q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a)));
+  const __m256i scales = _mm256_set_m128i(_mm_set1_epi16(int16_t(scale_high)), _mm_set1_epi16(int16_t(scale_low)));
+  return _mm256_madd_epi16(pairs, scales);
+}
+
+// Q2_K and Q3_K: the integer sums of dot_q2_k_q8_k / dot_q3_k_q8_k (exact, so the results are
+// the reference's bit for bit). Each 32 bytes of qs hold 4 groups of 32 values at bits 2j.
+float q2_k_row_dot(const BlockQ2_K* w, const BlockQ8_K* x, int64_t n_blocks) {
+  const __m256i three = _mm256_set1_epi8(3);
+  float sum = 0.0f;
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    __m256i acc = _mm256_setzero_si256();
+    for (int half = 0; half < 2; ++half) {
+      const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs + 32 * half));
+      for (int j = 0; j < 4; ++j) {
+        const int sub = half * 8 + 2 * j;
+        const __m256i q = _mm256_and_si256(_mm256_srli_epi16(packed, 2 * j), three);
+        acc = _mm256_add_epi32(acc, scaled_pair_dot(q, x[b].qs + 16 * sub, w[b].scales[sub] & 0xF,
+                                                    w[b].scales[sub + 1] & 0xF));
+      }
+    }
+    int imin = 0;
+    for (int sub = 0; sub < 16; ++sub) imin += (w[b].scales[sub] >> 4) * x[b].bsums[sub];
+    const float d = x[b].d * fp16_to_fp32(w[b].d), dmin = x[b].d * fp16_to_fp32(w[b].dmin);
+    sum += d * static_cast<float>(hsum_int(acc)) - dmin * static_cast<float>(imin);
+  }
+  return sum;
+}
+
+// q + 4 (0..7: the low bits and the third bit) meets the activations; the 4 comes back out
+// through the activation's 16-value sums.
+float q3_k_row_dot(const BlockQ3_K* w, const BlockQ8_K* x, int64_t n_blocks) {
+  const __m256i three = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+  float sum = 0.0f;
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    int scales[16];
+    q3_k_scales(w[b].scales, scales);
+    const __m256i high_bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].hmask));
+    __m256i acc = _mm256_setzero_si256();
+    for (int half = 0; half < 2; ++half) {
+      const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs + 32 * half));
+      for (int j = 0; j < 4; ++j) {
+        const int sub = half * 8 + 2 * j;
+        // note: 16-bit shifts keep bit k of each byte in its bit 0 (k < 8); the mask drops the rest.
+        const __m256i third = _mm256_and_si256(_mm256_srli_epi16(high_bits, half * 4 + j), one);
+        const __m256i q = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(packed, 2 * j), three),
+                                          _mm256_slli_epi16(third, 2));
+        acc = _mm256_add_epi32(acc, scaled_pair_dot(q, x[b].qs + 16 * sub, scales[sub], scales[sub + 1]));
+      }
+    }
+    int offset = 0;
+    for (int sub = 0; sub < 16; ++sub) offset += scales[sub] * x[b].bsums[sub];
+    sum += (x[b].d * fp16_to_fp32(w[b].d)) * static_cast<float>(hsum_int(acc) - 4 * offset);
+  }
+  return sum;
+}
+
 template <typename Format>
 void compute_rowwise(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end) {
   using Block = typename Format::Block;
@@ -142,11 +202,14 @@ void compute_q5_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, in
 void compute_k_low_bits(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin,
                         int64_t col_end) {
   const TensorView& weight = *args.weight;
-  const int64_t n_out = weight.shape[0], n_in = weight.shape[1];
+  const int64_t n_out = weight.shape[0], n_blocks = weight.shape[1] / kQK_K;
+  const bool q2 = weight.dtype == DType::kQ2_K;
   for (int64_t r = row_begin; r < row_end; ++r) {
-    const uint8_t* x = args.activations + r * args.activation_stride;
+    const auto* x = reinterpret_cast<const BlockQ8_K*>(args.activations + r * args.activation_stride);
     for (int64_t c = col_begin; c < col_end; ++c) {
-      args.y[r * n_out + c] = reference_dot(weight.dtype, weight.row(c), x, n_in);
+      const void* w = weight.row(c);
+      args.y[r * n_out + c] = q2 ? q2_k_row_dot(static_cast<const BlockQ2_K*>(w), x, n_blocks)
+                                 : q3_k_row_dot(static_cast<const BlockQ3_K*>(w), x, n_blocks);
     }
   }
 }
