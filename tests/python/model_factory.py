@@ -722,15 +722,21 @@ def build_gguf_tensors(spec: ModelSpec) -> dict[str, StoredTensor]:
     return out
 
 
-def _deepseek_metadata(spec: ModelSpec, writer: gguf.GGUFWriter) -> None:
+def _deepseek_metadata(spec: ModelSpec, writer: gguf.GGUFWriter, legacy_kv_b: bool = False) -> None:
     """As llama.cpp's converter writes absorbed-MLA files: the cache's sizes under key/value_length (one KV head),
-    the per-head ones under *_mla, yarn_log_multiplier as 0.1 * mscale_all_dim (1 here)."""
+    the per-head ones under *_mla, yarn_log_multiplier as 0.1 * mscale_all_dim (1 here). Legacy files: the
+    per-head sizes under the plain keys."""
     d = DEEPSEEK
-    writer.add_head_count_kv(1)
-    writer.add_key_length(d["kv_lora"] + d["rope"])
-    writer.add_value_length(d["kv_lora"])
-    writer.add_key_length_mla(d["nope"] + d["rope"])
-    writer.add_value_length_mla(d["v"])
+    if legacy_kv_b:
+        writer.add_head_count_kv(spec.n_heads)
+        writer.add_key_length(d["nope"] + d["rope"])
+        writer.add_value_length(d["v"])
+    else:
+        writer.add_head_count_kv(1)
+        writer.add_key_length(d["kv_lora"] + d["rope"])
+        writer.add_value_length(d["kv_lora"])
+        writer.add_key_length_mla(d["nope"] + d["rope"])
+        writer.add_value_length_mla(d["v"])
     writer.add_rope_dimension_count(d["rope"])
     writer.add_kv_lora_rank(d["kv_lora"])
     writer.add_leading_dense_block_count(d["n_dense"])
@@ -750,9 +756,11 @@ def _deepseek_metadata(spec: ModelSpec, writer: gguf.GGUFWriter) -> None:
         writer.add_rope_scaling_yarn_log_mul(0.1)
 
 
-def write_gguf(spec: ModelSpec, path: Path, block_count: int | None = None) -> Path:
+def write_gguf(spec: ModelSpec, path: Path, block_count: int | None = None, legacy_kv_b: bool = False) -> Path:
     """Write `spec` as a GGUF file (written to a temporary name first, so a reader never sees half a file).
-    block_count: a layer count for the metadata other than the tensors' (a damaged file, for error tests)."""
+    block_count: a layer count for the metadata other than the tensors' (a damaged file, for error tests).
+    legacy_kv_b: deepseek2 as converted before absorbed MLA (whole attn_kv_b, per-head sizes under the plain
+    keys, as many KV heads as query heads); float dtypes only."""
     path = Path(path)
     vocab = build_vocab(spec.vocab_size)
     tmp = path.with_name(path.name + ".partial")
@@ -764,7 +772,7 @@ def write_gguf(spec: ModelSpec, path: Path, block_count: int | None = None) -> P
     writer.add_feed_forward_length(DEEPSEEK["dense_ffn"] if spec.arch == "deepseek2" else spec.ffn_dim)
     writer.add_head_count(spec.n_heads)
     if spec.arch == "deepseek2":
-        _deepseek_metadata(spec, writer)
+        _deepseek_metadata(spec, writer, legacy_kv_b)
     else:
         writer.add_head_count_kv(spec.n_kv_heads)
         writer.add_rope_dimension_count(spec.head_dim)
@@ -797,7 +805,12 @@ def write_gguf(spec: ModelSpec, path: Path, block_count: int | None = None) -> P
     writer.add_pad_token_id(PAD_ID)
     writer.add_add_bos_token(False)
     writer.add_chat_template(CHATML_TEMPLATE)
-    for name, tensor in build_gguf_tensors(spec).items():
+    tensors = build_gguf_tensors(spec)
+    for name in [n for n in tensors if legacy_kv_b and n.endswith("attn_k_b.weight")]:
+        k_b, v_b = tensors.pop(name), tensors.pop(name.replace("attn_k_b", "attn_v_b"))
+        assert k_b.qtype in (Q.F32, Q.F16), "legacy kv_b files are written from float weights"
+        tensors[name.replace("attn_k_b", "attn_kv_b")] = StoredTensor(join_kv_b(k_b.data, v_b.data), k_b.qtype)
+    for name, tensor in tensors.items():
         raw = None if tensor.qtype in (Q.F32, Q.F16) else tensor.qtype
         writer.add_tensor(name, tensor.data, raw_dtype=raw)
     if spec.rope_scaling == "llama3":

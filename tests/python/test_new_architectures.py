@@ -16,9 +16,11 @@ import json
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import engine
+import llama_reference
 import model_factory
 import numpy_forward
 import parity
@@ -56,6 +58,24 @@ def test_deepseek_v2_lite_layout_matches_the_numpy_reference(layout):
     ours = engine.run_logits(model, sequences)
     comparison = parity.merge(f"{spec.name} {layout} vs NumPy", [
         parity.compare(f"sequence {i}", logits, numpy_forward.logits(weights, list(s.tokens), s.prefill))
+        for i, (logits, s) in enumerate(zip(ours, sequences))])
+    print(comparison.describe())
+    assert comparison.errors.max() <= 5e-3 and comparison.argmax_agreement == 1.0, comparison.describe()
+
+
+def test_deepseek_gguf_from_before_the_kv_b_split(tmp_path):
+    """Files converted before llama.cpp split kv_b (one attn_kv_b, per-head K/V sizes, MHA-style metadata): the
+    engine splits it at load and computes the same logits as on the split file, and llama.cpp (which runs such
+    files without absorption, K and V decompressed per head) agrees with it."""
+    spec = model_factory.make_spec("deepseek2", "F32")
+    legacy = model_factory.write_gguf(spec, tmp_path / "legacy.gguf", legacy_kv_b=True)
+    sequences = parity.ragged_batch(spec, [(18, 12), (9, 1)], seed=8)
+    split = engine.run_logits(model_factory.gguf_path(spec), sequences)
+    ours = engine.run_logits(legacy, sequences)
+    for a, b in zip(ours, split):
+        assert np.array_equal(a, b)
+    comparison = parity.merge(f"{spec.name} legacy kv_b vs llama.cpp", [
+        parity.compare(f"sequence {i}", logits, llama_reference.logits(legacy, s.tokens, s.prefill))
         for i, (logits, s) in enumerate(zip(ours, sequences))])
     print(comparison.describe())
     assert comparison.errors.max() <= 5e-3 and comparison.argmax_agreement == 1.0, comparison.describe()
