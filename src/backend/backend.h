@@ -74,6 +74,7 @@ struct MoeWeights {
   const float* selection_bias = nullptr;
   int n_groups = 0;
   int n_groups_used = 0;
+  bool group_by_best = false;  // a group's worth: its best score (V2), else the sum of its two best (V3)
   float weights_scale = 1.0f;
 };
 

@@ -39,7 +39,8 @@ void route_top_k(const float* scores, int64_t n_tokens, int n_experts, const Moe
       for (int g = 0; g < moe.n_groups; ++g) {
         const float* group = choice.data() + int64_t(g) * group_size;
         top_k(group, group_size, std::min(2, group_size), in_group);
-        group_scores[size_t(g)] = group[in_group[0]] + (group_size > 1 ? group[in_group[1]] : 0.0f);
+        const bool pair = group_size > 1 && !moe.group_by_best;
+        group_scores[size_t(g)] = group[in_group[0]] + (pair ? group[in_group[1]] : 0.0f);
       }
       top_k(group_scores.data(), moe.n_groups, moe.n_groups_used, group_order);
       for (size_t rank = size_t(moe.n_groups_used); rank < group_order.size(); ++rank) {

@@ -95,6 +95,7 @@ struct ModelConfig {
   bool expert_selection_bias = false;  // a per-expert bias added for choosing only (V3)
   int n_expert_groups = 0;     // > 1: experts chosen among the best n_expert_groups_used groups
   int n_expert_groups_used = 0;
+  bool expert_group_by_best = false;   // V2's group_limited_greedy: a group's best score ranks it
   float expert_weights_scale = 1.0f;   // routed outputs times this (routed_scaling_factor)
 
   int q_dim() const { return n_heads * head_dim; }

@@ -132,18 +132,19 @@ Status deepseek2_from_hf(const Metadata& m, ModelConfig& c) {
   SO_ASSIGN_OR_RETURN(bool normalize, m.get_bool_or("norm_topk_prob", false));
   c.moe_normalize = normalize;
   SO_ASSIGN_OR_RETURN(std::string method, m.get_string_or("topk_method", "greedy"));
-  if (method != "greedy" && method != "noaux_tc") {
-    return unsupported("DeepSeek topk_method '", method, "' is not supported; expected greedy or noaux_tc (V3); ",
-                       "V2's group_limited_greedy is not implemented");
+  if (method != "greedy" && method != "noaux_tc" && method != "group_limited_greedy") {
+    return unsupported("DeepSeek topk_method '", method, "' is not supported; expected greedy, ",
+                       "group_limited_greedy (V2) or noaux_tc (V3)");
   }
   c.expert_selection_bias = method == "noaux_tc";
+  c.expert_group_by_best = method == "group_limited_greedy";
   SO_ASSIGN_OR_RETURN(int64_t n_dense, m.get_int_or("first_k_dense_replace", 0));
   SO_ASSIGN_OR_RETURN(int64_t dense_ffn, m.get_int_or("intermediate_size", 0));
   SO_ASSIGN_OR_RETURN(int64_t n_shared, m.get_int_or("n_shared_experts", 0));
   SO_ASSIGN_OR_RETURN(int64_t groups, m.get_int_or("n_group", 1));
   SO_ASSIGN_OR_RETURN(int64_t groups_used, m.get_int_or("topk_group", 1));
   SO_ASSIGN_OR_RETURN(double scale, m.get_float_or("routed_scaling_factor", 1.0));
-  return set_routing(n_dense, dense_ffn, n_shared, method == "noaux_tc" ? groups : 1, groups_used, scale, c);
+  return set_routing(n_dense, dense_ffn, n_shared, method == "greedy" ? 1 : groups, groups_used, scale, c);
 }
 
 }  // namespace so

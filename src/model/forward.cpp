@@ -322,6 +322,7 @@ void ModelRunner::output_block(int layer, const LayerWeights& w, float* x, const
     moe.selection_bias = model_.weights.layers[layer].expert_selection_bias;
     moe.n_groups = c.n_expert_groups;
     moe.n_groups_used = c.n_expert_groups_used;
+    moe.group_by_best = c.expert_group_by_best;
     moe.weights_scale = c.expert_weights_scale;
     backend_.moe_ffn(moe, h, count, c.dim, c.ffn_dim, proj);
     if (w.shared_gate.data) {  // shared experts: every token's dense FFN beside the routed ones

@@ -57,6 +57,20 @@ TEST(MoeRouting, GroupsAreRankedByTheirTwoBestAndTheRestExcluded) {
   EXPECT_EQ(selected[0], 0);
 }
 
+TEST(MoeRouting, GroupsRankedByTheirBestWhenAskedTo) {
+  // DeepSeek-V2's group_limited_greedy: group 0's single best (0.95) now carries it.
+  const std::vector<float> scores = {0.95f, 0.0f, 0.6f, 0.6f, 0.5f, 0.55f, 0.3f, 0.3f};
+  MoeWeights moe = routing(2, false);
+  moe.n_groups = 4;
+  moe.n_groups_used = 2;
+  moe.group_by_best = true;
+  std::vector<int32_t> selected(2);
+  std::vector<float> weights(2);
+  route_top_k(scores.data(), 1, 8, moe, selected.data(), weights.data());
+  EXPECT_EQ(selected, (std::vector<int32_t>{0, 2}));  // groups 0 and 1 win; 3 ties 2 and loses on id
+  EXPECT_FLOAT_EQ(weights[0], 0.95f);
+}
+
 TEST(MoeRouting, SigmoidIsTheLogisticFunction) {
   std::vector<float> x = {-2.0f, 0.0f, 3.0f};
   sigmoid_in_place(x.data(), 3);

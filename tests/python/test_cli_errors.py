@@ -52,9 +52,9 @@ def test_hf_directory_without_config(tmp_path):
 
 
 def test_weight_dtype_the_engine_cannot_compute(tmp_path):
-    """A Q3_K matrix: readable, but refused by the model layer with the supported list."""
+    """An IQ4_NL matrix: readable, but refused by the model layer with the supported list."""
     reader = gguf.GGUFReader(str(model_factory.gguf_path(SPEC)))
-    path = tmp_path / "q3k.gguf"
+    path = tmp_path / "iq4nl.gguf"
     writer = gguf.GGUFWriter(str(path), "llama")
     for field in reader.fields.values():
         if field.name.startswith("GGUF.") or field.name == "general.architecture":
@@ -68,16 +68,16 @@ def test_weight_dtype_the_engine_cannot_compute(tmp_path):
     for tensor in reader.tensors:
         if tensor.name == "blk.0.attn_q.weight":
             rows, cols = int(tensor.shape[1]), int(tensor.shape[0])
-            raw = np.random.default_rng(0).integers(0, 256, size=(rows, cols // 256 * 110), dtype=np.uint8)
-            writer.add_tensor(tensor.name, raw, raw_dtype=gguf.GGMLQuantizationType.Q3_K)
+            raw = np.random.default_rng(0).integers(0, 256, size=(rows, cols // 32 * 18), dtype=np.uint8)
+            writer.add_tensor(tensor.name, raw, raw_dtype=gguf.GGMLQuantizationType.IQ4_NL)
         else:
             writer.add_tensor(tensor.name, np.array(tensor.data).reshape([int(d) for d in reversed(tensor.shape)]))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    assert_fails_with(run("generate", "-m", path, "-p", "hi"), "blk.0.attn_q.weight", "is Q3_K",
-                      "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, MXFP4, Q4_K, Q5_K, Q6_K")
+    assert_fails_with(run("generate", "-m", path, "-p", "hi"), "blk.0.attn_q.weight", "is IQ4_NL",
+                      "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, MXFP4, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K")
 
 
 @pytest.mark.parametrize("option, value, fragment", [
