@@ -2,7 +2,13 @@
 
 Each generated model (llama tied and untied, qwen2, mixtral; F32 ... Q6_K) runs a prefill followed by decode
 steps, once as a single sequence and once in a ragged batch of four. Every position's logits must lie within a
-per-dtype normalized error of llama.cpp's (llama_reference: f32 KV cache, no flash attention).
+per-dtype normalized error of llama.cpp's (llama_reference with llama.cpp's default f16 KV cache, no flash
+attention: the path whose numerics the engine follows, q and probabilities rounded to f16 included).
+
+Against that reference the engine's mean error is ~10x below the bounds below (measured 2026-12-04: F32 max
+5e-4 / mean 2e-4, F16 3e-3 / 1.6e-3, quantized means 1.6e-3 .. 2.5e-2) and argmax agrees at 98.3-100% of
+positions per dtype over all specs; the bounds stay where the f32-cache reference needed them, so a machine
+whose llama.cpp kernels sum in another order still passes.
 
 Where the bounds come from (tests/python/test_model_factory.py measures the same quantities between llama.cpp
 and an exact f32 NumPy pass; numbers are the worst over 32 models x 20 sequences, printed by dev/parity_report.py --seeds 4):
@@ -64,7 +70,7 @@ def check(comparison: parity.Comparison, dtype: str) -> None:
 
 
 def reference_logits(model, sequence: parity.Sequence) -> np.ndarray:
-    return llama_reference.logits(model, sequence.tokens, sequence.prefill)
+    return llama_reference.logits(model, sequence.tokens, sequence.prefill, f16_kv=True)
 
 
 @pytest.mark.parametrize("spec", model_factory.parity_specs(), ids=lambda s: s.name)

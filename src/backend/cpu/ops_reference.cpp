@@ -7,6 +7,7 @@
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/ops_internal.h"
 #include "base/check.h"
+#include "tensor/fp16.h"
 #include "tensor/quants.h"
 
 namespace so::cpu {
@@ -117,11 +118,20 @@ void swiglu_clamped(const float* gate, const float* up, float* out, int64_t n) {
   }
 }
 
+// note: as llama.cpp's CPU path computes it (its GELU table): the gate rounded to f16, its GELU
+// rounded to f16, exact limits outside (-10, 10).
 void geglu(const float* gate, const float* up, float* out, int64_t n) {
   constexpr float kSqrt2OverPi = 0.7978845608f;
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i];
-    out[i] = 0.5f * g * (1.0f + std::tanh(kSqrt2OverPi * g * (1.0f + 0.044715f * g * g))) * up[i];
+    float gelu = g;
+    if (g <= -10.0f) {
+      gelu = 0.0f;
+    } else if (g < 10.0f) {
+      const float h = fp16_to_fp32(fp32_to_fp16(g));
+      gelu = fp16_to_fp32(fp32_to_fp16(0.5f * h * (1.0f + std::tanh(kSqrt2OverPi * h * (1.0f + 0.044715f * h * h)))));
+    }
+    out[i] = gelu * up[i];
   }
 }
 

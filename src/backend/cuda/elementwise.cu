@@ -1,5 +1,7 @@
 // Normalization, rotary embedding and the element-wise ops, with the CPU backend's
 // arithmetic (backend/cpu/ops_reference.cpp) where the order of operations matters.
+#include <cuda_fp16.h>
+
 #include <cfloat>
 #include <cmath>
 #include <numbers>
@@ -104,7 +106,15 @@ __global__ void geglu_kernel(const float* gate, const float* up, float* out, int
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n) return;
   const float g = gate[i];
-  out[i] = 0.5f * g * (1.0f + tanhf(0.7978845608f * g * (1.0f + 0.044715f * g * g))) * up[i];
+  // note: the CPU's (llama.cpp's) GELU: of the f16-rounded gate, rounded to f16, exact outside (-10, 10).
+  float gelu = g;
+  if (g <= -10.0f) {
+    gelu = 0.0f;
+  } else if (g < 10.0f) {
+    const float h = __half2float(__float2half_rn(g));
+    gelu = __half2float(__float2half_rn(0.5f * h * (1.0f + tanhf(0.7978845608f * h * (1.0f + 0.044715f * h * h)))));
+  }
+  out[i] = gelu * up[i];
 }
 
 __global__ void swiglu_clamped_kernel(const float* gate, const float* up, float* out, int64_t n) {
