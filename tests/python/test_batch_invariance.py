@@ -22,8 +22,12 @@ import parity
 # (length, prefill): single-token decode from the start, whole-sequence prefill, long and short mixtures.
 BATCH_SHAPES = [(20, 12), (5, 1), (33, 33), (14, 3), (9, 9), (27, 8), (2, 1), (17, 16)]
 
-# Batching is independent of tying, so the tied llama variant is left out to save time.
-SPECS = [s for s in model_factory.parity_specs() if not (s.arch == "llama" and s.tied)]
+# Batching is decided by two things: each weight dtype's matmul kernel and each family's attention/MoE path. Every
+# family runs with a float, a 32-block and a K-quant dtype; llama (one of each tying) runs every dtype.
+KERNEL_PROBES = ("F32", "Q8_0", "Q4_K")
+SPECS = [s for s in model_factory.parity_specs()
+         if (s.dtype in KERNEL_PROBES and not (s.arch == "llama" and s.tied))
+         or (s.arch == "llama" and s.dtype not in KERNEL_PROBES and (not s.tied or s.dtype in model_factory.LOW_BIT_DTYPES))]
 
 
 def _first_difference(a: np.ndarray, b: np.ndarray) -> str:
