@@ -57,11 +57,8 @@ void route_top_k(const float* scores, int64_t n_tokens, int n_experts, const Moe
     }
     // note: llama.cpp floors the sum at 2^-14 so that tiny sigmoid scores cannot blow up.
     const float divisor = moe.normalize_weights ? std::max(static_cast<float>(sum), 6.103515625e-5f) : 1.0f;
-    for (int k = 0; k < n_used; ++k) {
-      float& w = weights[t * n_used + k];
-      if (moe.normalize_weights) w /= divisor;
-      if (moe.weights_scale != 1.0f) w *= moe.weights_scale;
-    }
+    // note: dividing or scaling by 1 is exact, so no branch for the families that do neither
+    for (int k = 0; k < n_used; ++k) weights[t * n_used + k] = weights[t * n_used + k] / divisor * moe.weights_scale;
   }
 }
 

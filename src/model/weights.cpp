@@ -55,6 +55,7 @@ constexpr WeightName kRouterBias{"blk.{L}.ffn_gate_inp.bias", "model.layers.{L}.
 constexpr WeightName kExpertGateBias{"blk.{L}.ffn_gate_exps.bias", nullptr};
 constexpr WeightName kExpertUpBias{"blk.{L}.ffn_up_exps.bias", nullptr};
 constexpr WeightName kExpertDownBias{"blk.{L}.ffn_down_exps.bias", "model.layers.{L}.mlp.experts.down_proj_bias"};
+constexpr WeightName kGptOssGateUpBias{nullptr, "model.layers.{L}.mlp.experts.gate_up_proj_bias"};
 // Qwen3-MoE's HF names (GGUF's are Mixtral's).
 constexpr WeightName kQwenRouter{"blk.{L}.ffn_gate_inp.weight", "model.layers.{L}.mlp.gate.weight"};
 constexpr WeightName kQwenExpertGate{"blk.{L}.ffn_gate_exps.weight", "model.layers.{L}.mlp.experts.{E}.gate_proj.weight"};
@@ -242,20 +243,13 @@ class WeightMapper {
     repack(gate_up_blocks, gate_up_scales, ffn, dim, 2 * ffn, 1, 2, w.expert_up);
     repack(down_blocks, down_scales, dim, ffn, dim, 0, 1, w.expert_down);
     // The interleaved gate/up bias, split.
-    const TensorInfo* bias = file_.tensors.find(prefix + "gate_up_proj_bias");
-    if (!bias) return missing(prefix + "gate_up_proj_bias");
-    SO_TRY(check_shape(*bias, Shape{n_experts, 2 * ffn}));
-    if (bias->dtype != DType::kF32 && bias->dtype != DType::kF16 && bias->dtype != DType::kBF16) {
-      return unsupported("tensor '", bias->name, "' is ", dtype_name(bias->dtype), "; expected F32, F16 or BF16");
-    }
-    std::vector<float> both(size_t(n_experts * 2 * ffn));
-    dequantize_row(bias->dtype, bias->data, both.data(), int64_t(both.size()));
-    AlignedBuffer split(both.size() * sizeof(float));
+    SO_ASSIGN_OR_RETURN(const float* both, vector(kGptOssGateUpBias, 2 * ffn, layer, 0.0f, n_experts));
+    AlignedBuffer split(size_t(2 * n_experts * ffn) * sizeof(float));
     float* gate_bias = split.as<float>();
     float* up_bias = gate_bias + n_experts * ffn;
     for (int64_t i = 0; i < n_experts * ffn; ++i) {
-      gate_bias[i] = both[size_t(2 * i)];
-      up_bias[i] = both[size_t(2 * i + 1)];
+      gate_bias[i] = both[2 * i];
+      up_bias[i] = both[2 * i + 1];
     }
     w.expert_gate_bias = gate_bias;
     w.expert_up_bias = up_bias;
