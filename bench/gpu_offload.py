@@ -162,16 +162,20 @@ def main() -> int:
     parser.add_argument("--accelerate", action="store_true", help="also run bench/accelerate_offload.py")
     parser.add_argument("--timeout", type=int, default=900)
     parser.add_argument("--out", default="")
+    parser.add_argument("--no-plain", action="store_true",
+                        help="skip the run without speculation (each run loads the target again: minutes at scale)")
+    parser.add_argument("--profile", default="", help="a `specoffload profile` JSON of this machine to reuse")
     args = parser.parse_args()
 
     records = []
     with tempfile.TemporaryDirectory() as tmp:
-        profile_path = Path(tmp) / "profile.json"
-        done = subprocess.run([args.bin, "profile", "--backend", args.backend, "--seconds", "0.2", "-o", str(profile_path)],
-                              capture_output=True, text=True, timeout=300)
-        if done.returncode != 0:
-            print(done.stderr, file=sys.stderr)
-            return 1
+        profile_path = Path(args.profile) if args.profile else Path(tmp) / "profile.json"
+        if not args.profile:
+            done = subprocess.run([args.bin, "profile", "--backend", args.backend, "--seconds", "0.2", "-o",
+                                   str(profile_path)], capture_output=True, text=True, timeout=300)
+            if done.returncode != 0:
+                print(done.stderr, file=sys.stderr)
+                return 1
         profile = json.loads(profile_path.read_text())
     pinned_peak = profile["copy_pinned_gbps"]
     records.append({"name": "profile", "copy_pinned_gbps": pinned_peak, "copy_pageable_gbps": profile["copy_pageable_gbps"]})
@@ -185,10 +189,12 @@ def main() -> int:
         record["physical_bound_tokens_per_second"] = bound
         record["fraction_of_physical_bound"] = record["decode_tokens_per_second"] / bound
 
-    plain = run_engine(args, "no speculation", ["--draft-max", "0"])
-    against_bound(plain)
-    records.append(plain)
-    print(json.dumps(plain), flush=True)
+    plain = {"name": "no speculation", "error": "not run (--no-plain)"}
+    if not args.no_plain:
+        plain = run_engine(args, "no speculation", ["--draft-max", "0"])
+        against_bound(plain)
+        records.append(plain)
+        print(json.dumps(plain), flush=True)
     self_draft = args.draft.startswith("layers:")
     drafter = ["--draft-layers", args.draft.split(":", 1)[1]] if self_draft else ["--draft-model", args.draft]
     draft_name = f"self-draft {args.draft.split(':', 1)[1]} layers" if self_draft else Path(args.draft).name

@@ -1,0 +1,162 @@
+"""The CUDA backend against the CPU backend, end to end, on every model dev/gpu_check/make_models.py wrote.
+
+For each model (numpy and the standard library only: the GPU machine runs it without the test venv):
+- teacher-forced logits of a ragged batch, CPU vs GPU: max |gpu - cpu| / max |cpu| per position, argmax
+  agreement, and for each disagreement how far the GPU's pick is below the CPU's best (near ties only pass);
+- greedy generation on the GPU: weights streamed through a small --device-mem equal to weights resident,
+  self-draft and n-gram speculation equal to plain (every step stays on the batch-invariant kernels);
+- greedy with the KV cache in host memory (attention on host threads): each token is one the CPU ranks within
+  a near tie of its best, teacher-forced.
+The CPU backend already matches llama.cpp (tests/python/test_llama_parity.py), so the GPU is held to the CPU.
+
+    python3 dev/gpu_check/check.py --bin build/apps/specoffload --models DIR [--gpu-backend cuda] [--out FILE]
+--gpu-backend cpu runs the plumbing here without a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+PROMPTS = ["def fibonacci(n):\n    if n < 2:", "The quick brown fox", "class Queue:\n    def push(self, item):",
+           "Mr. Speaker, the state of our union is"]
+GEN_TOKENS = 20
+# Bounds: float weights carry only rounding; quantized ones also the 8-bit activation rounding both backends
+# do before each quantized matmul (as llama.cpp), in a different summation order.
+FLOAT_MAX_ERROR = 2e-2
+QUANT_MAX_ERROR = 8e-2
+NEAR_TIE = 0.02  # a disagreement passes when the pick is within 2% of max |logit| of the best
+MIN_ARGMAX = 0.9
+
+
+def run(args: list, timeout: int = 600) -> subprocess.CompletedProcess:
+    done = subprocess.run([str(a) for a in args], capture_output=True, text=True, errors="replace", timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, args))}\n{done.stderr[-2000:]}")
+    return done
+
+
+def logits(binary: Path, model: Path, request: dict, backend: str) -> list[np.ndarray]:
+    with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
+        request_path, output = Path(tmp) / "request.json", Path(tmp) / "logits.bin"
+        request_path.write_text(json.dumps(request))
+        done = run([binary, "logits", "-m", model, "--backend", backend, "--input", request_path, "--output", output])
+        summary = json.loads(done.stdout)
+        values = np.fromfile(output, dtype="<f4").reshape(-1, summary["n_vocab"])
+    splits = np.cumsum(summary["n_tokens"])[:-1]
+    return np.split(values, splits)
+
+
+def generate(binary: Path, model: Path, backend: str, *flags) -> list[dict]:
+    with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
+        path = Path(tmp) / "prompts.txt"
+        path.write_text("\n".join(p.replace("\\", "\\\\").replace("\n", "\\n") for p in PROMPTS) + "\n")
+        done = run([binary, "generate", "-m", model, "--backend", backend, "-f", path, "-e", "-n", GEN_TOKENS,
+                    "--temp", "0", "--ignore-eos", "--json", "--max-rows", len(PROMPTS), *flags])
+    results = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    assert len(results) == len(PROMPTS), done.stdout
+    return results
+
+
+def compare_logits(cpu: list[np.ndarray], gpu: list[np.ndarray], quantized: bool) -> dict:
+    ref, ours = np.concatenate(cpu), np.concatenate(gpu)
+    scale = np.abs(ref).max(axis=1)
+    errors = np.abs(ours - ref).max(axis=1) / scale
+    best, picked = ref.argmax(axis=1), ours.argmax(axis=1)
+    rows = np.arange(len(ref))
+    gaps = (ref[rows, best] - ref[rows, picked]) / scale
+    agreement = float((best == picked).mean())
+    ok = (not np.isnan(ours).any() and errors.max() <= (QUANT_MAX_ERROR if quantized else FLOAT_MAX_ERROR)
+          and gaps.max() <= NEAR_TIE and agreement >= MIN_ARGMAX)
+    return {"ok": bool(ok), "max_error": float(errors.max()), "mean_error": float(errors.mean()),
+            "argmax_agreement": agreement, "worst_pick_gap": float(gaps.max()), "positions": len(ref)}
+
+
+def cpu_pick_gaps(binary: Path, model: Path, results: list[dict]) -> float:
+    """Teacher-forced on the CPU along each continuation: the largest (best - picked) / max |logit|."""
+    request = {"sequences": [{"tokens": r["prompt_tokens"] + r["tokens"], "prefill": len(r["prompt_tokens"])}
+                             for r in results]}
+    worst = 0.0
+    for r, rows in zip(results, logits(binary, model, request, "cpu")):
+        n_prompt = len(r["prompt_tokens"])
+        for j, token in enumerate(r["tokens"]):
+            row = rows[n_prompt - 1 + j]
+            worst = max(worst, float((row.max() - row[token]) / np.abs(row).max()))
+    return worst
+
+
+def check_model(binary: Path, model: Path, gpu: str, generation: bool) -> dict:
+    request = json.loads(model.with_suffix(".request.json").read_text())
+    quantized = not any(f"-{d}-" in model.name for d in ("F32", "F16", "BF16")) or "MXFP4" in model.name
+    record = {"model": model.stem}
+    record["logits"] = compare_logits(logits(binary, model, request, "cpu"), logits(binary, model, request, gpu),
+                                      quantized)
+    if not generation:
+        record["ok"] = record["logits"]["ok"]
+        return record
+    resident = generate(binary, model, gpu)
+    tokens = [r["tokens"] for r in resident]
+    # half the weights through one ring slot: a 2-layer model keeps its embeddings and streams its layers
+    budget = ["--device-mem", f"{model.stat().st_size // 2 // 1024}K", "--ring-slots", "1"]
+    record["streamed_equals_resident"] = [r["tokens"] for r in generate(binary, model, gpu, *budget)] == tokens
+    record["self_draft_equals_plain"] = [r["tokens"] for r in generate(
+        binary, model, gpu, "--draft-layers", "1", "--draft-max", "4")] == tokens
+    record["ngram_equals_plain"] = [r["tokens"] for r in generate(binary, model, gpu, "--draft-ngram")] == tokens
+    record["resident_worst_cpu_gap"] = cpu_pick_gaps(binary, model, resident)
+    host = generate(binary, model, gpu, "--kv-cache", "host", *budget)
+    record["host_kv_worst_cpu_gap"] = cpu_pick_gaps(binary, model, host)
+    record["ok"] = (record["logits"]["ok"] and record["streamed_equals_resident"] and record["self_draft_equals_plain"]
+                    and record["ngram_equals_plain"] and record["resident_worst_cpu_gap"] <= NEAR_TIE
+                    and record["host_kv_worst_cpu_gap"] <= NEAR_TIE)
+    return record
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bin", required=True, type=Path)
+    parser.add_argument("--models", required=True, type=Path)
+    parser.add_argument("--gpu-backend", default="cuda")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--generate-on", default="-Q4_K-",
+                        help="run the generation checks on models whose name holds this (each GPU process costs a "
+                             "context start; every model gets the logits check)")
+    args = parser.parse_args()
+    records = []
+    for model in sorted(args.models.glob("*.gguf")):
+        try:
+            record = check_model(args.bin, model, args.gpu_backend, args.generate_on in model.name)
+        except Exception as error:  # keep going: one model's failure must not hide the others'
+            record = {"model": model.stem, "ok": False, "error": str(error)[-3000:]}
+        records.append(record)
+        print(json.dumps(record), flush=True)
+    if args.out:
+        args.out.write_text(json.dumps(records, indent=1) + "\n")
+    print(f"\n{'model':48} {'ok':>3} {'maxerr':>8} {'argmax':>7} {'gap':>7} {'strm':>4} {'spec':>4} {'ngrm':>4} "
+          f"{'res':>6} {'hostkv':>6}")
+    for r in records:
+        if "error" in r:
+            print(f"{r['model']:48} ERR {r['error'].splitlines()[-1][:80]}")
+            continue
+        lg = r["logits"]
+        if "streamed_equals_resident" not in r:
+            print(f"{r['model']:48} {'ok' if r['ok'] else 'NO':>3} {lg['max_error']:8.2e} {lg['argmax_agreement']:7.3f} "
+                  f"{lg['worst_pick_gap']:7.4f}")
+            continue
+        print(f"{r['model']:48} {'ok' if r['ok'] else 'NO':>3} {lg['max_error']:8.2e} {lg['argmax_agreement']:7.3f} "
+              f"{lg['worst_pick_gap']:7.4f} {int(r['streamed_equals_resident']):>4} {int(r['self_draft_equals_plain']):>4} "
+              f"{int(r['ngram_equals_plain']):>4} {r['resident_worst_cpu_gap']:6.4f} {r['host_kv_worst_cpu_gap']:6.4f}")
+    failed = [r["model"] for r in records if not r["ok"]]
+    print(f"{len(records) - len(failed)}/{len(records)} models pass" + (f"; failing: {failed}" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
