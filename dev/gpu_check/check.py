@@ -4,7 +4,8 @@ For each model (numpy and the standard library only: the GPU machine runs it wit
 - teacher-forced logits of a ragged batch, CPU vs GPU: max |gpu - cpu| / max |cpu| per position, argmax
   agreement, and for each disagreement how far the GPU's pick is below the CPU's best (near ties only pass);
 - greedy generation on the GPU: weights streamed through a small --device-mem equal to weights resident,
-  self-draft and n-gram speculation equal to plain (every step stays on the batch-invariant kernels);
+  self-draft and n-gram speculation and the interleaved schedule (two half-batches) equal to plain (every step
+  stays on the batch-invariant kernels);
 - greedy with the KV cache in host memory (attention on host threads): each token is one the CPU ranks within
   a near tie of its best, teacher-forced.
 The CPU backend already matches llama.cpp (tests/python/test_llama_parity.py), so the GPU is held to the CPU.
@@ -28,12 +29,13 @@ import numpy as np
 PROMPTS = ["def fibonacci(n):\n    if n < 2:", "The quick brown fox", "class Queue:\n    def push(self, item):",
            "Mr. Speaker, the state of our union is"]
 GEN_TOKENS = 20
-# Bounds: float weights carry only rounding; quantized ones also the 8-bit activation rounding both backends
-# do before each quantized matmul (as llama.cpp), in a different summation order.
-FLOAT_MAX_ERROR = 2e-2
-QUANT_MAX_ERROR = 8e-2
-NEAR_TIE = 0.02  # a disagreement passes when the pick is within 2% of max |logit| of the best
+# Bounds (max |gpu - cpu| / max |cpu|; a pick off the CPU's argmax passes when within `tie` of max |logit| of
+# the best): those the CPU itself is held to against llama.cpp (tests/python/test_llama_parity.py). Quantized
+# weights carry the 8-bit activation rounding both backends do before each quantized matmul (as llama.cpp), in
+# another summation order: near ties flip, and latent attention's extra matmuls compound it.
+BOUNDS = {"F32": (5e-3, 2e-3), "F16": (8e-3, 3e-3), "BF16": (5e-2, 1.5e-2), "quantized": (0.15, 0.08)}
 MIN_ARGMAX = 0.9
+EQUALITIES = ("streamed_equals_resident", "self_draft_equals_plain", "ngram_equals_plain", "interleaved_equals_plain")
 
 
 def run(args: list, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -65,7 +67,15 @@ def generate(binary: Path, model: Path, backend: str, *flags) -> list[dict]:
     return results
 
 
-def compare_logits(cpu: list[np.ndarray], gpu: list[np.ndarray], quantized: bool) -> dict:
+def weight_class(model: Path) -> str:
+    """The BOUNDS key of a model_factory file name: its matmul dtype, or "quantized" (MXFP4 experts count)."""
+    for dtype in ("F32", "F16", "BF16"):
+        if f"-{dtype}-" in model.name and "MXFP4" not in model.name:
+            return dtype
+    return "quantized"
+
+
+def compare_logits(cpu: list[np.ndarray], gpu: list[np.ndarray], max_error: float, tie: float) -> dict:
     ref, ours = np.concatenate(cpu), np.concatenate(gpu)
     scale = np.abs(ref).max(axis=1)
     errors = np.abs(ours - ref).max(axis=1) / scale
@@ -73,8 +83,7 @@ def compare_logits(cpu: list[np.ndarray], gpu: list[np.ndarray], quantized: bool
     rows = np.arange(len(ref))
     gaps = (ref[rows, best] - ref[rows, picked]) / scale
     agreement = float((best == picked).mean())
-    ok = (not np.isnan(ours).any() and errors.max() <= (QUANT_MAX_ERROR if quantized else FLOAT_MAX_ERROR)
-          and gaps.max() <= NEAR_TIE and agreement >= MIN_ARGMAX)
+    ok = not np.isnan(ours).any() and errors.max() <= max_error and gaps.max() <= tie and agreement >= MIN_ARGMAX
     return {"ok": bool(ok), "max_error": float(errors.max()), "mean_error": float(errors.mean()),
             "argmax_agreement": agreement, "worst_pick_gap": float(gaps.max()), "positions": len(ref)}
 
@@ -94,10 +103,10 @@ def cpu_pick_gaps(binary: Path, model: Path, results: list[dict]) -> float:
 
 def check_model(binary: Path, model: Path, gpu: str, generation: bool) -> dict:
     request = json.loads(model.with_suffix(".request.json").read_text())
-    quantized = not any(f"-{d}-" in model.name for d in ("F32", "F16", "BF16")) or "MXFP4" in model.name
+    max_error, tie = BOUNDS[weight_class(model)]
     record = {"model": model.stem}
     record["logits"] = compare_logits(logits(binary, model, request, "cpu"), logits(binary, model, request, gpu),
-                                      quantized)
+                                      max_error, tie)
     if not generation:
         record["ok"] = record["logits"]["ok"]
         return record
@@ -109,12 +118,13 @@ def check_model(binary: Path, model: Path, gpu: str, generation: bool) -> dict:
     record["self_draft_equals_plain"] = [r["tokens"] for r in generate(
         binary, model, gpu, "--draft-layers", "1", "--draft-max", "4")] == tokens
     record["ngram_equals_plain"] = [r["tokens"] for r in generate(binary, model, gpu, "--draft-ngram")] == tokens
+    record["interleaved_equals_plain"] = [r["tokens"] for r in generate(
+        binary, model, gpu, "--draft-layers", "1", "--draft-max", "4", "--schedule", "interleaved")] == tokens
     record["resident_worst_cpu_gap"] = cpu_pick_gaps(binary, model, resident)
     host = generate(binary, model, gpu, "--kv-cache", "host", *budget)
     record["host_kv_worst_cpu_gap"] = cpu_pick_gaps(binary, model, host)
-    record["ok"] = (record["logits"]["ok"] and record["streamed_equals_resident"] and record["self_draft_equals_plain"]
-                    and record["ngram_equals_plain"] and record["resident_worst_cpu_gap"] <= NEAR_TIE
-                    and record["host_kv_worst_cpu_gap"] <= NEAR_TIE)
+    record["ok"] = (record["logits"]["ok"] and all(record[key] for key in EQUALITIES)
+                    and max(record["resident_worst_cpu_gap"], record["host_kv_worst_cpu_gap"]) <= tie)
     return record
 
 
@@ -139,19 +149,18 @@ def main() -> int:
     if args.out:
         args.out.write_text(json.dumps(records, indent=1) + "\n")
     print(f"\n{'model':48} {'ok':>3} {'maxerr':>8} {'argmax':>7} {'gap':>7} {'strm':>4} {'spec':>4} {'ngrm':>4} "
-          f"{'res':>6} {'hostkv':>6}")
+          f"{'intl':>4} {'res':>6} {'hostkv':>6}")
     for r in records:
         if "error" in r:
             print(f"{r['model']:48} ERR {r['error'].splitlines()[-1][:80]}")
             continue
         lg = r["logits"]
-        if "streamed_equals_resident" not in r:
-            print(f"{r['model']:48} {'ok' if r['ok'] else 'NO':>3} {lg['max_error']:8.2e} {lg['argmax_agreement']:7.3f} "
-                  f"{lg['worst_pick_gap']:7.4f}")
-            continue
-        print(f"{r['model']:48} {'ok' if r['ok'] else 'NO':>3} {lg['max_error']:8.2e} {lg['argmax_agreement']:7.3f} "
-              f"{lg['worst_pick_gap']:7.4f} {int(r['streamed_equals_resident']):>4} {int(r['self_draft_equals_plain']):>4} "
-              f"{int(r['ngram_equals_plain']):>4} {r['resident_worst_cpu_gap']:6.4f} {r['host_kv_worst_cpu_gap']:6.4f}")
+        line = (f"{r['model']:48} {'ok' if r['ok'] else 'NO':>3} {lg['max_error']:8.2e} "
+                f"{lg['argmax_agreement']:7.3f} {lg['worst_pick_gap']:7.4f}")
+        if "streamed_equals_resident" in r:
+            line += "".join(f" {int(r[key]):>4}" for key in EQUALITIES)
+            line += f" {r['resident_worst_cpu_gap']:6.4f} {r['host_kv_worst_cpu_gap']:6.4f}"
+        print(line)
     failed = [r["model"] for r in records if not r["ok"]]
     print(f"{len(records) - len(failed)}/{len(records)} models pass" + (f"; failing: {failed}" if failed else ""))
     return 1 if failed else 0

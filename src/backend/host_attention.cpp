@@ -28,7 +28,8 @@ float* HostAttention::staging(int index, int64_t floats) {
 std::vector<AttentionRow> HostAttention::scratch_rows(const KvGeometry& layer_geometry,
                                                       std::span<const AttentionRow> rows) {
   size_t pages = 0;
-  for (const AttentionRow& row : rows) pages += size_t((row.n_tokens + layer_geometry.page_tokens - 1) / layer_geometry.page_tokens);
+  for (const AttentionRow& row : rows)
+    pages += size_t((row.n_tokens + layer_geometry.page_tokens - 1) / layer_geometry.page_tokens);
   const size_t page_bytes = size_t(layer_geometry.page_bytes());
   if (!scratch_pages_.empty() && scratch_pages_.front().bytes() != page_bytes) scratch_pages_.clear();
   while (scratch_pages_.size() < pages) {
@@ -49,8 +50,8 @@ std::vector<AttentionRow> HostAttention::scratch_rows(const KvGeometry& layer_ge
 }
 
 void HostAttention::run(const KvGeometry& geometry, int layer, std::span<const AttentionRow> rows,
-                        const AttentionParams& params, int64_t n_tokens, const float* q, const float* k,
-                        const float* v, float* out, bool store_only) {
+                        const AttentionParams& params, const float* host_sinks, int64_t n_tokens, const float* q,
+                        const float* k, const float* v, float* out, bool store_only) {
   const int64_t q_dim = int64_t(params.n_heads) * params.head_dim;
   const int64_t kv_dim = int64_t(params.n_kv_heads) * params.head_dim;
   // Rows that attend only to this step's tokens go to the device; the rest to host threads.
@@ -102,7 +103,11 @@ void HostAttention::run(const KvGeometry& geometry, int layer, std::span<const A
   const double arrived = now_seconds();
 
   backend_.host_kv_store(geometry, layer, rows, k_host, v_host);
-  if (!host_rows_.empty()) backend_.host_attention(geometry, layer, host_rows_, params, q_host, out_host);
+  if (!host_rows_.empty()) {
+    AttentionParams host_params = params;
+    host_params.sinks = host_sinks;
+    backend_.host_attention(geometry, layer, host_rows_, host_params, q_host, out_host);
+  }
   const double computed = now_seconds();
   compute_seconds_ += computed - arrived;
   compute_spans_.push_back({"cpu attention" + suffix, arrived, computed, 0});

@@ -38,9 +38,11 @@ class HostAttention {
   // q (n_tokens, n_heads * head_dim), k and v (n_tokens, n_kv_heads * head_dim) in device
   // memory: stores k and v at the rows' positions of their host pages, and unless
   // store_only writes out (n_tokens, n_heads * head_dim) in device memory. The device's
-  // ops issued after it see out in place.
+  // ops issued after it see out in place. params.sinks is in device memory (rows attending on
+  // the device read it), host_sinks the same logits in host memory (for host threads).
   void run(const KvGeometry& geometry, int layer, std::span<const AttentionRow> rows, const AttentionParams& params,
-           int64_t n_tokens, const float* q, const float* k, const float* v, float* out, bool store_only);
+           const float* host_sinks, int64_t n_tokens, const float* q, const float* k, const float* v, float* out,
+           bool store_only);
 
   // Totals since creation.
   int64_t bytes_to_host() const { return bytes_to_host_; }

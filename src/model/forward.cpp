@@ -232,12 +232,13 @@ void ModelRunner::attention_block(int layer, const LayerWeights& w, int64_t star
   const bool slides = c.layer_slides(layer);
   const RopeParams& rope = slides ? sliding_rope_ : rope_;
   AttentionParams params = slides ? sliding_attention_params_ : attention_params_;
-  // note: host threads read the sinks from the model's own (host) copy of the layer.
-  params.sinks = host_attention_ != nullptr ? model_.weights.layers[layer].attn_sinks : w.attn_sinks;
+  params.sinks = w.attn_sinks;
   backend_.rope(q, positions, c.n_heads, c.head_dim, rope);
   backend_.rope(k, positions, c.n_kv_heads, c.head_dim, rope);
   if (host_attention_ != nullptr) {
-    host_attention_->run(geometry, layer, micro_rows_, params, count, q, k, v, buffer(kAttention), store_only);
+    // note: host threads read the sinks from the model's own (host) copy of the layer.
+    host_attention_->run(geometry, layer, micro_rows_, params, model_.weights.layers[layer].attn_sinks, count, q, k, v,
+                         buffer(kAttention), store_only);
     return;
   }
   backend_.kv_store(geometry, layer, micro_rows_, k, v);
@@ -286,7 +287,8 @@ void ModelRunner::latent_attention_block(int layer, const LayerWeights& w, int64
   backend_.rope(k, positions, 1, head, rope_);
   float* attention = buffer(kAttention);
   if (host_attention_ != nullptr) {
-    host_attention_->run(geometry, layer, micro_rows_, attention_params_, count, q, k, k, attention, store_only);
+    host_attention_->run(geometry, layer, micro_rows_, attention_params_, nullptr, count, q, k, k, attention,
+                         store_only);
   } else {
     backend_.kv_store(geometry, layer, micro_rows_, k, k);
     if (!store_only) backend_.attention(geometry, layer, micro_rows_, attention_params_, q, attention);

@@ -1,6 +1,8 @@
 // The host KV tier (backend/host_attention.h) against the device path on the CPU backend:
 // same K/V pages, same attention output, bit for bit, with ragged rows; the pages and the
 // activations' trips outside the device's memory budget.
+#include "backend/host_attention.h"
+
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -8,7 +10,6 @@
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
-#include "backend/host_attention.h"
 #include "base/timer.h"
 #include "kv/kv_cache.h"
 
@@ -98,7 +99,7 @@ TEST_F(HostAttentionTest, EqualsDeviceAttentionBitForBit) {
       host_past[i++].pages = host_kv.pages(host_step.ids[r]);
     }
     std::vector<float> ignored(size_t(first) * kQDim);
-    host.run(geometry(), layer, host_past, params_, first, past_q.data(), past_k.data(), past_v.data(),
+    host.run(geometry(), layer, host_past, params_, params_.sinks, first, past_q.data(), past_k.data(), past_v.data(),
              ignored.data(), /*store_only=*/true);
 
     const int64_t n = device_step.n_tokens;
@@ -108,7 +109,8 @@ TEST_F(HostAttentionTest, EqualsDeviceAttentionBitForBit) {
     std::vector<float> device_out(size_t(n) * kQDim), host_out(size_t(n) * kQDim, -1.0f);
     backend_.kv_store(geometry(), layer, device_step.rows, k.data(), v.data());
     backend_.attention(geometry(), layer, device_step.rows, params_, q.data(), device_out.data());
-    host.run(geometry(), layer, host_step.rows, params_, n, q.data(), k.data(), v.data(), host_out.data(), false);
+    host.run(geometry(), layer, host_step.rows, params_, params_.sinks, n, q.data(), k.data(), v.data(),
+             host_out.data(), false);
     EXPECT_EQ(0, std::memcmp(device_out.data(), host_out.data(), device_out.size() * sizeof(float)))
         << "layer " << layer;
   }
@@ -141,7 +143,8 @@ TEST_F(HostAttentionTest, ActivationsCrossTheSimulatedLink) {
   const std::vector<float> q = random_floats(size_t(n) * kQDim, 1), k = random_floats(size_t(n) * kKvDim, 2);
   std::vector<float> out(size_t(n) * kQDim, -7.0f);
   // Store only: k and v go to the host, nothing comes back.
-  host.run(geometry(), 0, step.rows, params_, n, q.data(), k.data(), k.data(), out.data(), /*store_only=*/true);
+  host.run(geometry(), 0, step.rows, params_, params_.sinks, n, q.data(), k.data(), k.data(), out.data(),
+           /*store_only=*/true);
   EXPECT_EQ(host.bytes_to_host(), n * 2 * kKvDim * int64_t(sizeof(float)));
   EXPECT_EQ(host.bytes_to_device(), 0);
   EXPECT_EQ(out[0], -7.0f);
@@ -149,7 +152,7 @@ TEST_F(HostAttentionTest, ActivationsCrossTheSimulatedLink) {
   // other rows' q (5 tokens) crosses and their output comes back; every row's k and v cross.
   const int64_t stored = host.bytes_to_host();
   const Stopwatch watch;
-  host.run(geometry(), 1, step.rows, params_, n, q.data(), k.data(), k.data(), out.data(), false);
+  host.run(geometry(), 1, step.rows, params_, params_.sinks, n, q.data(), k.data(), k.data(), out.data(), false);
   const int64_t host_tokens = new_tokens_[1] + new_tokens_[2];
   EXPECT_EQ(host.bytes_to_host() - stored, (n * 2 * kKvDim + host_tokens * kQDim) * int64_t(sizeof(float)));
   EXPECT_EQ(host.bytes_to_device(), host_tokens * kQDim * int64_t(sizeof(float)));
