@@ -23,7 +23,7 @@ if [ "$mode" = correct ] || [ "$mode" = all ]; then
   echo "unit_tests Cuda*: rc $?"; grep -E '^\[  (FAILED|PASSED) |OK \]|FAILED|Failure|error' "$out/cuda_ops.log" | head -40
   python3 dev/gpu_check/make_models.py /tmp/gpu_models >/dev/null || exit 5
   timeout 330 python3 dev/gpu_check/check.py --bin build/apps/specoffload --models /tmp/gpu_models \
-    --out "$out/e2e.json" >"$out/e2e.log" 2>&1
+    --glob "${GPU_CHECK_MODELS:-*.gguf}" --out "$out/e2e.json" >"$out/e2e.log" 2>&1
   echo "check.py: rc $?"; tail -35 "$out/e2e.log"
 fi
 
@@ -35,10 +35,13 @@ if [ "$mode" = bench ] || [ "$mode" = all ]; then
   # 60 GB, deepseek-v2-lite bf16 31 GB); qwen3-235b-a22b and deepseek-v3 need more host RAM than 128 GiB.
   # Short prompts and 32 tokens so full decode passes dominate; each run loads its target again (~35 s at
   # 60 GB), so only the smallest also runs without speculation.
-  for target in deepseek-v2-lite qwen3-30b-a3b gpt-oss-120b; do
+  for target in ${BENCH_TARGETS:-deepseek-v2-lite qwen3-30b-a3b gpt-oss-120b}; do
     plain=--no-plain; [ "$target" = deepseek-v2-lite ] && plain=
+    # note: on a GPU the self-draft's 4 layers and head are a resident copy beside --device-mem: gpt-oss-120b's
+    # take 7.8 GB (MXFP4 experts, a 201k-token bf16 head), so its target gets 12G of the 24G.
+    weights=16G; [ "$target" = gpt-oss-120b ] && weights=12G
     timeout 150 python3 bench/gpu_offload.py --bin build/apps/specoffload --target "configs/$target" \
-      --draft layers:4 --rows 256 --prompts 256 --prompt-chars 32 --gen 32 --kv-cache host --device-mem 16G \
+      --draft layers:4 --rows 256 --prompts 256 --prompt-chars 32 --gen 32 --kv-cache host --device-mem $weights \
       --alphas 0.7 $plain --profile "$out/profile.json" --timeout 145 --out "$out/gpu_offload_$target.json" \
       >"$out/bench_$target.log" 2>&1
     echo "$target: rc $?"; grep -v '^\[' "$out/bench_$target.log" | grep -o '"name": "[^"]*"\|"decode_tokens_per_second": [0-9.]*\|"mean_rows_per_pass": [0-9.]*\|"fraction_of_physical_bound": [0-9.]*\|"achieved_copy_gbps": [0-9.]*\|"error": .\{0,300\}\|"speedup_vs_no_speculation": [0-9.]*' | tr '\n' ' '; echo

@@ -101,7 +101,9 @@ Result<Plan> evaluate_cached(const PlanInput& input, const PlanChoice& choice, P
     const int64_t draft_tokens = std::max<int64_t>(plan.prefill_chunk, int64_t(plan.draft_subbatch) * (k + 1));
     fixed += step_workspace_bytes(input.draft_model, draft_tokens, plan.draft_subbatch, 0) +
              int64_t(rows) * kv_positions * input.draft_model.kv_bytes_per_token;
-    if (input.draft == DraftSource::kModel) fixed += input.draft_model.device_bytes();
+    // note: a self-draft's layers and head are a resident copy of their own on a GPU, beside the
+    // target's --device-mem (on an H200, DeepSeek-V2-Lite's 4-layer self-draft took 5.9 GB).
+    fixed += input.draft_model.device_bytes();
   }
   // The weights get --device-mem, or what the rest leaves of the device (in 64 MiB steps, so
   // that candidates share placements).

@@ -170,5 +170,51 @@ TEST_F(HostAttentionTest, ActivationsCrossTheSimulatedLink) {
   EXPECT_TRUE(saw_copy && saw_compute);
 }
 
+// Attention sinks (gpt-oss) live in device memory for the device's kernels and in host memory
+// for host threads: a prompt's first chunk (attended on the device) must read the device copy,
+// the other rows the host copy. (An H200 run found a device kernel given the host copy.) Two
+// different sink vectors make the two readers tell apart.
+TEST_F(HostAttentionTest, DeviceRowsReadDeviceSinksAndHostThreadsHostSinks) {
+  KvCache device_kv(backend_, geometry(), 0, KvPlacement::kDevice);
+  KvCache host_kv(backend_, geometry(), 0, KvPlacement::kHost);
+  const Step device_step = build_step(device_kv, history_, new_tokens_);
+  const Step host_step = build_step(host_kv, history_, new_tokens_);
+  HostAttention host(backend_);
+  // The histories of rows 1 and 2 (row 0 has none), in both caches.
+  std::vector<AttentionRow> past, host_past;
+  int32_t first = 0;
+  for (size_t r = 1; r < 3; ++r) {
+    past.push_back({first, history_[r], 0, device_kv.pages(device_step.ids[r])});
+    host_past.push_back({first, history_[r], 0, host_kv.pages(host_step.ids[r])});
+    first += history_[r];
+  }
+  const std::vector<float> past_k = random_floats(size_t(first) * kKvDim, 70);
+  const std::vector<float> past_v = random_floats(size_t(first) * kKvDim, 71);
+  const std::vector<float> past_q = random_floats(size_t(first) * kQDim, 72);
+  std::vector<float> ignored(size_t(first) * kQDim);
+  backend_.kv_store(geometry(), 0, past, past_k.data(), past_v.data());
+  host.run(geometry(), 0, host_past, params_, nullptr, first, past_q.data(), past_k.data(), past_v.data(),
+           ignored.data(), /*store_only=*/true);
+
+  const int64_t n = device_step.n_tokens;
+  const std::vector<float> q = random_floats(size_t(n) * kQDim, 73), k = random_floats(size_t(n) * kKvDim, 74),
+                           v = random_floats(size_t(n) * kKvDim, 75);
+  const std::vector<float> device_sinks = {1.5f, -0.5f, 2.0f, 0.25f}, host_sinks = {-1.0f, 3.0f, 0.5f, -2.0f};
+  AttentionParams device_params = params_, host_params = params_;
+  device_params.sinks = device_sinks.data();
+  host_params.sinks = host_sinks.data();
+  std::vector<float> with_device_sinks(size_t(n) * kQDim), with_host_sinks(size_t(n) * kQDim);
+  backend_.kv_store(geometry(), 0, device_step.rows, k.data(), v.data());
+  backend_.attention(geometry(), 0, device_step.rows, device_params, q.data(), with_device_sinks.data());
+  backend_.attention(geometry(), 0, device_step.rows, host_params, q.data(), with_host_sinks.data());
+  std::vector<float> out(size_t(n) * kQDim, -1.0f);
+  host.run(geometry(), 0, host_step.rows, device_params, host_sinks.data(), n, q.data(), k.data(), v.data(), out.data(),
+           false);
+  const size_t fresh = size_t(new_tokens_[0]) * kQDim;  // row 0: a first chunk, attended on the device
+  ASSERT_NE(0, std::memcmp(with_device_sinks.data(), with_host_sinks.data(), out.size() * sizeof(float)));
+  EXPECT_EQ(0, std::memcmp(out.data(), with_device_sinks.data(), fresh * sizeof(float)));
+  EXPECT_EQ(0, std::memcmp(out.data() + fresh, with_host_sinks.data() + fresh, (out.size() - fresh) * sizeof(float)));
+}
+
 }  // namespace
 }  // namespace so
