@@ -76,13 +76,14 @@ def test_teacher_forced_logits_match_llama_cpp():
     prefills = (len(token_lists[0]) - 6, 4, 524)
     sequences = [parity.Sequence(tuple(t), p) for t, p in zip(token_lists, prefills)]
     ours = engine.run_logits(model, sequences)
-    comparisons = []
+    comparisons, f32_kv_argmax = [], []
     for i, (sequence, logits) in enumerate(zip(sequences, ours)):
         # note: with llama.cpp's default f16 KV cache, the one the engine's attention numerics follow
         reference = llama_reference.logits(model, sequence.tokens, sequence.prefill, f16_kv=True)
         comparisons.append(parity.compare(f"gemma3-270m sequence {i} ({len(sequence.tokens)} tokens)", logits,
                                           reference))
         del reference
+        f32_kv_argmax.append(llama_reference.logits(model, sequence.tokens, sequence.prefill).argmax(axis=1))
     merged = parity.merge("gemma3-270m", comparisons)
     for c in comparisons:
         print(c.describe())
@@ -90,6 +91,13 @@ def test_teacher_forced_logits_match_llama_cpp():
     assert merged.errors.max() <= MAX_ERROR, merged.describe()
     assert merged.errors.mean() <= MEAN_ERROR, merged.describe()
     assert merged.argmax_disagreements_beyond_tie(ARGMAX_TIE).size == 0, merged.describe()
+    # How often argmax agrees is bounded by the model's near ties: llama.cpp with an f32 KV cache agrees with its
+    # own f16-cache path at only ~95% of these positions (measured 2026-12-04: 95.0%, the engine 96.0%). The
+    # engine must agree with llama.cpp at least as often as llama.cpp agrees with itself across that change.
+    self_agreement = float(np.mean(np.concatenate(f32_kv_argmax) == merged.argmax_ref))
+    print(f"argmax agreement: engine vs llama.cpp {merged.argmax_agreement:.4f}, llama.cpp f32 KV vs f16 KV "
+          f"{self_agreement:.4f}")
+    assert merged.argmax_agreement >= self_agreement - 0.005, merged.describe()
     # Past the window the sliding layers forget the speech's start; a kernel that ignored the window differs there.
     tail = comparisons[2].errors[520:]
     assert tail.max() <= MAX_ERROR, comparisons[2].describe()
