@@ -6,6 +6,8 @@
 #include <numeric>
 #include <vector>
 
+#include "base/check.h"
+
 namespace so {
 
 void sigmoid_in_place(float* x, int64_t n) {
@@ -59,6 +61,24 @@ void route_top_k(const float* scores, int64_t n_tokens, int n_experts, const Moe
     const float divisor = moe.normalize_weights ? std::max(static_cast<float>(sum), 6.103515625e-5f) : 1.0f;
     // note: dividing or scaling by 1 is exact, so no branch for the families that do neither
     for (int k = 0; k < n_used; ++k) weights[t * n_used + k] = weights[t * n_used + k] / divisor * moe.weights_scale;
+  }
+}
+
+void group_by_expert(const int32_t* selected, int64_t n_tokens, int n_used, int n_experts, ExpertGroups& groups) {
+  const int64_t n = n_tokens * n_used;
+  groups.offsets.assign(size_t(n_experts) + 1, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    SO_CHECK(selected[i] >= 0 && selected[i] < n_experts, "routed to expert ", selected[i], " of ", n_experts);
+    ++groups.offsets[size_t(selected[i]) + 1];
+  }
+  for (int e = 0; e < n_experts; ++e) groups.offsets[size_t(e) + 1] += groups.offsets[size_t(e)];
+  groups.tokens.resize(size_t(n));
+  groups.slots.resize(size_t(n));
+  std::vector<int64_t> next(groups.offsets.begin(), groups.offsets.end() - 1);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t at = next[size_t(selected[i])]++;
+    groups.tokens[size_t(at)] = static_cast<int32_t>(i / n_used);
+    groups.slots[size_t(at)] = static_cast<int32_t>(i);
   }
 }
 

@@ -79,5 +79,22 @@ TEST(MoeRouting, SigmoidIsTheLogisticFunction) {
   EXPECT_FLOAT_EQ(x[2], 1.0f / (1.0f + std::exp(-3.0f)));
 }
 
+TEST(MoeRouting, GroupsByExpertKeepEachGroupInSlotOrder) {
+  // 4 tokens, 2 choices each, over 5 experts (expert 3 unused).
+  const std::vector<int32_t> selected = {2, 0, 0, 4, 2, 1, 4, 2};
+  ExpertGroups groups;
+  group_by_expert(selected.data(), 4, 2, 5, groups);
+  EXPECT_EQ(groups.offsets, (std::vector<int64_t>{0, 2, 3, 6, 6, 8}));
+  EXPECT_EQ(groups.slots, (std::vector<int32_t>{1, 2, 5, 0, 4, 7, 3, 6}));
+  EXPECT_EQ(groups.tokens, (std::vector<int32_t>{0, 1, 2, 0, 2, 3, 1, 3}));
+  EXPECT_EQ(groups.size(3), 0);
+  // Reused for a smaller step: nothing of the last one is left.
+  const std::vector<int32_t> next = {4, 3};
+  group_by_expert(next.data(), 1, 2, 5, groups);
+  EXPECT_EQ(groups.offsets, (std::vector<int64_t>{0, 0, 0, 0, 1, 2}));
+  EXPECT_EQ(groups.slots, (std::vector<int32_t>{1, 0}));
+  EXPECT_EQ(groups.tokens, (std::vector<int32_t>{0, 0}));
+}
+
 }  // namespace
 }  // namespace so

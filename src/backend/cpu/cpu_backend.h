@@ -10,6 +10,7 @@
 #include "backend/cpu/attention.h"
 #include "backend/cpu/cpu_stream.h"
 #include "backend/cpu/kernels.h"
+#include "backend/moe_routing.h"
 #include "base/compute_gate.h"
 #include "base/thread_pool.h"
 
@@ -31,6 +32,7 @@ struct MoeScratch {
   AlignedBuffer down;            // (n_group, dim)
   std::vector<int32_t> selected;  // (n_tokens, n_used) expert ids
   std::vector<float> weights;     // (n_tokens, n_used)
+  ExpertGroups groups;            // the choices by expert
 };
 
 class CpuBackend final : public Backend {

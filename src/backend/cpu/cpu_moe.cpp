@@ -32,18 +32,12 @@ void CpuBackend::moe_ffn(const MoeWeights& weights, const float* x, int64_t n_to
   // Run each expert over the tokens routed to it.
   s.expert_outputs.resize(size_t(n_tokens) * n_used * dim * sizeof(float));
   float* expert_outputs = s.expert_outputs.as<float>();
-  std::vector<int32_t> group_tokens, group_slots;
+  group_by_expert(s.selected.data(), n_tokens, n_used, n_experts, s.groups);
   for (int e = 0; e < n_experts; ++e) {
-    group_tokens.clear();
-    group_slots.clear();
-    for (int64_t i = 0; i < n_tokens * n_used; ++i) {
-      if (s.selected[i] == e) {
-        group_tokens.push_back(static_cast<int32_t>(i / n_used));
-        group_slots.push_back(static_cast<int32_t>(i));
-      }
-    }
-    if (group_tokens.empty()) continue;
-    const int64_t n_group = static_cast<int64_t>(group_tokens.size());
+    const int64_t n_group = s.groups.size(e);
+    if (n_group == 0) continue;
+    const std::span<const int32_t> group_tokens(s.groups.tokens.data() + s.groups.offsets[size_t(e)], size_t(n_group));
+    const int32_t* group_slots = s.groups.slots.data() + s.groups.offsets[size_t(e)];
     s.gathered.resize(size_t(n_group) * dim * sizeof(float));
     s.gate.resize(size_t(n_group) * ffn_dim * sizeof(float));
     s.up.resize(size_t(n_group) * ffn_dim * sizeof(float));

@@ -13,6 +13,7 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/attention.h"
+#include "backend/moe_routing.h"
 #include "base/thread_pool.h"
 
 namespace so {
@@ -126,6 +127,7 @@ class CudaBackend final : public Backend {
   std::vector<float> router_logits_;
   std::vector<int32_t> selected_;
   std::vector<float> route_weights_;
+  ExpertGroups groups_;
 };
 
 }  // namespace so

@@ -1,8 +1,6 @@
 // The MoE FFN on the device. Routing (softmax and top-k over a few experts per token) runs
 // on the host from the router's logits; each expert then runs once over its group of
 // tokens, and the outputs combine in each token's top-k order as on the CPU.
-#include <vector>
-
 #include "backend/cpu/kernels.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
@@ -32,23 +30,20 @@ void CudaBackend::moe_ffn(const MoeWeights& weights, const float* x, int64_t n_t
   route_top_k(router_logits_.data(), n_tokens, n_experts, weights, selected_.data(), route_weights_.data());
 
   auto* expert_outputs = static_cast<float*>(scratch(kMoeExpertOutputs, size_t(n_tokens * n_used * dim) * sizeof(float)));
-  std::vector<int32_t> group_tokens, group_slots;
+  // Every group's tokens and output slots go up in one copy each (not two per expert).
+  group_by_expert(selected_.data(), n_tokens, n_used, n_experts, groups_);
+  const size_t n_choices = groups_.tokens.size();
+  const auto* tokens = static_cast<const int32_t*>(upload(Upload::kIndices, groups_.tokens.data(), n_choices * 4));
+  const auto* slots = static_cast<const int32_t*>(upload(Upload::kSlots, groups_.slots.data(), n_choices * 4));
   for (int e = 0; e < n_experts; ++e) {
-    group_tokens.clear();
-    group_slots.clear();
-    for (int64_t i = 0; i < n_tokens * n_used; ++i) {
-      if (selected_[size_t(i)] == e) {
-        group_tokens.push_back(static_cast<int32_t>(i / n_used));
-        group_slots.push_back(static_cast<int32_t>(i));
-      }
-    }
-    if (group_tokens.empty()) continue;
-    const int64_t n_group = static_cast<int64_t>(group_tokens.size());
+    const int64_t n_group = groups_.size(e);
+    if (n_group == 0) continue;
+    const int64_t first = groups_.offsets[size_t(e)];
     auto* gathered = static_cast<float*>(scratch(kMoeGathered, size_t(n_group * dim) * sizeof(float)));
     auto* gate = static_cast<float*>(scratch(kMoeGate, size_t(n_group * ffn_dim) * sizeof(float)));
     auto* up = static_cast<float*>(scratch(kMoeUp, size_t(n_group * ffn_dim) * sizeof(float)));
     auto* down = static_cast<float*>(scratch(kMoeDown, size_t(n_group * dim) * sizeof(float)));
-    gather_rows(x, group_tokens, dim, gathered);
+    cuda::gather_rows(x, tokens + first, n_group, dim, gathered, stream_);
     matmul(weights.gate[size_t(e)], gathered, n_group, gate);
     matmul(weights.up[size_t(e)], gathered, n_group, up);
     if (weights.gate_bias) {
@@ -62,9 +57,7 @@ void CudaBackend::moe_ffn(const MoeWeights& weights, const float* x, int64_t n_t
     }
     matmul(weights.down[size_t(e)], gate, n_group, down);
     if (weights.down_bias) cuda::add_bias(down, weights.down_bias + int64_t(e) * dim, n_group, dim, stream_);
-    const auto* slots = static_cast<const int32_t*>(upload(Upload::kSlots, group_slots.data(),
-                                                           group_slots.size() * sizeof(int32_t)));
-    cuda::scatter_rows(down, slots, n_group, dim, expert_outputs, stream_);
+    cuda::scatter_rows(down, slots + first, n_group, dim, expert_outputs, stream_);
   }
   const auto* route_weights = static_cast<const float*>(
       upload(Upload::kMoeWeights, route_weights_.data(), route_weights_.size() * sizeof(float)));
