@@ -8,7 +8,6 @@ Needs gguf, numpy and safetensors (the GPU machine gets gguf as a carried wheel:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -31,7 +30,7 @@ def specs() -> list[model_factory.ModelSpec]:
                ("F32", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_K", "Q6_K", "MXFP4", "Q2_K", "Q3_K")]
     chosen += [model_factory.make_spec("qwen3moe", "Q3_K"), model_factory.make_spec("gemma3", "Q6_K"),
                model_factory.gpt_oss_as_released("BF16"), model_factory.deepseek_lite_spec("Q8_0"),
-               dataclasses.replace(model_factory.make_spec("gemma3", "Q5_0"), seed=1)]
+               model_factory.make_spec("gemma3", "Q5_0", seed=1)]
     return chosen
 
 

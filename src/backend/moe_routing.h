@@ -15,8 +15,7 @@ void sigmoid_in_place(float* x, int64_t n);
 // selected/weights (n_tokens, moe.n_experts_used): the top-k by score plus the selection bias
 // (ties to the lower id), within the best groups when the experts are grouped (a group's
 // worth: its two best, or its best with moe.group_by_best); weights are the unbiased scores,
-// renormalized to sum 1 when
-// moe.normalize_weights, times moe.weights_scale.
+// renormalized to sum 1 when moe.normalize_weights, times moe.weights_scale.
 void route_top_k(const float* scores, int64_t n_tokens, int n_experts, const MoeWeights& moe, int32_t* selected,
                  float* weights);
 

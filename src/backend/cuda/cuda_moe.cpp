@@ -32,9 +32,9 @@ void CudaBackend::moe_ffn(const MoeWeights& weights, const float* x, int64_t n_t
   auto* expert_outputs = static_cast<float*>(scratch(kMoeExpertOutputs, size_t(n_tokens * n_used * dim) * sizeof(float)));
   // Every group's tokens and output slots go up in one copy each (not two per expert).
   group_by_expert(selected_.data(), n_tokens, n_used, n_experts, groups_);
-  const size_t n_choices = groups_.tokens.size();
-  const auto* tokens = static_cast<const int32_t*>(upload(Upload::kIndices, groups_.tokens.data(), n_choices * 4));
-  const auto* slots = static_cast<const int32_t*>(upload(Upload::kSlots, groups_.slots.data(), n_choices * 4));
+  const size_t choice_bytes = groups_.tokens.size() * sizeof(int32_t);
+  const auto* tokens = static_cast<const int32_t*>(upload(Upload::kIndices, groups_.tokens.data(), choice_bytes));
+  const auto* slots = static_cast<const int32_t*>(upload(Upload::kSlots, groups_.slots.data(), choice_bytes));
   for (int e = 0; e < n_experts; ++e) {
     const int64_t n_group = groups_.size(e);
     if (n_group == 0) continue;
