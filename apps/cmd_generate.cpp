@@ -55,7 +55,7 @@ Result<std::vector<std::string>> read_prompts(const GenerateOptions& options) {
 Result<Workload> workload_of(const GenerateOptions& options, const std::vector<std::string>& prompts,
                              const EngineOptions& engine_config, int& longest_prompt) {
   SO_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer,
-                      load_tokenizer(engine_config.model_path, engine_config.dummy_weights));
+                      load_tokenizer(engine_config.model_path, engine_config.load_format.dummy));
   const int template_tokens = options.chat ? 16 : 0;
   int64_t total = 0;
   longest_prompt = 0;

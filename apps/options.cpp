@@ -26,6 +26,10 @@ void add_model_options(CLI::App& command, ModelOptions& options) {
                      "config or its directory, e.g. configs/mixtral-8x7b), for throughput at scale")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "dummy"}));
+  command.add_option("--dummy-type", options.dummy_type,
+                     "with --load-format dummy: the matrices' type instead of the config's torch_dtype, e.g. Q4_K for "
+                     "the bytes a quantized file of the model streams (norms stay F32; matrices whose rows are not "
+                     "whole blocks take Q8_0, as llama.cpp's quantizer does)");
   command.add_option("--mmap", options.mmap,
                      "on: map the model files (fast to start, pages shared with the page cache); off: read them into "
                      "private memory, so a file truncated or replaced under a running process cannot kill it; auto: "
@@ -166,7 +170,14 @@ Result<EngineOptions> engine_options(const ModelOptions& model, const BatchOptio
   options.spec.draft_subbatch = spec.draft_subbatch;
   options.spec.simulate_alpha = spec.simulate_acceptance;
   options.schedule = spec.schedule == "interleaved" ? Schedule::kInterleaved : Schedule::kSerial;
-  options.dummy_weights = model.load_format == "dummy";
+  options.load_format.dummy = model.load_format == "dummy";
+  if (!model.dummy_type.empty()) {
+    if (!options.load_format.dummy) {
+      return invalid_argument("--dummy-type ", quote_for_message(model.dummy_type),
+                              " needs --load-format dummy (a model file keeps the types it was written in)");
+    }
+    SO_ASSIGN_OR_RETURN(options.load_format.dummy_dtype, dummy_weight_dtype(model.dummy_type));
+  }
   if (!spec.draft_model.empty()) {
     options.spec.drafter = DrafterKind::kDraftModel;
     options.spec.draft_model_path = resolve_model_path(spec.draft_model);
@@ -242,7 +253,8 @@ Status write_stats_json(const Engine& engine, const std::string& path, double fi
   nlohmann::ordered_json stats = nlohmann::ordered_json::parse(engine.stats().to_json());
   stats["backend"] = engine.backend_name();
   stats["generate_finished_unix_seconds"] = finished_unix_seconds;
-  stats["dummy_weights"] = engine.options().dummy_weights;
+  stats["dummy_weights"] = engine.options().load_format.dummy;
+  if (const auto dtype = engine.options().load_format.dummy_dtype) stats["dummy_type"] = dtype_name(*dtype);
   if (engine.options().spec.simulate_alpha >= 0) stats["simulated_acceptance"] = engine.options().spec.simulate_alpha;
   stats["memory"] = nlohmann::ordered_json::parse(engine.memory_json());
   stats["applied_plan"] = nlohmann::ordered_json::parse(engine.applied_plan_json());

@@ -91,6 +91,8 @@ def run_engine(args, name: str, extra: list[str]) -> dict:
                    args.kv_cache, "--stats-json", stats_path, *extra]
         if args.device_mem:
             command += ["--device-mem", args.device_mem]
+        if args.dummy_type:
+            command += ["--dummy-type", args.dummy_type]
         command = [str(c) for c in command]
         print(f"[{name}] {' '.join(command)}", file=sys.stderr, flush=True)
         with UtilizationSampler() as sampler:
@@ -145,6 +147,8 @@ def main() -> int:
     parser.add_argument("--target", default=str(REPO / "configs" / "mixtral-8x7b"))
     parser.add_argument("--draft", default=str(REPO / "configs" / "mistral-7b"),
                         help="a draft config directory, or layers:N for the target's first N layers (self-draft)")
+    parser.add_argument("--dummy-type", default="",
+                        help="the target's and draft's matrices in this GGUF type (e.g. Q2_K) instead of the config's")
     parser.add_argument("--gpu-mem", default="24G")
     parser.add_argument("--backend", default="cuda", help="cpu: a plumbing check of this script without a GPU")
     # note: 24G holds the bf16 Mistral-7B draft (14.5 GB), two ring slots of Mixtral layers (5.9 GB), both KV
@@ -229,6 +233,7 @@ def main() -> int:
     except FileNotFoundError:
         device = f"no nvidia-smi ({args.backend} backend)"
     result = {"device": device, "date": datetime.date.today().isoformat(), "target": args.target, "draft": args.draft,
+              "dummy_type": args.dummy_type or "the config's torch_dtype",
               "gpu_mem": args.gpu_mem, "rows": args.rows, "kv_cache": args.kv_cache, "gen": args.gen,
               "draft_max": args.draft_max,
               "records": records}

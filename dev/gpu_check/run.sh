@@ -32,18 +32,22 @@ if [ "$mode" = bench ] || [ "$mode" = all ]; then
   build/apps/specoffload profile --backend cuda --seconds 0.2 -o "$out/profile.json" >/dev/null 2>"$out/profile.log"
   # 256 rows with host KV, self-drafting from the target's first 4 layers at a simulated alpha of 0.7; the
   # targets' weights stream from pinned host memory (qwen3-30b-a3b bf16 61 GB, gpt-oss-120b MXFP4 experts
-  # 60 GB, deepseek-v2-lite bf16 31 GB); qwen3-235b-a22b and deepseek-v3 need more host RAM than 128 GiB.
-  # Short prompts and 32 tokens so full decode passes dominate; each run loads its target again (~35 s at
-  # 60 GB), so only the smallest also runs without speculation.
-  for target in ${BENCH_TARGETS:-deepseek-v2-lite qwen3-30b-a3b gpt-oss-120b}; do
+  # 63 GB, deepseek-v2-lite bf16 31 GB, qwen3-235b-a22b in Q2_K 77 GB: in bf16 it would need 470 GB of host
+  # RAM, and deepseek-v3 1.3 TB, 233 GB even in Q2_K). Entries are config[:dummy type]. Short prompts and 32
+  # tokens so full decode passes dominate; each run loads its target again (~35 s at 60 GB), so only the
+  # smallest also runs without speculation.
+  for entry in ${BENCH_TARGETS:-deepseek-v2-lite qwen3-30b-a3b gpt-oss-120b qwen3-235b-a22b:Q2_K}; do
+    target="${entry%%:*}" dtype=""; [ "$entry" != "$target" ] && dtype="--dummy-type ${entry#*:}"
     plain=--no-plain; [ "$target" = deepseek-v2-lite ] && plain=
     # note: on a GPU the self-draft's 4 layers and head are a resident copy beside --device-mem: gpt-oss-120b's
     # take 7.8 GB (MXFP4 experts, a 201k-token bf16 head), so its target gets 12G of the 24G.
     weights=16G; [ "$target" = gpt-oss-120b ] && weights=12G
-    timeout 150 python3 bench/gpu_offload.py --bin build/apps/specoffload --target "configs/$target" \
+    limit=150; [ "$target" = qwen3-235b-a22b ] && limit=240
+    timeout $limit python3 bench/gpu_offload.py --bin build/apps/specoffload --target "configs/$target" $dtype \
       --draft layers:4 --rows 256 --prompts 256 --prompt-chars 32 --gen 32 --kv-cache host --device-mem $weights \
-      --alphas 0.7 $plain --profile "$out/profile.json" --timeout 145 --out "$out/gpu_offload_$target.json" \
+      --alphas 0.7 $plain --profile "$out/profile.json" --timeout $((limit - 5)) --out "$out/gpu_offload_$target.json" \
       >"$out/bench_$target.log" 2>&1
-    echo "$target: rc $?"; grep -v '^\[' "$out/bench_$target.log" | grep -o '"name": "[^"]*"\|"decode_tokens_per_second": [0-9.]*\|"mean_rows_per_pass": [0-9.]*\|"fraction_of_physical_bound": [0-9.]*\|"achieved_copy_gbps": [0-9.]*\|"error": .\{0,300\}\|"speedup_vs_no_speculation": [0-9.]*' | tr '\n' ' '; echo
+    echo "$entry: rc $?"; grep -v '^\[' "$out/bench_$target.log" | grep -o '"name": "[^"]*"\|"decode_tokens_per_second": [0-9.]*\|"mean_rows_per_pass": [0-9.]*\|"fraction_of_physical_bound": [0-9.]*\|"achieved_copy_gbps": [0-9.]*\|"error": .\{0,300\}\|"speedup_vs_no_speculation": [0-9.]*\|"mean_pass_seconds": [0-9.]*\|"wall_seconds": [0-9.]*' | tr '\n' ' '; echo
+    grep '^prefill' "$out/bench_$target.log" | tail -2
   done
 fi

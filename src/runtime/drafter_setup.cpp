@@ -78,9 +78,9 @@ Result<DrafterSetup> create_drafter(const EngineOptions& options, const Model& t
       break;
     }
     case DrafterKind::kDraftModel: {
-      auto model = load_model_as(spec.draft_model_path, options.dummy_weights, options.map_mode);
+      auto model = load_model_as(spec.draft_model_path, options.load_format, options.map_mode);
       if (!model.ok()) return model.status().with_context(str_cat("loading the draft model '", spec.draft_model_path, "'"));
-      auto tokenizer = tokenizer_of(**model, options.dummy_weights);
+      auto tokenizer = tokenizer_of(**model, options.load_format.dummy);
       if (!tokenizer.ok()) {
         return tokenizer.status().with_context(str_cat("loading the tokenizer of the draft model '", spec.draft_model_path, "'"));
       }

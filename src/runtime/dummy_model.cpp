@@ -1,6 +1,10 @@
 #include "runtime/dummy_model.h"
 
 #include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <cstring>
 #include <filesystem>
 #include <thread>
 #include <vector>
@@ -12,6 +16,7 @@
 #include "format/hf_config.h"
 #include "model/weights.h"
 #include "tensor/blocks.h"
+#include "tensor/fp16.h"
 
 namespace so {
 
@@ -24,37 +29,83 @@ uint64_t splitmix(uint64_t& state) {
   return z ^ (z >> 31);
 }
 
+// fn(begin, end, thread) over [0, n) in one chunk per thread.
+template <typename Fn>
+void for_each_chunk(size_t n, Fn fn) {
+  const int n_threads = std::max(1u, std::min(16u, std::thread::hardware_concurrency()));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < n_threads; ++t) threads.emplace_back([=] { fn(n * t / n_threads, n * (t + 1) / n_threads, t); });
+  for (std::thread& thread : threads) thread.join();
+}
+
 // Random 16-bit floats of magnitude in [2^-9, 2^-4) (weights) or [0.5, 2) (norms), random
 // sign; bf16 or f16 bit patterns; f32 values the same way.
 void fill_random(uint8_t* data, size_t bytes, DType dtype, bool near_one, uint64_t seed) {
-  const int n_threads = std::max(1u, std::min(16u, std::thread::hardware_concurrency()));
-  std::vector<std::thread> threads;
-  const size_t words = bytes / 8;
-  for (int t = 0; t < n_threads; ++t) {
-    threads.emplace_back([=] {
-      uint64_t state = seed * 0x100000001B3ull + uint64_t(t);
-      auto* out = reinterpret_cast<uint64_t*>(data);
-      for (size_t i = words * t / n_threads; i < words * (t + 1) / n_threads; ++i) {
-        uint64_t r = splitmix(state), patterns[4];
-        for (int k = 0; k < 4; ++k, r >>= 16) {
-          const uint64_t sign = near_one ? 0 : (r & 1);
-          const uint64_t mantissa = (r >> 1) & 0x7F;
-          if (dtype == DType::kF16) {
-            const uint64_t exponent = near_one ? 14 + ((r >> 8) & 1) : 6 + ((r >> 8) % 5);
-            patterns[k] = (sign << 15) | (exponent << 10) | (mantissa << 3);
-          } else {  // bf16, and the upper half of an f32
-            const uint64_t exponent = near_one ? 126 + ((r >> 8) & 1) : 118 + ((r >> 8) % 5);
-            patterns[k] = (sign << 15) | (exponent << 7) | mantissa;
-          }
+  for_each_chunk(bytes / 8, [=](size_t begin, size_t end, int t) {
+    uint64_t state = seed * 0x100000001B3ull + uint64_t(t);
+    auto* out = reinterpret_cast<uint64_t*>(data);
+    for (size_t i = begin; i < end; ++i) {
+      uint64_t r = splitmix(state), patterns[4];
+      for (int k = 0; k < 4; ++k, r >>= 16) {
+        const uint64_t sign = near_one ? 0 : (r & 1);
+        const uint64_t mantissa = (r >> 1) & 0x7F;
+        if (dtype == DType::kF16) {
+          const uint64_t exponent = near_one ? 14 + ((r >> 8) & 1) : 6 + ((r >> 8) % 5);
+          patterns[k] = (sign << 15) | (exponent << 10) | (mantissa << 3);
+        } else {  // bf16, and the upper half of an f32
+          const uint64_t exponent = near_one ? 126 + ((r >> 8) & 1) : 118 + ((r >> 8) % 5);
+          patterns[k] = (sign << 15) | (exponent << 7) | mantissa;
         }
-        const uint64_t word = dtype == DType::kF32
-                                  ? (patterns[0] << 16) | (patterns[1] << 48)
-                                  : patterns[0] | (patterns[1] << 16) | (patterns[2] << 32) | (patterns[3] << 48);
-        out[i] = word;
       }
-    });
+      out[i] = dtype == DType::kF32 ? (patterns[0] << 16) | (patterns[1] << 48)
+                                    : patterns[0] | (patterns[1] << 16) | (patterns[2] << 32) | (patterns[3] << 48);
+    }
+  });
+}
+
+// Where a quantized block keeps its f16 scales (the second, a min or offset, may be absent: -1), and the scale
+// that puts a weight near the 16-bit dummies' magnitude (~2^-6) given the codes' typical size.
+struct BlockScales {
+  DType dtype;
+  std::array<int, 2> f16_fields;
+  int log2_scale;
+};
+constexpr BlockScales kBlockScales[] = {
+    {DType::kQ8_0, {offsetof(BlockQ8_0, d), -1}, -12},  {DType::kQ4_0, {offsetof(BlockQ4_0, d), -1}, -8},
+    {DType::kQ4_1, {offsetof(BlockQ4_1, d), offsetof(BlockQ4_1, m)}, -9},
+    {DType::kQ5_0, {offsetof(BlockQ5_0, d), -1}, -9},  {DType::kQ2_K, {offsetof(BlockQ2_K, d), offsetof(BlockQ2_K, dmin)}, -10},
+    {DType::kQ3_K, {offsetof(BlockQ3_K, d), -1}, -11}, {DType::kQ4_K, {offsetof(BlockQ4_K, d), offsetof(BlockQ4_K, dmin)}, -14},
+    {DType::kQ5_K, {offsetof(BlockQ5_K, d), offsetof(BlockQ5_K, dmin)}, -15},
+    {DType::kQ6_K, {offsetof(BlockQ6_K, d), -1}, -16},
+};
+
+const BlockScales* block_scales(DType dtype) {
+  for (const BlockScales& scales : kBlockScales) {
+    if (scales.dtype == dtype) return &scales;
   }
-  for (std::thread& thread : threads) thread.join();
+  return nullptr;
+}
+
+// Random blocks of a quantized type: any codes, scales near the table's (no NaN, infinity or huge values).
+void fill_quantized(uint8_t* data, size_t bytes, const BlockScales& scales, uint64_t seed) {
+  const size_t block = size_t(dtype_info(scales.dtype).block_bytes);
+  for_each_chunk(bytes / block, [=](size_t begin, size_t end, int t) {
+    uint64_t state = seed * 0x100000001B3ull + uint64_t(t);
+    for (size_t b = begin; b < end; ++b) {
+      uint8_t* out = data + b * block;
+      uint64_t r = 0;
+      for (size_t i = 0; i < block; i += 8) {
+        r = splitmix(state);
+        std::memcpy(out + i, &r, std::min<size_t>(8, block - i));
+      }
+      const float scale = std::ldexp(1.0f + float(r >> 56) / 256.0f, scales.log2_scale);
+      for (int field = 0; field < 2; ++field) {
+        if (scales.f16_fields[field] < 0) continue;
+        const uint16_t half = fp32_to_fp16(field == 1 && (r & 1) ? -scale : scale);
+        std::memcpy(out + scales.f16_fields[field], &half, 2);
+      }
+    }
+  });
 }
 
 // Random MXFP4 blocks: any nibbles, shared exponents 2^-8 .. 2^-4 (no NaN or huge scales).
@@ -70,11 +121,19 @@ void fill_mxfp4(uint8_t* data, size_t bytes, uint64_t seed) {
   }
 }
 
-// The dtype a matrix gets: the config's, or MXFP4 for a gpt-oss config's experts when its
-// quantization_config says so (as the released checkpoints do).
-DType dummy_dtype(const std::string& name, DType dtype, bool mxfp4_experts) {
-  const bool expert = name.find("_exps.weight") != std::string::npos;
-  return mxfp4_experts && expert ? DType::kMXFP4 : dtype;
+// The dtype a tensor gets: gpt-oss's experts MXFP4 when its quantization_config says so (as released); beside a
+// quantized type, what llama.cpp's quantizer leaves unquantized stays F32 (vectors, biases, MoE routers: GGUF's
+// ffn_gate_inp, Hugging Face's *.gate.weight), and a matrix whose rows are not whole blocks of the type takes Q8_0,
+// else F16, as that quantizer falls back.
+DType dummy_dtype(const ExpectedTensor& spec, DType dtype, bool mxfp4_experts) {
+  const std::string& name = spec.name;
+  if (mxfp4_experts && name.find("_exps.weight") != std::string::npos) return DType::kMXFP4;
+  const DTypeInfo& info = dtype_info(dtype);
+  if (!info.is_quantized) return dtype;
+  const bool router = name.find("ffn_gate_inp") != std::string::npos || name.ends_with(".gate.weight");
+  if (spec.shape.n_dims == 1 || !name.ends_with("weight") || router) return DType::kF32;
+  if (spec.shape.inner() % info.block_elements == 0) return dtype;
+  return spec.shape.inner() % dtype_info(DType::kQ8_0).block_elements == 0 ? DType::kQ8_0 : DType::kF16;
 }
 
 Result<DType> dtype_of_config(const std::string& torch_dtype) {
@@ -107,7 +166,8 @@ Result<ModelConfig> read_dummy_config(const std::string& path, ModelFile& file, 
 
 }  // namespace
 
-Result<std::unique_ptr<Model>> load_dummy_model(const std::string& path, uint64_t seed) {
+Result<std::unique_ptr<Model>> load_dummy_model(const std::string& path, std::optional<DType> weight_dtype,
+                                                uint64_t seed) {
   auto model = std::make_unique<Model>();
   ModelFile& file = model->file;
   std::string text;
@@ -119,8 +179,9 @@ Result<std::unique_ptr<Model>> load_dummy_model(const std::string& path, uint64_
   const nlohmann::json json = nlohmann::json::parse(text, nullptr, false);
   // note: without tensors every config reads as tied; the file decides (Gemma ties by default).
   c.tied_embeddings = json.is_object() && json.value("tie_word_embeddings", c.arch == Architecture::kGemma3);
-  SO_ASSIGN_OR_RETURN(const DType dtype,
+  SO_ASSIGN_OR_RETURN(const DType config_dtype,
                       dtype_of_config(json.is_object() ? json.value("torch_dtype", std::string()) : std::string()));
+  const DType dtype = weight_dtype.value_or(config_dtype);
 
   // note: gpt-oss has GGUF names only (its checkpoints' layout is not one the engine reads).
   // DeepSeek keeps HF names: per-expert tensors keep the random pool small (GGUF's merged experts would need one
@@ -129,34 +190,57 @@ Result<std::unique_ptr<Model>> load_dummy_model(const std::string& path, uint64_
   const bool mxfp4_experts = c.arch == Architecture::kGptOss && json.is_object() &&
                              json.value(nlohmann::json::json_pointer("/quantization_config/quant_method"), std::string()) == "mxfp4";
   const std::vector<ExpectedTensor> specs = expected_tensors(c, file.format);
-  uint64_t largest = 0, largest_mxfp4 = 0;
+  // One region of random values per dtype, vectors (norms near 1) apart; a region's tensors alias it, matrices at
+  // spread offsets so that different tensors start at different places.
+  struct Region {
+    DType dtype;
+    bool vector;
+    uint64_t largest = 0, offset = 0;
+  };
+  std::vector<Region> regions;
+  auto region_of = [&regions](DType type, bool vector) -> Region& {
+    for (Region& region : regions) {
+      if (region.dtype == type && region.vector == vector) return region;
+    }
+    return regions.emplace_back(Region{type, vector});
+  };
   for (const ExpectedTensor& spec : specs) {
-    const DType type = dummy_dtype(spec.name, dtype, mxfp4_experts);
-    uint64_t& most = type == DType::kMXFP4 ? largest_mxfp4 : largest;
-    most = std::max<uint64_t>(most, dtype_row_bytes(type, spec.shape.inner()) * spec.shape.rows());
+    const DType type = dummy_dtype(spec, dtype, mxfp4_experts);
+    Region& region = region_of(type, spec.shape.n_dims == 1);
+    region.largest = std::max<uint64_t>(region.largest, dtype_row_bytes(type, spec.shape.inner()) * spec.shape.rows());
   }
-  // One pool for matrices (aliased at spread offsets), one for vectors (norms near 1), one for
-  // MXFP4 experts.
-  const uint64_t spread = 64 << 20, vectors = 1 << 20;
-  SO_ASSIGN_OR_RETURN(MappedFile pool,
-                      MappedFile::anonymous(largest + spread + vectors + largest_mxfp4, "dummy weights"));
-  fill_random(pool.writable_data(), largest + spread, dtype, false, seed);
-  fill_random(pool.writable_data() + largest + spread, vectors, dtype, true, seed + 1);
-  fill_mxfp4(pool.writable_data() + largest + spread + vectors, largest_mxfp4, seed + 2);
+  const uint64_t spread = 64 << 20;
+  uint64_t pool_bytes = 0;
+  for (Region& region : regions) {
+    region.offset = pool_bytes;
+    pool_bytes += (region.largest + (region.vector ? 0 : spread) + 63) / 64 * 64;
+  }
+  SO_ASSIGN_OR_RETURN(MappedFile pool, MappedFile::anonymous(pool_bytes, "dummy weights"));
+  for (size_t i = 0; i < regions.size(); ++i) {
+    const Region& region = regions[i];
+    uint8_t* data = pool.writable_data() + region.offset;
+    const uint64_t bytes = region.largest + (region.vector ? 0 : spread), region_seed = seed + 3 * i;
+    if (region.dtype == DType::kMXFP4) {
+      fill_mxfp4(data, bytes, region_seed);
+    } else if (const BlockScales* scales = block_scales(region.dtype)) {
+      fill_quantized(data, bytes, *scales, region_seed);
+    } else {
+      fill_random(data, bytes, region.dtype, region.vector, region_seed);
+    }
+  }
   uint64_t at = 0;
   for (const ExpectedTensor& spec : specs) {
     TensorInfo info;
     info.name = spec.name;
-    info.dtype = dummy_dtype(spec.name, dtype, mxfp4_experts);
+    info.dtype = dummy_dtype(spec, dtype, mxfp4_experts);
     info.shape = spec.shape;
     info.bytes = dtype_row_bytes(info.dtype, spec.shape.inner()) * spec.shape.rows();
-    if (info.dtype == DType::kMXFP4) {
-      info.offset = largest + spread + vectors;
-    } else if (spec.shape.n_dims == 1) {
-      info.offset = largest + spread;
-    } else {
-      at = (at + 7919 * 4096) % spread;  // different tensors start at different places
-      info.offset = at / 64 * 64;
+    const Region& region = region_of(info.dtype, spec.shape.n_dims == 1);
+    info.offset = region.offset;
+    if (!region.vector) {  // on the region's block grid, 64-byte aligned
+      at = (at + 7919 * 4096) % spread;
+      const uint64_t grain = 64 * uint64_t(dtype_info(info.dtype).block_bytes);
+      info.offset += at / grain * grain;
     }
     info.data = pool.data() + info.offset;
     SO_TRY(file.tensors.add(std::move(info)));
@@ -207,8 +291,18 @@ Result<std::unique_ptr<Tokenizer>> dummy_tokenizer(int32_t n_vocab) {
   return Tokenizer::from_hf_json(tokenizer.dump(), config.dump());
 }
 
-Result<std::unique_ptr<Model>> load_model_as(const std::string& path, bool dummy, MapMode mode) {
-  return dummy ? load_dummy_model(path) : load_model(path, mode);
+Result<DType> dummy_weight_dtype(std::string_view name) {
+  const std::optional<DType> dtype = dtype_from_name(name);
+  if (!dtype || !dtype_info(*dtype).weight_supported || *dtype == DType::kMXFP4) {
+    return invalid_argument("--dummy-type ", quote_for_message(name), " is not a type dummy weights can take; expected ",
+                            "one of F32, F16, BF16, Q8_0, Q6_K, Q5_K, Q5_0, Q4_K, Q4_1, Q4_0, Q3_K, Q2_K (gpt-oss ",
+                            "configs keep MXFP4 experts when their quantization_config says so)");
+  }
+  return *dtype;
+}
+
+Result<std::unique_ptr<Model>> load_model_as(const std::string& path, const LoadFormat& format, MapMode mode) {
+  return format.dummy ? load_dummy_model(path, format.dummy_dtype) : load_model(path, mode);
 }
 
 Result<std::unique_ptr<Tokenizer>> tokenizer_of(const Model& model, bool dummy) {

@@ -30,15 +30,15 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
   }
   std::unique_ptr<Engine> engine(new Engine());
   engine->options_ = options;
-  if (options.spec.simulate_alpha >= 0 && !options.dummy_weights) {
+  if (options.spec.simulate_alpha >= 0 && !options.load_format.dummy) {
     return invalid_argument("--simulate-acceptance replaces real verification outcomes, so it is refused with real "
                             "weights; it exists for --load-format dummy (throughput at scale)");
   }
   if (options.spec.simulate_alpha > 1.0) {
     return invalid_argument("--simulate-acceptance ", options.spec.simulate_alpha, " is not a probability in [0, 1]");
   }
-  SO_ASSIGN_OR_RETURN(engine->model_, load_model_as(options.model_path, options.dummy_weights, options.map_mode));
-  auto tokenizer = tokenizer_of(*engine->model_, options.dummy_weights);
+  SO_ASSIGN_OR_RETURN(engine->model_, load_model_as(options.model_path, options.load_format, options.map_mode));
+  auto tokenizer = tokenizer_of(*engine->model_, options.load_format.dummy);
   if (!tokenizer.ok()) return tokenizer.status().with_context(str_cat("loading the tokenizer of '", options.model_path, "'"));
   engine->tokenizer_ = std::move(tokenizer).value();
   if (engine->tokenizer_->n_vocab() > engine->model_->config.n_vocab) {

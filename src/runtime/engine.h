@@ -16,6 +16,7 @@
 #include "model/forward.h"
 #include "model/model.h"
 #include "offload/layer_streamer.h"
+#include "runtime/dummy_model.h"
 #include "runtime/pass_log.h"
 #include "runtime/replanner.h"
 #include "runtime/request.h"
@@ -68,7 +69,7 @@ enum class KvCacheChoice { kAuto, kDevice, kHost };
 
 struct EngineOptions {
   std::string model_path;
-  bool dummy_weights = false;  // --load-format dummy: model_path (and the draft's) is a config
+  LoadFormat load_format;  // dummy: model_path (and the draft's) is a config
   // kCopied: the model files are read into private memory (a server survives a file changed
   // under it); kMapped shares the page cache (--mmap).
   MapMode map_mode = MapMode::kMapped;

@@ -12,7 +12,7 @@ Result<Plan> plan_for(const EngineOptions& options, const PlanRequest& request, 
 }
 
 Result<PlanInput> plan_input_for(const EngineOptions& options, const PlanRequest& request, const PlanOverrides& given) {
-  SO_ASSIGN_OR_RETURN(std::unique_ptr<Model> target, load_model_as(options.model_path, options.dummy_weights));
+  SO_ASSIGN_OR_RETURN(std::unique_ptr<Model> target, load_model_as(options.model_path, options.load_format));
   PlanInput input;
   input.target = model_shape_of(*target);
   auto measured = [&](const std::string& path) -> std::optional<StepCost> {
@@ -28,7 +28,7 @@ Result<PlanInput> plan_input_for(const EngineOptions& options, const PlanRequest
       input.draft_model = input.target.first_layers(options.spec.draft_layers);
       break;
     case DrafterKind::kDraftModel: {
-      SO_ASSIGN_OR_RETURN(std::unique_ptr<Model> draft, load_model_as(options.spec.draft_model_path, options.dummy_weights));
+      SO_ASSIGN_OR_RETURN(std::unique_ptr<Model> draft, load_model_as(options.spec.draft_model_path, options.load_format));
       input.draft = DraftSource::kModel;
       input.draft_model = model_shape_of(*draft);
       input.draft_model.measured = measured(options.spec.draft_model_path);
