@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "base/log.h"
+
 namespace so::cli {
 
 void add_model_options(CLI::App& command, ModelOptions& options) {
@@ -30,6 +32,9 @@ void add_model_options(CLI::App& command, ModelOptions& options) {
                      "with --load-format dummy: the matrices' type instead of the config's torch_dtype, e.g. Q4_K for "
                      "the bytes a quantized file of the model streams (norms stay F32; matrices whose rows are not "
                      "whole blocks take Q8_0, as llama.cpp's quantizer does)");
+  command.add_flag("-v,--verbose", options.verbose,
+                   "log on stderr as it happens: loading, placing the weights, then one line per pass (rows, tokens, "
+                   "time and where it went), so a long run shows where it is");
   command.add_option("--mmap", options.mmap,
                      "on: map the model files (fast to start, pages shared with the page cache); off: read them into "
                      "private memory, so a file truncated or replaced under a running process cannot kill it; auto: "
@@ -171,6 +176,8 @@ Result<EngineOptions> engine_options(const ModelOptions& model, const BatchOptio
   options.spec.simulate_alpha = spec.simulate_acceptance;
   options.schedule = spec.schedule == "interleaved" ? Schedule::kInterleaved : Schedule::kSerial;
   options.load_format.dummy = model.load_format == "dummy";
+  // note: --verbose is the info log level (SPECOFFLOAD_LOG=info): the engine's phases and passes log there.
+  if (model.verbose && log_level() < LogLevel::kInfo) set_log_level(LogLevel::kInfo);
   if (!model.dummy_type.empty()) {
     if (!options.load_format.dummy) {
       return invalid_argument("--dummy-type ", quote_for_message(model.dummy_type),

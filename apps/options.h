@@ -16,6 +16,7 @@ struct ModelOptions {
   std::string backend;  // cpu | cuda | auto; empty: $SPECOFFLOAD_BACKEND, else auto
   std::string gpu_mem;  // hard cap on device memory, "24G"; empty: what is free (CUDA), no cap (CPU)
   std::string load_format = "auto";  // auto | dummy
+  bool verbose = false;              // -v: loading phases and each pass on stderr as they happen
   std::string dummy_type;            // --dummy-type: the dummy matrices' GGUF type; "": the config's torch_dtype
   std::string mmap = "auto";         // on | off | auto (serve: off, others: on)
 };

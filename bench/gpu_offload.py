@@ -78,6 +78,30 @@ class UtilizationSampler:
         return sum(values) / len(values) / 100 if values else None
 
 
+def run_logged(command: list[str], timeout: float) -> tuple[int, list[str]]:
+    """Runs the engine with its --verbose lines passed on to stderr as they come (a run cut short still shows
+    where it was); on timeout kills it and returns -9. Returns the exit status and the lines."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               errors="replace", start_new_session=True)
+    lines: list[str] = []
+
+    def relay():
+        for line in process.stderr:
+            lines.append(line.rstrip("\n"))
+            print(line, end="", file=sys.stderr, flush=True)
+
+    reader = threading.Thread(target=relay, daemon=True)
+    reader.start()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        lines.append(f"killed after {timeout} s")
+    reader.join(timeout=10)
+    return process.returncode, lines
+
+
 def run_engine(args, name: str, extra: list[str]) -> dict:
     with tempfile.TemporaryDirectory(prefix="gpu-offload-") as tmp:
         prompt_file = Path(tmp) / "prompts.txt"
@@ -85,7 +109,7 @@ def run_engine(args, name: str, extra: list[str]) -> dict:
                    for p in prompts(args.prompts or args.rows, args.prompt_chars)]
         prompt_file.write_text("\n".join(escaped) + "\n", encoding="utf-8")
         stats_path = Path(tmp) / "stats.json"
-        command = [args.bin, "generate", "-m", args.target, "--load-format", "dummy", "--backend", args.backend,
+        command = [args.bin, "generate", "-v", "-m", args.target, "--load-format", "dummy", "--backend", args.backend,
                    "--gpu-mem", args.gpu_mem, "-f", prompt_file, "-e", "-n", args.gen, "--temp", "0", "--ignore-eos",
                    "--max-rows", args.rows, "--step-tokens", args.step_tokens, "--kv-page-tokens", 64, "--kv-cache",
                    args.kv_cache, "--stats-json", stats_path, *extra]
@@ -97,12 +121,11 @@ def run_engine(args, name: str, extra: list[str]) -> dict:
         print(f"[{name}] {' '.join(command)}", file=sys.stderr, flush=True)
         with UtilizationSampler() as sampler:
             started = time.time()
-            done = subprocess.run(command, capture_output=True, text=True, errors="replace", timeout=args.timeout)
+            returncode, log = run_logged(command, args.timeout)
             ended = time.time()
-        if done.returncode != 0:
-            return {"name": name, "error": done.stderr[-3000:]}
+        if returncode != 0:
+            return {"name": name, "error": "\n".join(log[-30:])}
         stats = json.loads(stats_path.read_text())
-    print(done.stderr.strip().splitlines()[-1], file=sys.stderr, flush=True)
     passes = [p for p in stats["pass_records"] if p["prefill_tokens"] == 0 and p["verify_tokens"] > 0]
     decode_seconds = sum(p["seconds"] for p in passes)
     committed = sum(p["committed"] for p in passes)

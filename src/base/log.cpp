@@ -1,6 +1,7 @@
 #include "base/log.h"
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -25,6 +26,9 @@ std::atomic<int>& level_storage() {
   return level;
 }
 
+// note: set at static initialization, so lines carry seconds since the process began.
+const auto kStart = std::chrono::steady_clock::now();
+
 std::mutex& log_mutex() {
   static std::mutex mutex;
   return mutex;
@@ -38,7 +42,8 @@ void set_log_level(LogLevel level) { level_storage().store(static_cast<int>(leve
 void log_write(LogLevel level, const std::string& message) {
   static const char* kNames[] = {"error", "warn", "info", "debug"};
   std::lock_guard lock(log_mutex());
-  std::fprintf(stderr, "[specoffload %s] %s\n", kNames[static_cast<int>(level)], message.c_str());
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - kStart).count();
+  std::fprintf(stderr, "[specoffload %s %8.2f s] %s\n", kNames[static_cast<int>(level)], seconds, message.c_str());
 }
 
 namespace detail {

@@ -1,5 +1,8 @@
 #include "base/thread_pool.h"
 
+#include <algorithm>
+#include <cstring>
+
 #include "base/check.h"
 #include "base/timer.h"
 
@@ -97,6 +100,20 @@ void ThreadPool::worker_loop(int thread) {
       sleeping_.fetch_sub(1, std::memory_order_acq_rel);
     }
   }
+}
+
+void parallel_copy(ThreadPool& pool, std::span<const CopyJob> copies) {
+  constexpr size_t kPiece = 8 << 20;
+  std::vector<CopyJob> pieces;
+  for (const CopyJob& copy : copies) {
+    for (size_t at = 0; at < copy.bytes; at += kPiece) {
+      pieces.push_back({static_cast<uint8_t*>(copy.destination) + at, static_cast<const uint8_t*>(copy.source) + at,
+                        std::min(kPiece, copy.bytes - at)});
+    }
+  }
+  pool.parallel_for(int64_t(pieces.size()), [&pieces](int64_t i, int) {
+    std::memcpy(pieces[size_t(i)].destination, pieces[size_t(i)].source, pieces[size_t(i)].bytes);
+  });
 }
 
 }  // namespace so

@@ -7,7 +7,9 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <span>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -53,5 +55,14 @@ class ThreadPool {
   std::atomic<int> sleeping_{0};
   std::atomic<bool> stop_{false};
 };
+
+struct CopyJob {
+  void* destination;
+  const void* source;
+  size_t bytes;
+};
+// The copies, cut into pieces of a few MiB over the pool's threads: loading tens of GB is first touches of fresh
+// pages and memory bandwidth, and both scale with threads.
+void parallel_copy(ThreadPool& pool, std::span<const CopyJob> copies);
 
 }  // namespace so

@@ -67,12 +67,18 @@ LayerSlabLayout layer_slab_layout(const LayerWeights& layer, const ModelConfig& 
   return layout;
 }
 
-void pack_layer(const LayerWeights& layer, const ModelConfig& config, const LayerSlabLayout& layout, void* slab) {
-  size_t index = 0;
+void pack_layer(const LayerWeights& layer, const ModelConfig& config, const LayerSlabLayout& layout, void* slab,
+                ThreadPool* pool) {
+  std::vector<CopyJob> copies;
   visit_tensors(layer, config, [&](const auto& field, int64_t bytes) {
-    std::memcpy(static_cast<uint8_t*>(slab) + layout.offsets[index++], field, size_t(bytes));
+    copies.push_back({static_cast<uint8_t*>(slab) + layout.offsets[copies.size()], field, size_t(bytes)});
   });
-  SO_CHECK_EQ(index, layout.offsets.size(), "the layout was made for another layer");
+  SO_CHECK_EQ(copies.size(), layout.offsets.size(), "the layout was made for another layer");
+  if (pool) {
+    parallel_copy(*pool, copies);
+  } else {
+    for (const CopyJob& copy : copies) std::memcpy(copy.destination, copy.source, copy.bytes);
+  }
 }
 
 std::vector<std::pair<const uint8_t*, int64_t>> layer_sources(const LayerWeights& layer, const ModelConfig& config) {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "base/thread_pool.h"
 #include "model/config.h"
 #include "model/weights.h"
 
@@ -16,8 +17,9 @@ struct LayerSlabLayout {
 };
 
 LayerSlabLayout layer_slab_layout(const LayerWeights& layer, const ModelConfig& config);
-// Copies the layer's tensors into slab (layout.bytes bytes).
-void pack_layer(const LayerWeights& layer, const ModelConfig& config, const LayerSlabLayout& layout, void* slab);
+// Copies the layer's tensors into slab (layout.bytes bytes), over the pool's threads when given.
+void pack_layer(const LayerWeights& layer, const ModelConfig& config, const LayerSlabLayout& layout, void* slab,
+                ThreadPool* pool = nullptr);
 // Where each tensor of the slab comes from: (source bytes, size), in layout order.
 std::vector<std::pair<const uint8_t*, int64_t>> layer_sources(const LayerWeights& layer, const ModelConfig& config);
 // The layer's weights as views into a slab packed by pack_layer (shapes and dtypes of `like`).

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <thread>
 
 #include "base/check.h"
 #include "base/strings.h"
@@ -47,6 +48,7 @@ Result<std::unique_ptr<LayerStreamer>> LayerStreamer::create(const Model& model,
     s.disk_.emplace(std::move(disk));
   }
   std::vector<uint8_t> staging;
+  ThreadPool packers(int(std::clamp(std::thread::hardware_concurrency(), 1u, 16u)));
   for (int segment = 0; segment < n_segments; ++segment) {
     const int64_t bytes = s.segment_bytes_[segment];
     if (!resident[segment]) {
@@ -80,9 +82,10 @@ Result<std::unique_ptr<LayerStreamer>> LayerStreamer::create(const Model& model,
       packed = staging.data();
     }
     if (segment < s.n_layers_) {
-      pack_layer(model.weights.layers[segment], config, s.layouts_[segment], packed);
+      pack_layer(model.weights.layers[segment], config, s.layouts_[segment], packed, &packers);
     } else {
-      std::memcpy(packed, output.row(s.chunk_rows_[segment - s.n_layers_]), size_t(bytes));
+      const CopyJob head{packed, output.row(s.chunk_rows_[segment - s.n_layers_]), size_t(bytes)};
+      parallel_copy(packers, {&head, 1});
     }
     if (resident[segment]) {
       backend.copy_to_device(slab.data(), staging.data(), size_t(bytes));

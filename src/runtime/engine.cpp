@@ -37,7 +37,11 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
   if (options.spec.simulate_alpha > 1.0) {
     return invalid_argument("--simulate-acceptance ", options.spec.simulate_alpha, " is not a probability in [0, 1]");
   }
+  // note: each phase logs as it ends (--verbose): loading tens of GB into pinned memory takes a while.
+  SO_LOG(Info, "loading '", options.model_path, "'", options.load_format.dummy ? " (dummy weights)" : "");
   SO_ASSIGN_OR_RETURN(engine->model_, load_model_as(options.model_path, options.load_format, options.map_mode));
+  SO_LOG(Info, "loaded: ", architecture_name(engine->model_->config.arch), ", ", engine->model_->config.n_layers,
+           " layers, ", format_bytes(double(engine->model_->file.tensors.total_bytes())), " of tensors");
   auto tokenizer = tokenizer_of(*engine->model_, options.load_format.dummy);
   if (!tokenizer.ok()) return tokenizer.status().with_context(str_cat("loading the tokenizer of '", options.model_path, "'"));
   engine->tokenizer_ = std::move(tokenizer).value();
@@ -58,6 +62,7 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
   SO_ASSIGN_OR_RETURN(DrafterSetup drafter, create_drafter(options, *engine->model_, *engine->tokenizer_, backend));
   engine->draft_model_ = std::move(drafter.draft_model);
   engine->drafter_ = std::move(drafter.drafter);
+  if (engine->drafter_) SO_LOG(Info, "drafter ready: ", engine->drafter_->name());
   if (options.offload.host_budget_bytes > 0 && options.offload.device_budget_bytes == 0 && backend.reads_host_memory()) {
     return invalid_argument("--host-mem places the layers that stream to device memory, but nothing streams: give "
                             "--device-mem too (e.g. --device-mem 1G --host-mem 4G)");
@@ -74,6 +79,9 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
     auto streamer = LayerStreamer::create(*engine->model_, backend, streamer_options);
     if (!streamer.ok()) return streamer.status().with_context("placing the target's weights");
     engine->streamer_ = std::move(streamer).value();
+    SO_LOG(Info, "weights placed: ", format_bytes(double(engine->streamer_->resident_bytes())), " resident, ",
+             format_bytes(double(engine->streamer_->streamed_bytes_per_pass())), " streamed each pass from ",
+             format_bytes(double(engine->streamer_->host_bytes())), " of pinned host memory");
     engine->runner_->set_layer_source(engine->streamer_.get());
   }
   engine->kv_ = std::make_unique<KvCache>(backend, kv_geometry_for(engine->model_->config, options.kv_page_tokens),
@@ -94,6 +102,7 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
     engine->draft_length_->set_overlapped(engine->options_.schedule == Schedule::kInterleaved);
   }
   engine->pass_log_ = std::make_unique<PassLog>(options.trace, options.max_pass_records);
+  SO_LOG(Info, "ready: KV cache in ", kv_placement == KvPlacement::kHost ? "host" : "device", " memory");
   return engine;
 }
 

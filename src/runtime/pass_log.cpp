@@ -1,6 +1,7 @@
 #include "runtime/pass_log.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
@@ -11,6 +12,17 @@ namespace so {
 
 double PassRecord::largest_stage_seconds() const {
   return std::max(draft_seconds + compute_seconds + host_seconds, copy_busy_seconds);
+}
+
+std::string pass_line(const PassRecord& r) {
+  char line[320];
+  std::snprintf(line, sizeof line,
+                "pass %lld: %d rows, %lld verified + %lld prompt tokens, %lld/%lld drafts accepted, %lld committed | "
+                "%.3f s: compute %.3f (host attention %.3f), draft %.3f, waiting for copies %.3f, scheduler %.3f",
+                (long long)r.index, r.rows, (long long)r.verify_tokens, (long long)r.prefill_tokens,
+                (long long)r.accepted, (long long)r.drafted, (long long)r.committed, r.seconds(), r.compute_seconds,
+                r.host_attention_seconds, r.draft_seconds, r.copy_wait_seconds, r.host_seconds);
+  return line;
 }
 
 PassLog::PassLog(bool keep_spans, size_t max_records)

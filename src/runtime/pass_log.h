@@ -91,4 +91,8 @@ class PassLog {
   std::vector<TraceSpan> spans_;
 };
 
+// A pass as one log line (--verbose): rows, tokens, acceptance, and where its time went so far
+// (copy spans land after it ends, so its copy-busy time is not in it).
+std::string pass_line(const PassRecord& record);
+
 }  // namespace so

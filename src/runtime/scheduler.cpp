@@ -334,6 +334,7 @@ void Scheduler::end_pass(bool ran) {
     e.pass_log_->discard_pass();
   } else {
     e.pass_log_->end_pass();
+    SO_LOG(Info, pass_line(e.pass_log_->records().back()));
     e.stats_.passes += 1;
     e.stats_.pass_seconds += e.pass_log_->records().back().seconds();
   }

@@ -50,3 +50,59 @@ def test_dummy_needs_a_config(tmp_path):
     done = _run("generate", "-m", tmp_path, "--load-format", "dummy", "-p", "Hi", "-n", 2)
     assert done.returncode != 0
     assert "config.json" in done.stderr
+
+
+def _logits(tmp_path, *extra) -> "numpy.ndarray":
+    import numpy as np
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps({"sequences": [{"tokens": [256] + list(b"Hello, world"), "prefill": 13}]}))
+    out = tmp_path / "logits.bin"
+    done = _run("logits", "-m", CONFIGS / "tiny-mixtral", "--load-format", "dummy", *extra, "--input", request,
+                "--output", out, "--threads", 2)
+    assert done.returncode == 0, done.stderr
+    return np.fromfile(out, dtype=np.float32)
+
+
+@pytest.mark.parametrize("dtype", ["Q8_0", "Q4_0", "Q2_K", "Q4_K", "Q6_K"])
+def test_quantized_dummy_weights_give_sane_logits(dtype, tmp_path):
+    # Random codes with sane block scales: finite logits of the bf16 dummies' order, and other than theirs.
+    import numpy as np
+    base, quantized = _logits(tmp_path), _logits(tmp_path, "--dummy-type", dtype.lower())
+    assert np.isfinite(quantized).all()
+    assert 0.2 * np.std(base) < np.std(quantized) < 20 * np.std(base)
+    assert not np.allclose(base, quantized)
+
+
+def test_dummy_type_sizes_the_model_as_a_quantized_file(tmp_path):
+    from test_new_architectures import gpu_box_profile
+    # Qwen3-235B-A22B in Q2_K (84 bytes per 256 weights) is about 77 GB, where bf16 is 470: what a 128 GiB host
+    # can stream. The plan's bytes count what the engine would place.
+    sizes = {}
+    for dtype in ("", "Q2_K"):
+        done = _run("plan", "-m", CONFIGS / "qwen3-235b-a22b", "--load-format", "dummy",
+                    *(["--dummy-type", dtype] if dtype else []), "--profile", gpu_box_profile(tmp_path / "profile.json"), "--gpu-mem", "24G", "--max-rows", 64,
+                    "--json")
+        assert done.returncode == 0, done.stderr
+        plan = json.loads(done.stdout)
+        sizes[dtype] = plan["resident_bytes"] + plan["streamed_bytes_per_pass"]
+    assert 465e9 < sizes[""] < 475e9, sizes
+    assert 75e9 < sizes["Q2_K"] < 80e9, sizes
+
+
+def test_dummy_type_errors_say_what_is_expected():
+    done = _run("generate", "-m", CONFIGS / "tiny-mixtral", "--load-format", "dummy", "--dummy-type", "q7_k", "-p",
+                "Hi", "-n", 1)
+    assert done.returncode != 0 and "Q4_K" in done.stderr and "q7_k" in done.stderr
+    done = _run("generate", "-m", CONFIGS / "tiny-mixtral", "--dummy-type", "q4_k", "-p", "Hi", "-n", 1)
+    assert done.returncode != 0 and "--load-format dummy" in done.stderr
+
+
+def test_verbose_logs_loading_and_each_pass_as_it_goes():
+    done = _run("generate", "-m", CONFIGS / "tiny-mixtral", "--load-format", "dummy", "-p", "Hello", "-n", 4, "--temp",
+                0, "--ignore-eos", "--device-mem", "8M", "--threads", 2, "-v")
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("[specoffload info")]
+    assert any("weights placed:" in line and "streamed each pass" in line for line in lines), done.stderr
+    passes = [line for line in lines if "] pass " in line]
+    assert len(passes) == 4, done.stderr  # the prompt's pass, then one per token
+    assert "6 prompt tokens" in passes[0]  # <s> and one per byte
