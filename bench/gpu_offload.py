@@ -81,8 +81,8 @@ class UtilizationSampler:
 def run_logged(command: list[str], timeout: float) -> tuple[int, list[str]]:
     """Runs the engine with its --verbose lines passed on to stderr as they come (a run cut short still shows
     where it was); on timeout kills it and returns -9. Returns the exit status and the lines."""
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                               errors="replace", start_new_session=True)
+    # note: in this process's group, so a `timeout` around this script takes the engine down with it.
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace")
     lines: list[str] = []
 
     def relay():

@@ -2,6 +2,7 @@
 # The GPU checks in one call on a lent GPU machine (repo root; binaries built here, carried with the call):
 #   bash dev/gpu_check/run.sh correct   CUDA op tests, then dev/gpu_check/check.py on every random model
 #   bash dev/gpu_check/run.sh bench     one streamed benchmark per MoE config that fits the host's RAM
+#                                       (BENCH_TARGETS: config[:dummy type] list; BENCH_LIMIT: seconds per run)
 #   bash dev/gpu_check/run.sh all       both, one machine start
 # Carry: build/apps/specoffload, build/tests/unit_tests and .gpu (dev/gpu_check/prepare.sh fills it: the gguf
 # wheel, the Debian-only shared libraries the binaries link, a slice of the benchmark prompts).
@@ -43,6 +44,7 @@ if [ "$mode" = bench ] || [ "$mode" = all ]; then
     # take 7.8 GB (MXFP4 experts, a 201k-token bf16 head), so its target gets 12G of the 24G.
     weights=16G; [ "$target" = gpt-oss-120b ] && weights=12G
     limit=150; [ "$target" = qwen3-235b-a22b ] && limit=240
+    limit="${BENCH_LIMIT:-$limit}"
     timeout $limit python3 bench/gpu_offload.py --bin build/apps/specoffload --target "configs/$target" $dtype \
       --draft layers:4 --rows 256 --prompts 256 --prompt-chars 32 --gen 32 --kv-cache host --device-mem $weights \
       --alphas 0.7 $plain --profile "$out/profile.json" --timeout $((limit - 5)) --out "$out/gpu_offload_$target.json" \
