@@ -1,6 +1,6 @@
 // Matmul on every ISA against the scalar reference over a grid of shapes, and batch
 // invariance: a row's outputs are bit-identical alone and inside any batch, at any position,
-// with any thread count, through matmul and matmul_many.
+// with any thread count, through matmul, matmul_many and matmul_groups.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -174,6 +174,39 @@ TEST(Matmul, ManyEqualsSeparateMatmuls) {
           EXPECT_TRUE(testing::bitwise_equal(outputs[i].data(), separate.data(), separate.size()))
               << dtype_name(dtype) << " " << isa_name(isa) << " weight " << i << " n_rows " << n_rows;
         }
+      }
+    }
+  }
+}
+
+// MoE experts: groups of their own rows (none, one, many past a row block) in one call give each group's
+// matmul bit for bit.
+TEST(Matmul, GroupsEqualSeparateMatmuls) {
+  for (DType dtype : testing::weight_dtypes()) {
+    const int64_t n_in = 512;
+    const int64_t n_outs[] = {64, 17, 200, 40};
+    const int64_t n_rows[] = {1, 0, 70, 3};
+    std::vector<testing::TestWeight> weights;
+    std::vector<std::vector<float>> xs;
+    for (int i = 0; i < 4; ++i) {
+      weights.push_back(make_weight(dtype, n_outs[i], n_in, 60 + i));
+      xs.push_back(random_floats(n_rows[i] * n_in, 70 + i));
+    }
+    for (Isa isa : runnable_isas()) {
+      ThreadPool pool(2);
+      Kernels kernels(pool, isa);
+      std::vector<std::vector<float>> outputs(4);
+      std::vector<MatmulGroup> groups;
+      for (int i = 0; i < 4; ++i) {
+        outputs[i].assign(n_rows[i] * n_outs[i], -1.0f);
+        groups.push_back({weights[i].view, xs[i].data(), n_rows[i], outputs[i].data()});
+      }
+      MatmulWorkspace workspace;
+      kernels.matmul_groups(workspace, groups);
+      for (int i = 0; i < 4; ++i) {
+        const std::vector<float> separate = run_matmul(kernels, weights[i].view, xs[i], n_rows[i]);
+        EXPECT_TRUE(testing::bitwise_equal(outputs[i].data(), separate.data(), separate.size()))
+            << dtype_name(dtype) << " " << isa_name(isa) << " group " << i << " n_rows " << n_rows[i];
       }
     }
   }

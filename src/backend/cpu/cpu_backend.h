@@ -23,13 +23,15 @@ struct CpuBackendOptions {
 };
 
 // Reused buffers of moe_ffn.
+// The rows of a MoE step are its (token, choice) pairs grouped by expert (ExpertGroups order).
 struct MoeScratch {
-  AlignedBuffer router_logits;   // (n_tokens, n_experts)
-  AlignedBuffer expert_outputs;  // (n_tokens, n_used, dim): output of the token's k-th expert
-  AlignedBuffer gathered;        // (n_group, dim)
-  AlignedBuffer gate;            // (n_group, ffn_dim)
-  AlignedBuffer up;              // (n_group, ffn_dim)
-  AlignedBuffer down;            // (n_group, dim)
+  AlignedBuffer router_logits;  // (n_tokens, n_experts)
+  AlignedBuffer gathered;       // (n_choices, dim): each row's token
+  AlignedBuffer gate;           // (n_choices, ffn_dim)
+  AlignedBuffer up;             // (n_choices, ffn_dim)
+  AlignedBuffer down;           // (n_choices, dim): each row's expert output
+  std::vector<int64_t> row_of_slot;   // (n_tokens * n_used): the row of the token's k-th choice
+  std::vector<cpu::MatmulGroup> matmuls;
   std::vector<int32_t> selected;  // (n_tokens, n_used) expert ids
   std::vector<float> weights;     // (n_tokens, n_used)
   ExpertGroups groups;            // the choices by expert

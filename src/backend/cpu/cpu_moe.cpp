@@ -29,45 +29,60 @@ void CpuBackend::moe_ffn(const MoeWeights& weights, const float* x, int64_t n_to
   s.weights.resize(size_t(n_tokens) * n_used);
   route_top_k(probabilities, n_tokens, n_experts, weights, s.selected.data(), s.weights.data());
 
-  // Run each expert over the tokens routed to it.
-  s.expert_outputs.resize(size_t(n_tokens) * n_used * dim * sizeof(float));
-  float* expert_outputs = s.expert_outputs.as<float>();
+  // Every expert over the tokens routed to it, all experts in one grouped matmul per matrix: rows in expert
+  // order (row i is the choice in slot groups.slots[i]).
   group_by_expert(s.selected.data(), n_tokens, n_used, n_experts, s.groups);
+  const int64_t n_choices = n_tokens * n_used;
+  s.gathered.resize(size_t(n_choices) * dim * sizeof(float));
+  s.gate.resize(size_t(n_choices) * ffn_dim * sizeof(float));
+  s.up.resize(size_t(n_choices) * ffn_dim * sizeof(float));
+  s.down.resize(size_t(n_choices) * dim * sizeof(float));
+  float *gathered = s.gathered.as<float>(), *gate = s.gate.as<float>(), *up = s.up.as<float>();
+  float* down = s.down.as<float>();
+  gather_rows(x, s.groups.tokens, dim, gathered);
+  s.matmuls.clear();
   for (int e = 0; e < n_experts; ++e) {
-    const int64_t n_group = s.groups.size(e);
+    const int64_t first = s.groups.offsets[size_t(e)], n_group = s.groups.size(e);
     if (n_group == 0) continue;
-    const std::span<const int32_t> group_tokens(s.groups.tokens.data() + s.groups.offsets[size_t(e)], size_t(n_group));
-    const int32_t* group_slots = s.groups.slots.data() + s.groups.offsets[size_t(e)];
-    s.gathered.resize(size_t(n_group) * dim * sizeof(float));
-    s.gate.resize(size_t(n_group) * ffn_dim * sizeof(float));
-    s.up.resize(size_t(n_group) * ffn_dim * sizeof(float));
-    s.down.resize(size_t(n_group) * dim * sizeof(float));
-    gather_rows(x, group_tokens, dim, s.gathered.as<float>());
-    const TensorView gate_up[] = {weights.gate[e], weights.up[e]};
-    float* const gate_up_out[] = {s.gate.as<float>(), s.up.as<float>()};
-    kernels_.matmul_many(matmul_workspace_, gate_up, s.gathered.as<float>(), n_group, gate_up_out);
-    if (weights.gate_bias) {
-      kernels_.add_bias(s.gate.as<float>(), weights.gate_bias + int64_t(e) * ffn_dim, n_group, ffn_dim);
-      kernels_.add_bias(s.up.as<float>(), weights.up_bias + int64_t(e) * ffn_dim, n_group, ffn_dim);
-    }
-    if (weights.clamped_swiglu) {
-      kernels_.swiglu_clamped(s.gate.as<float>(), s.up.as<float>(), s.gate.as<float>(), n_group * ffn_dim);
-    } else {
-      kernels_.swiglu(s.gate.as<float>(), s.up.as<float>(), s.gate.as<float>(), n_group * ffn_dim);
-    }
-    kernels_.matmul(matmul_workspace_, weights.down[e], s.gate.as<float>(), n_group, s.down.as<float>());
-    if (weights.down_bias) kernels_.add_bias(s.down.as<float>(), weights.down_bias + int64_t(e) * dim, n_group, dim);
-    for (int64_t i = 0; i < n_group; ++i) {
-      std::copy_n(s.down.as<float>() + i * dim, dim, expert_outputs + int64_t(group_slots[i]) * dim);
+    s.matmuls.push_back({weights.gate[e], gathered + first * dim, n_group, gate + first * ffn_dim});
+    s.matmuls.push_back({weights.up[e], gathered + first * dim, n_group, up + first * ffn_dim});
+  }
+  kernels_.matmul_groups(matmul_workspace_, s.matmuls);
+  if (weights.gate_bias) {
+    for (int e = 0; e < n_experts; ++e) {
+      const int64_t first = s.groups.offsets[size_t(e)], n_group = s.groups.size(e);
+      if (n_group == 0) continue;
+      kernels_.add_bias(gate + first * ffn_dim, weights.gate_bias + int64_t(e) * ffn_dim, n_group, ffn_dim);
+      kernels_.add_bias(up + first * ffn_dim, weights.up_bias + int64_t(e) * ffn_dim, n_group, ffn_dim);
     }
   }
+  if (weights.clamped_swiglu) {
+    kernels_.swiglu_clamped(gate, up, gate, n_choices * ffn_dim);
+  } else {
+    kernels_.swiglu(gate, up, gate, n_choices * ffn_dim);
+  }
+  s.matmuls.clear();
+  for (int e = 0; e < n_experts; ++e) {
+    const int64_t first = s.groups.offsets[size_t(e)], n_group = s.groups.size(e);
+    if (n_group > 0) s.matmuls.push_back({weights.down[e], gate + first * ffn_dim, n_group, down + first * dim});
+  }
+  kernels_.matmul_groups(matmul_workspace_, s.matmuls);
+  if (weights.down_bias) {
+    for (int e = 0; e < n_experts; ++e) {
+      const int64_t first = s.groups.offsets[size_t(e)], n_group = s.groups.size(e);
+      if (n_group > 0) kernels_.add_bias(down + first * dim, weights.down_bias + int64_t(e) * dim, n_group, dim);
+    }
+  }
+  // The row of each slot, for the combine.
+  s.row_of_slot.resize(size_t(n_choices));
+  for (int64_t i = 0; i < n_choices; ++i) s.row_of_slot[size_t(s.groups.slots[size_t(i)])] = i;
 
   // Combine: out = sum_k w_k * y_k, in top-k order, each product rounded before the add.
   for (int64_t t = 0; t < n_tokens; ++t) {
     float* destination = out + t * dim;
     for (int k = 0; k < n_used; ++k) {
       const float w = s.weights[t * n_used + k];
-      const float* y = expert_outputs + (t * n_used + k) * dim;
+      const float* y = down + s.row_of_slot[size_t(t * n_used + k)] * dim;
       if (k == 0) {
         for (int64_t d = 0; d < dim; ++d) destination[d] = y[d] * w;
       } else {

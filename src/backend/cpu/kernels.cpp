@@ -74,6 +74,12 @@ void Kernels::matmul_many(MatmulWorkspace& workspace, std::span<const TensorView
   detail::run_matmul(pool_, kernels, workspace, weights, x, n_rows, ys);
 }
 
+void Kernels::matmul_groups(MatmulWorkspace& workspace, std::span<const MatmulGroup> groups) const {
+  const detail::MatmulKernelSet& kernels =
+      isa_ == Isa::kAvx2 ? detail::avx2_matmul_kernels(detail::best_integer_dot()) : detail::reference_matmul_kernels();
+  detail::run_matmul_groups(pool_, kernels, workspace, groups);
+}
+
 void Kernels::embedding(const TensorView& table, std::span<const int32_t> tokens, float* out) const {
   const int64_t dim = table.shape.inner();
   const int64_t n_tokens = static_cast<int64_t>(tokens.size());

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "base/aligned_buffer.h"
 #include "base/thread_pool.h"
@@ -33,8 +34,23 @@ using so::RopeParams;
 using so::RopeStyle;
 
 // Scratch for quantized activations; one per thread of control that calls matmul.
+// One weight against its own rows: an expert and the tokens routed to it.
+struct MatmulGroup {
+  TensorView weight;
+  const float* x;  // (n_rows, n_in)
+  int64_t n_rows;
+  float* y;  // (n_rows, n_out)
+};
+
 struct MatmulWorkspace {
   AlignedBuffer packed_activations;
+  // matmul_groups: each group's first packed row, and the output tasks.
+  struct Task {
+    size_t group;
+    int64_t row_begin, row_end, col_begin, col_end;
+  };
+  std::vector<int64_t> group_first_row;
+  std::vector<Task> tasks;
 };
 
 class Kernels {
@@ -52,6 +68,11 @@ class Kernels {
   // converted once and all outputs share one parallel dispatch.
   void matmul_many(MatmulWorkspace& workspace, std::span<const TensorView> weights, const float* x, int64_t n_rows,
                    std::span<float* const> ys) const;
+
+  // Several (weight, rows) products of one dtype and n_in in two dispatches (every group's activations, then
+  // every output), so MoE experts share the pool instead of taking turns, small groups (decode) included. Each y
+  // is what matmul(weight, x, n_rows) gives.
+  void matmul_groups(MatmulWorkspace& workspace, std::span<const MatmulGroup> groups) const;
 
   // out (n_tokens, dim) = rows `tokens` of table (n_vocab, dim) as f32.
   void embedding(const TensorView& table, std::span<const int32_t> tokens, float* out) const;

@@ -103,4 +103,70 @@ void run_matmul(ThreadPool& pool, const MatmulKernelSet& kernels, MatmulWorkspac
   });
 }
 
+void run_matmul_groups(ThreadPool& pool, const MatmulKernelSet& kernels, MatmulWorkspace& workspace,
+                       std::span<const MatmulGroup> groups) {
+  if (groups.empty()) return;
+  const DType dtype = groups[0].weight.dtype;
+  const int64_t n_in = groups[0].weight.shape[1];
+  check_matmul_weight(dtype, n_in);
+  std::vector<int64_t>& first_row = workspace.group_first_row;
+  first_row.assign(1, 0);
+  int64_t total_work = 0;
+  for (const MatmulGroup& group : groups) {
+    SO_CHECK(group.weight.dtype == dtype && group.weight.shape.n_dims == 2 && group.weight.shape[1] == n_in,
+             "matmul_groups: weights must share dtype and n_in; got ", dtype_name(group.weight.dtype), " ",
+             group.weight.shape.to_string(), " after ", dtype_name(dtype), " (n, ", n_in, ")");
+    first_row.push_back(first_row.back() + group.n_rows);
+    total_work += group.n_rows * group.weight.shape[0];
+  }
+  const int64_t total_rows = first_row.back();
+  if (total_rows == 0) return;
+
+  // Activations: every group's rows packed into one buffer, threaded over all rows.
+  const int64_t row_bytes = kernels.activation_row_bytes(dtype, n_in);
+  if (row_bytes > 0) {
+    workspace.packed_activations.resize(total_rows * row_bytes);
+    uint8_t* packed = workspace.packed_activations.as<uint8_t>();
+    const int64_t rows_per_task = std::max<int64_t>(1, total_rows / (pool.n_threads() * kTasksPerThread));
+    pool.parallel_for((total_rows + rows_per_task - 1) / rows_per_task, [&](int64_t task, int) {
+      const int64_t end = std::min(total_rows, (task + 1) * rows_per_task);
+      size_t g = size_t(std::upper_bound(first_row.begin(), first_row.end(), task * rows_per_task) - first_row.begin()) - 1;
+      for (int64_t r = task * rows_per_task; r < end; ++r) {
+        while (r >= first_row[g + 1]) ++g;
+        kernels.quantize_row(dtype, groups[g].x + (r - first_row[g]) * n_in, n_in, packed + r * row_bytes);
+      }
+    });
+  }
+
+  // Outputs: each group's row blocks x column chunks, chunks sized so the whole call makes about
+  // kTasksPerThread tasks per thread, shared out by work.
+  std::vector<MatmulWorkspace::Task>& tasks = workspace.tasks;
+  tasks.clear();
+  const int64_t target_tasks = pool.n_threads() * kTasksPerThread;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const int64_t n_out = groups[g].weight.shape[0], n_rows = groups[g].n_rows;
+    if (n_rows == 0) continue;
+    const int64_t n_row_blocks = (n_rows + kRowBlock - 1) / kRowBlock;
+    const int64_t share = (target_tasks * n_rows * n_out + total_work - 1) / total_work;
+    const int64_t n_chunks = std::max<int64_t>(1, (share + n_row_blocks - 1) / n_row_blocks);
+    int64_t chunk_columns = (n_out + n_chunks - 1) / n_chunks;
+    chunk_columns = std::max(kColumnAlign, (chunk_columns + kColumnAlign - 1) / kColumnAlign * kColumnAlign);
+    for (int64_t row = 0; row < n_rows; row += kRowBlock) {
+      for (int64_t col = 0; col < n_out; col += chunk_columns) {
+        tasks.push_back({g, row, std::min(n_rows, row + kRowBlock), col, std::min(n_out, col + chunk_columns)});
+      }
+    }
+  }
+  const int64_t float_stride = n_in * static_cast<int64_t>(sizeof(float));
+  pool.parallel_for(int64_t(tasks.size()), [&](int64_t i, int) {
+    const MatmulWorkspace::Task& task = tasks[size_t(i)];
+    const MatmulGroup& group = groups[task.group];
+    const uint8_t* activations = row_bytes > 0
+                                     ? workspace.packed_activations.as<uint8_t>() + first_row[task.group] * row_bytes
+                                     : reinterpret_cast<const uint8_t*>(group.x);
+    kernels.compute(group.weight, activations, row_bytes > 0 ? row_bytes : float_stride, task.row_begin, task.row_end,
+                    task.col_begin, task.col_end, group.y);
+  });
+}
+
 }  // namespace so::cpu::detail

@@ -35,5 +35,7 @@ const MatmulKernelSet& avx2_matmul_kernels(IntegerDot dot);
 
 void run_matmul(ThreadPool& pool, const MatmulKernelSet& kernels, MatmulWorkspace& workspace,
                 std::span<const TensorView> weights, const float* x, int64_t n_rows, std::span<float* const> ys);
+void run_matmul_groups(ThreadPool& pool, const MatmulKernelSet& kernels, MatmulWorkspace& workspace,
+                       std::span<const MatmulGroup> groups);
 
 }  // namespace so::cpu::detail

@@ -27,6 +27,17 @@ inline __m256i q4_k_scales_mins(const uint8_t* packed) {
 
 inline __m256i load(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
+// vpshufb masks that copy int16 word k of each 128-bit lane to all its words.
+struct WordBroadcast {
+  alignas(32) uint8_t bytes[8][32];
+  constexpr WordBroadcast() : bytes() {
+    for (int k = 0; k < 8; ++k)
+      for (int i = 0; i < 32; ++i) bytes[k][i] = uint8_t(2 * k + (i & 1));
+  }
+};
+constexpr WordBroadcast kWordBroadcastTable;
+constexpr const uint8_t (&kWordBroadcast)[8][32] = kWordBroadcastTable.bytes;
+
 // 8 int32 lanes of scale * (u . s) over 32 byte products; u unsigned (<= 63), s signed.
 inline __m256i scaled_dot(__m256i u, __m256i s, __m256i scale16) {
   return _mm256_madd_epi16(scale16, _mm256_maddubs_epi16(u, s));
@@ -51,17 +62,6 @@ struct TileQ4K {
 
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     for (int64_t b = 0; b < n_blocks; ++b) {
-      // note: the per-sub-block scale vectors live in memory and feed madd as memory
-      // operands, which keeps registers free for the integer sums.
-      alignas(32) __m256i scale[kCols][8];
-      __m128i mins[kCols];
-#pragma GCC unroll 8
-      for (int c = 0; c < kCols; ++c) {
-        alignas(32) int16_t words[16];
-        _mm256_store_si256(reinterpret_cast<__m256i*>(words), q4_k_scales_mins(w[c][b].scales));
-        for (int k = 0; k < 8; ++k) scale[c][k] = _mm256_set1_epi16(words[k]);
-        mins[c] = _mm_load_si128(reinterpret_cast<const __m128i*>(words + 8));
-      }
       __m128i sums32[kRows];  // sums of each 32 activations: the bsums of 16, paired
 #pragma GCC unroll 8
       for (int r = 0; r < kRows; ++r) {
@@ -70,6 +70,11 @@ struct TileQ4K {
       }
 #pragma GCC unroll 8
       for (int c = 0; c < kCols; ++c) {
+        // note: a sub-block's scale is broadcast from the scale words by a byte shuffle in registers (a store
+        // and eight broadcast loads per block cost more than the dot products at one row).
+        const __m256i scales_mins = q4_k_scales_mins(w[c][b].scales);
+        const __m256i scales = _mm256_permute2x128_si256(scales_mins, scales_mins, 0x00);
+        const __m128i mins = _mm256_extracti128_si256(scales_mins, 1);
         __m256i sumi[kRows];
         for (int r = 0; r < kRows; ++r) sumi[r] = _mm256_setzero_si256();
 #pragma GCC unroll 4
@@ -77,18 +82,20 @@ struct TileQ4K {
           const __m256i bits = load(w[c][b].qs + 32 * j);
           const __m256i low = _mm256_and_si256(bits, m4);
           const __m256i high = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+          const __m256i scale_low = _mm256_shuffle_epi8(scales, load(kWordBroadcast[2 * j]));
+          const __m256i scale_high = _mm256_shuffle_epi8(scales, load(kWordBroadcast[2 * j + 1]));
 #pragma GCC unroll 8
           for (int r = 0; r < kRows; ++r) {
             const int8_t* q8 = x[r].qs + b * 256 + 64 * j;
-            sumi[r] = _mm256_add_epi32(sumi[r], scaled_dot(low, load(q8), scale[c][2 * j]));
-            sumi[r] = _mm256_add_epi32(sumi[r], scaled_dot(high, load(q8 + 32), scale[c][2 * j + 1]));
+            sumi[r] = _mm256_add_epi32(sumi[r], scaled_dot(low, load(q8), scale_low));
+            sumi[r] = _mm256_add_epi32(sumi[r], scaled_dot(high, load(q8 + 32), scale_high));
           }
         }
         const float wd = f16_to_f32(w[c][b].d), wdmin = f16_to_f32(w[c][b].dmin);
 #pragma GCC unroll 8
         for (int r = 0; r < kRows; ++r) {
           // mins . (sums of 32) = 4 int32 lanes
-          const __m256 min_lanes = _mm256_zextps128_ps256(_mm_cvtepi32_ps(_mm_madd_epi16(mins[c], sums32[r])));
+          const __m256 min_lanes = _mm256_zextps128_ps256(_mm_cvtepi32_ps(_mm_madd_epi16(mins, sums32[r])));
           const float xd = x[r].d[b];
           acc[c][r] = _mm256_fmadd_ps(_mm256_set1_ps(xd * wd), _mm256_cvtepi32_ps(sumi[r]), acc[c][r]);
           acc[c][r] = _mm256_fmadd_ps(_mm256_set1_ps(-(xd * wdmin)), min_lanes, acc[c][r]);
