@@ -1,5 +1,6 @@
-// The MoE FFN on the CPU: route every token, group tokens by expert, run each expert's
-// FFN once over its group, and combine the outputs in each token's top-k order.
+// The MoE FFN on the CPU: route every token, group tokens by expert, run every expert's FFN over
+// its group (each matrix of all experts in one grouped dispatch), and combine the outputs in each
+// token's top-k order.
 #include <algorithm>
 #include <vector>
 
