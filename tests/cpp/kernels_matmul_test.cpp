@@ -204,6 +204,7 @@ TEST(Matmul, GroupsEqualSeparateMatmuls) {
       MatmulWorkspace workspace;
       kernels.matmul_groups(workspace, groups);
       for (int i = 0; i < 4; ++i) {
+        if (n_rows[i] == 0) continue;  // nothing to compare (and no buffer to hand memcmp)
         const std::vector<float> separate = run_matmul(kernels, weights[i].view, xs[i], n_rows[i]);
         EXPECT_TRUE(testing::bitwise_equal(outputs[i].data(), separate.data(), separate.size()))
             << dtype_name(dtype) << " " << isa_name(isa) << " group " << i << " n_rows " << n_rows[i];
