@@ -13,6 +13,7 @@
 
 #include "base/mapped_file.h"
 #include "base/strings.h"
+#include "base/thread_pool.h"
 #include "format/hf_config.h"
 #include "model/weights.h"
 #include "tensor/blocks.h"
@@ -29,13 +30,13 @@ uint64_t splitmix(uint64_t& state) {
   return z ^ (z >> 31);
 }
 
-// fn(begin, end, thread) over [0, n) in one chunk per thread.
+// fn(begin, end, chunk) over [0, n) in 16 chunks on a pool (the chunk seeds its random stream, so the values do
+// not depend on the thread count).
 template <typename Fn>
 void for_each_chunk(size_t n, Fn fn) {
-  const int n_threads = std::max(1u, std::min(16u, std::thread::hardware_concurrency()));
-  std::vector<std::thread> threads;
-  for (int t = 0; t < n_threads; ++t) threads.emplace_back([=] { fn(n * t / n_threads, n * (t + 1) / n_threads, t); });
-  for (std::thread& thread : threads) thread.join();
+  constexpr int kChunks = 16;
+  ThreadPool pool(int(std::clamp(std::thread::hardware_concurrency(), 1u, unsigned(kChunks))));
+  pool.parallel_for(kChunks, [&](int64_t chunk, int) { fn(n * chunk / kChunks, n * (chunk + 1) / kChunks, int(chunk)); });
 }
 
 // Random 16-bit floats of magnitude in [2^-9, 2^-4) (weights) or [0.5, 2) (norms), random
@@ -190,12 +191,14 @@ Result<std::unique_ptr<Model>> load_dummy_model(const std::string& path, std::op
   const bool mxfp4_experts = c.arch == Architecture::kGptOss && json.is_object() &&
                              json.value(nlohmann::json::json_pointer("/quantization_config/quant_method"), std::string()) == "mxfp4";
   const std::vector<ExpectedTensor> specs = expected_tensors(c, file.format);
+  constexpr uint64_t spread = 64 << 20;
   // One region of random values per dtype, vectors (norms near 1) apart; a region's tensors alias it, matrices at
   // spread offsets so that different tensors start at different places.
   struct Region {
     DType dtype;
     bool vector;
     uint64_t largest = 0, offset = 0;
+    uint64_t bytes() const { return largest + (vector ? 0 : spread); }
   };
   std::vector<Region> regions;
   auto region_of = [&regions](DType type, bool vector) -> Region& {
@@ -209,17 +212,16 @@ Result<std::unique_ptr<Model>> load_dummy_model(const std::string& path, std::op
     Region& region = region_of(type, spec.shape.n_dims == 1);
     region.largest = std::max<uint64_t>(region.largest, dtype_row_bytes(type, spec.shape.inner()) * spec.shape.rows());
   }
-  const uint64_t spread = 64 << 20;
   uint64_t pool_bytes = 0;
   for (Region& region : regions) {
     region.offset = pool_bytes;
-    pool_bytes += (region.largest + (region.vector ? 0 : spread) + 63) / 64 * 64;
+    pool_bytes += (region.bytes() + 63) / 64 * 64;
   }
   SO_ASSIGN_OR_RETURN(MappedFile pool, MappedFile::anonymous(pool_bytes, "dummy weights"));
   for (size_t i = 0; i < regions.size(); ++i) {
     const Region& region = regions[i];
     uint8_t* data = pool.writable_data() + region.offset;
-    const uint64_t bytes = region.largest + (region.vector ? 0 : spread), region_seed = seed + 3 * i;
+    const uint64_t bytes = region.bytes(), region_seed = seed + 3 * i;
     if (region.dtype == DType::kMXFP4) {
       fill_mxfp4(data, bytes, region_seed);
     } else if (const BlockScales* scales = block_scales(region.dtype)) {
