@@ -19,6 +19,7 @@ namespace {
 
 struct LogitsOptions {
   ModelOptions model;
+  BatchOptions batch;  // where weights and KV live: the logits of a streamed pass are the resident one's
   std::string input;
   std::string output;
 };
@@ -58,7 +59,7 @@ int run_logits(const LogitsOptions& options) {
   auto sequences_or = read_request(options.input);
   if (!sequences_or.ok()) return report_error(sequences_or.status());
   std::vector<Sequence>& sequences = *sequences_or;
-  auto engine_config = engine_options(options.model, BatchOptions{});
+  auto engine_config = engine_options(options.model, options.batch);
   if (!engine_config.ok()) return report_error(engine_config.status());
   auto engine_or = Engine::create(*engine_config);
   if (!engine_or.ok()) return report_error(engine_or.status());
@@ -116,6 +117,7 @@ Command register_logits(CLI::App& app) {
   auto options = std::make_shared<LogitsOptions>();
   CLI::App* command = app.add_subcommand("logits", "write raw logits of token sequences run as one ragged batch");
   add_model_options(*command, options->model);
+  add_batch_options(*command, options->batch);
   command->add_option("--input", options->input, "request JSON")->required();
   command->add_option("--output", options->output, "output file of float32 logits")->required();
   return {command, [options] { return run_logits(*options); }};

@@ -17,12 +17,14 @@ python3 bench/gpu_offload.py --bin build/apps/specoffload --rows 256 --prompts 2
 # Issue 18: one streamed run per MoE config at 256 rows with host KV, self-drafting from the
 # target's first layers (no small draft of their vocabularies is in configs/); gpt-oss-120b's
 # experts are MXFP4 as released (~60 GiB), Qwen3-30B-A3B is bf16 (~61 GiB), DeepSeek-V2-Lite bf16
-# (~31 GiB, latent attention). DeepSeek-V3 in bf16 streams 1.26 TiB a pass: left out here. Short
+# (~31 GiB, latent attention), DeepSeek-V3 in Q2_K (206 GiB a pass; dummy layers of a kind share one
+# pinned host slab, so it streams from a few GiB of host memory; bf16 would copy 1.26 TiB a pass). Short
 # prompts and 32 tokens keep the decode passes full; a GPU holds the self-draft's layers and head as
 # a copy beside --device-mem (gpt-oss-120b's: 7.8 GB), so its target gets 12G of the 24G.
-for target in qwen3-30b-a3b gpt-oss-120b deepseek-v2-lite; do
+for entry in qwen3-30b-a3b gpt-oss-120b deepseek-v2-lite qwen3-235b-a22b:Q2_K deepseek-v3:Q2_K; do
+  target="${entry%%:*}" dtype=""; [ "$entry" != "$target" ] && dtype="--dummy-type ${entry#*:}"
   weights=16G; [ "$target" = gpt-oss-120b ] && weights=12G
-  python3 bench/gpu_offload.py --bin build/apps/specoffload --target "configs/$target" --draft layers:4 \
+  python3 bench/gpu_offload.py --bin build/apps/specoffload --target "configs/$target" $dtype --draft layers:4 \
     --rows 256 --prompts 256 --prompt-chars 32 --gen 32 --kv-cache host --device-mem "$weights" --alphas 0.7 \
     --timeout 1800 --out "bench/results/gpu_offload_${target}_${device}_$(date +%F).json"
 done

@@ -1,7 +1,9 @@
 #include "model/weights.h"
 
 #include <cstring>
+#include <map>
 #include <optional>
+#include <tuple>
 
 #include "base/check.h"
 #include "tensor/blocks.h"
@@ -139,12 +141,15 @@ class WeightMapper {
     if (info->dtype != DType::kF32 && info->dtype != DType::kF16 && info->dtype != DType::kBF16) {
       return unsupported("vector tensor '", info->name, "' is ", dtype_name(info->dtype), "; expected F32, F16 or BF16");
     }
+    // note: tensors that alias one source (dummy weights) share its copy, as they share the source.
+    const float*& made = vectors_made_[{info->data, info->dtype, length, shift}];
+    if (made) return made;
     AlignedBuffer copy(length * sizeof(float));
     dequantize_row(info->dtype, info->data, copy.as<float>(), length);
     for (int64_t i = 0; i < length; ++i) copy.as<float>()[i] += shift;
-    const float* data = copy.as<float>();
+    made = copy.as<float>();
     weights_.owned_vectors.push_back(std::move(copy));
-    return data;
+    return made;
   }
 
   // Views of each head's (rows, cols) matrix in a (n_heads, rows, cols) tensor.
@@ -169,6 +174,7 @@ class WeightMapper {
     if (record_) return Status::Ok();
     const int64_t row_bytes = dtype_row_bytes(kv_b.dtype, rank);
     const auto* base = static_cast<const uint8_t*>(kv_b.data);
+    std::vector<TensorView>& made_k_b = k_b_made_[kv_b.data];  // shared as vector copies are
     const bool keep = kv_b.dtype == DType::kF16 || kv_b.dtype == DType::kBF16 || kv_b.dtype == DType::kF32;
     const DType copy_dtype = keep ? kv_b.dtype : DType::kF32;
     const int64_t element = dtype_row_bytes(copy_dtype, 1);
@@ -176,6 +182,7 @@ class WeightMapper {
     for (int h = 0; h < c.n_heads; ++h) {
       const uint8_t* head = base + int64_t(h) * (nope + v) * row_bytes;
       w.wv_b[size_t(h)] = {kv_b.dtype, Shape{v, rank}, head + nope * row_bytes};
+      if (made_k_b.size() == size_t(c.n_heads)) continue;
       AlignedBuffer copy(size_t(rank) * nope * element);
       auto* out = copy.as<uint8_t>();
       if (keep) {  // an element-wise transpose keeps the checkpoint's values bit for bit
@@ -190,6 +197,11 @@ class WeightMapper {
       }
       w.wk_b[size_t(h)] = {copy_dtype, Shape{rank, nope}, copy.data()};
       weights_.owned_vectors.push_back(std::move(copy));
+    }
+    if (made_k_b.size() == size_t(c.n_heads)) {
+      w.wk_b = made_k_b;
+    } else {
+      made_k_b = w.wk_b;
     }
     return Status::Ok();
   }
@@ -300,6 +312,9 @@ class WeightMapper {
   ModelWeights& weights_;
   bool gguf_;
   std::vector<ExpectedTensor>* record_;
+  // f32 copies made, by source: (data, dtype, length, shift).
+  std::map<std::tuple<const void*, DType, int64_t, float>, const float*> vectors_made_;
+  std::map<const void*, std::vector<TensorView>> k_b_made_;  // by the kv_b they were cut from
 };
 
 Status map_attention(WeightMapper& mapper, const ModelConfig& c, int layer, LayerWeights& w, float norm_shift);

@@ -1,6 +1,7 @@
 #include "offload/layer_slab.h"
 
 #include <cstring>
+#include <map>
 #include <type_traits>
 
 #include "base/check.h"
@@ -87,6 +88,15 @@ std::vector<std::pair<const uint8_t*, int64_t>> layer_sources(const LayerWeights
     sources.emplace_back(reinterpret_cast<const uint8_t*>(field), bytes);
   });
   return sources;
+}
+
+std::vector<int> layer_twins(const ModelWeights& weights, const ModelConfig& config, int n_layers) {
+  std::map<std::vector<std::pair<const uint8_t*, int64_t>>, int> first_with;
+  std::vector<int> twins;
+  for (int layer = 0; layer < n_layers; ++layer) {
+    twins.push_back(first_with.try_emplace(layer_sources(weights.layers[size_t(layer)], config), layer).first->second);
+  }
+  return twins;
 }
 
 LayerWeights layer_views(const LayerWeights& like, const ModelConfig& config, const LayerSlabLayout& layout,

@@ -22,6 +22,9 @@ void pack_layer(const LayerWeights& layer, const ModelConfig& config, const Laye
                 ThreadPool* pool = nullptr);
 // Where each tensor of the slab comes from: (source bytes, size), in layout order.
 std::vector<std::pair<const uint8_t*, int64_t>> layer_sources(const LayerWeights& layer, const ModelConfig& config);
+// Per layer of the first n_layers: the first layer whose slab would hold the same bytes (its
+// tensors read the same memory: dummy weights alias one pool), or itself.
+std::vector<int> layer_twins(const ModelWeights& weights, const ModelConfig& config, int n_layers);
 // The layer's weights as views into a slab packed by pack_layer (shapes and dtypes of `like`).
 LayerWeights layer_views(const LayerWeights& like, const ModelConfig& config, const LayerSlabLayout& layout,
                          const void* slab);

@@ -23,7 +23,8 @@ Result<std::unique_ptr<LayerStreamer>> LayerStreamer::create(const Model& model,
     layer_bytes.push_back(s.layouts_.back().bytes);
   }
   const TensorView& output = model.weights.output;
-  const PassSegments segments = pass_segments(layer_bytes, output.shape[0], output.row_bytes());
+  const PassSegments segments =
+      pass_segments(layer_bytes, output.shape[0], output.row_bytes(), layer_twins(model.weights, config, s.n_layers_));
   s.segment_bytes_ = segments.bytes;
   s.rows_per_chunk_ = segments.head_chunk_rows;
   for (int64_t row = 0; row < output.shape[0]; row += s.rows_per_chunk_) s.chunk_rows_.push_back(row);
@@ -31,7 +32,7 @@ Result<std::unique_ptr<LayerStreamer>> LayerStreamer::create(const Model& model,
   const int64_t norm_bytes = config.dim * int64_t(sizeof(float));
   PlacementBudgets budgets{options.device_budget_bytes, options.ring_slots, options.host_budget_bytes,
                            options.staging_slots};
-  SO_ASSIGN_OR_RETURN(s.placement_, place_segments(s.segment_bytes_, norm_bytes, budgets));
+  SO_ASSIGN_OR_RETURN(s.placement_, place_segments(s.segment_bytes_, norm_bytes, budgets, segments.twins));
   const SegmentPlacement& placement = s.placement_;
   const std::vector<bool>& resident = placement.resident;
   const int64_t slot_bytes = placement.slot_bytes;
@@ -68,6 +69,11 @@ Result<std::unique_ptr<LayerStreamer>> LayerStreamer::create(const Model& model,
         }
         s.host_slab_of_.push_back(-1);
         s.disk_reads_.push_back(s.disk_->plan(sources, offsets));
+        continue;
+      }
+      if (const int shared = placement.host_slab_shared_with[size_t(position)]; shared >= 0) {
+        s.host_slab_of_.push_back(s.host_slab_of_[size_t(shared)]);  // a twin: the same bytes, one slab
+        s.disk_reads_.emplace_back();
         continue;
       }
       s.host_slab_of_.push_back(static_cast<int>(s.host_slabs_.size()));

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 
-#include "planner/placement.h"
 
 namespace so {
 
@@ -36,10 +35,10 @@ StepCost StepCost::scaled(double factor) const {
   return cost;
 }
 
-std::vector<int64_t> ModelShape::pass_segment_bytes() const {
+PassSegments ModelShape::pass_segments() const {
   const std::vector<int64_t> layers(size_t(n_layers), layer_bytes);
   const int64_t row_bytes = head.rows > 0 ? head.bytes / head.rows : 0;
-  return pass_segments(layers, head.rows, row_bytes).bytes;
+  return so::pass_segments(layers, head.rows, row_bytes, layer_twins);
 }
 
 ModelShape ModelShape::first_layers(int n) const {
@@ -52,6 +51,7 @@ ModelShape ModelShape::first_layers(int n) const {
     cut.measured = measured->scaled(head_share + (1.0 - head_share) * double(kept) / n_layers);
   }
   cut.n_layers = kept;
+  if (cut.layer_twins.size() > size_t(kept)) cut.layer_twins.resize(size_t(kept));
   cut.name = name + " (first " + std::to_string(kept) + " layers)";
   return cut;
 }

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "planner/placement.h"
 #include "tensor/dtype.h"
 
 namespace so {
@@ -39,6 +40,9 @@ struct ModelShape {
   int n_layers = 0;
   std::vector<MatrixShape> layer;  // one layer's matrices (the layers are alike)
   int64_t layer_bytes = 0;         // one packed layer: what streaming it moves
+  // Per layer: the first layer whose packed weights are the same bytes (dummy weights alias
+  // one random pool; their host slabs are shared); empty: every layer its own.
+  std::vector<int> layer_twins;
   MatrixShape head;                // the LM head
   int64_t kv_bytes_per_token = 0;  // every layer's K and V for one position
   int n_heads = 0;
@@ -56,7 +60,7 @@ struct ModelShape {
   int64_t q_dim() const { return int64_t(n_heads) * head_dim; }
   int64_t kv_dim() const { return int64_t(n_kv_heads) * head_dim; }
   // What a pass reads, segment by segment, as the layer streamer cuts it (planner/placement.h).
-  std::vector<int64_t> pass_segment_bytes() const;
+  PassSegments pass_segments() const;
   // The same model cut to its first n layers (a self-draft).
   ModelShape first_layers(int n) const;
 };

@@ -38,7 +38,7 @@ double draft_seconds(const PlanInput& input, int rows, int k, int subbatch, doub
 
 // The target's pass segments and their placements, computed once per search.
 struct PlacementCache {
-  std::vector<int64_t> segments;
+  PassSegments segments;
   // (ring slots, host budget, weight budget)
   std::map<std::tuple<int, int64_t, int64_t>, Result<SegmentPlacement>> by_budgets;
 };
@@ -47,7 +47,7 @@ Result<Plan> evaluate_cached(const PlanInput& input, const PlanChoice& choice, P
 }  // namespace
 
 Result<Plan> evaluate_plan(const PlanInput& input, const PlanChoice& choice) {
-  PlacementCache cache{input.target.pass_segment_bytes(), {}};
+  PlacementCache cache{input.target.pass_segments(), {}};
   return evaluate_cached(input, choice, cache);
 }
 
@@ -126,7 +126,8 @@ Result<Plan> evaluate_cached(const PlanInput& input, const PlanChoice& choice, P
   if (cached == cache.by_budgets.end()) {
     cached = cache.by_budgets
                  .emplace(key,
-                          place_segments(cache.segments, int64_t(target.dim) * int64_t(sizeof(float)), budgets))
+                          place_segments(cache.segments.bytes, int64_t(target.dim) * int64_t(sizeof(float)), budgets,
+                                         cache.segments.twins))
                  .first;
   }
   if (!cached->second.ok()) return cached->second.status();
@@ -187,7 +188,7 @@ Result<Plan> evaluate_cached(const PlanInput& input, const PlanChoice& choice, P
 }  // namespace
 
 Result<Plan> make_plan(const PlanInput& input) {
-  PlacementCache cache{input.target.pass_segment_bytes(), {}};
+  PlacementCache cache{input.target.pass_segments(), {}};
   std::vector<int> row_choices;
   const int most = std::max(1, std::min(input.max_rows, input.workload.n_prompts));
   for (int rows = 1; rows < most; rows *= 2) row_choices.push_back(rows);

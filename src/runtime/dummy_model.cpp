@@ -30,6 +30,19 @@ uint64_t splitmix(uint64_t& state) {
   return z ^ (z >> 31);
 }
 
+// A tensor's name without its layer number ("blk.7.attn_q.weight" -> "blk..attn_q.weight"), hashed (FNV-1a:
+// the same on every platform, so dummy weights are).
+uint64_t role_hash(std::string_view name) {
+  const size_t digits = name.find_first_of("0123456789");
+  const size_t end = digits == std::string_view::npos ? digits : name.find_first_not_of("0123456789", digits);
+  uint64_t hash = 14695981039346656037ull;
+  for (size_t i = 0; i < name.size(); ++i) {
+    if (i >= digits && i < end) continue;
+    hash = (hash ^ uint8_t(name[i])) * 1099511628211ull;
+  }
+  return hash;
+}
+
 // fn(begin, end, chunk) over [0, n) in 16 chunks on a pool (the chunk seeds its random stream, so the values do
 // not depend on the thread count).
 template <typename Fn>
@@ -193,7 +206,8 @@ Result<std::unique_ptr<Model>> load_dummy_model(const std::string& path, std::op
   const std::vector<ExpectedTensor> specs = expected_tensors(c, file.format);
   constexpr uint64_t spread = 64 << 20;
   // One region of random values per dtype, vectors (norms near 1) apart; a region's tensors alias it, matrices at
-  // spread offsets so that different tensors start at different places.
+  // offsets spread by their role in the layer: tensors of a layer differ, and every layer of a kind reads the same
+  // bytes, so the layer streamer keeps one pinned host slab for them all (planner/placement.h, twins).
   struct Region {
     DType dtype;
     bool vector;
@@ -230,7 +244,6 @@ Result<std::unique_ptr<Model>> load_dummy_model(const std::string& path, std::op
       fill_random(data, bytes, region.dtype, region.vector, region_seed);
     }
   }
-  uint64_t at = 0;
   for (const ExpectedTensor& spec : specs) {
     TensorInfo info;
     info.name = spec.name;
@@ -240,9 +253,8 @@ Result<std::unique_ptr<Model>> load_dummy_model(const std::string& path, std::op
     const Region& region = region_of(info.dtype, spec.shape.n_dims == 1);
     info.offset = region.offset;
     if (!region.vector) {  // on the region's block grid, 64-byte aligned
-      at = (at + 7919 * 4096) % spread;
       const uint64_t grain = 64 * uint64_t(dtype_info(info.dtype).block_bytes);
-      info.offset += at / grain * grain;
+      info.offset += role_hash(spec.name) % (spread / grain) * grain;
     }
     info.data = pool.data() + info.offset;
     SO_TRY(file.tensors.add(std::move(info)));

@@ -4,9 +4,10 @@
 // Every matrix takes the config's torch_dtype, or a GGUF type (--dummy-type Q4_K: the bytes a
 // quantized file of the model streams), except gpt-oss's experts, which are MXFP4 as in the
 // released checkpoints when its quantization_config says so; the tensor names are the loader's
-// own. The tensors alias one random pool (about the largest tensor's size per type), so the host
-// holds no second copy of the model: the offload pipeline packs them into its own slabs as it
-// does for a real file.
+// own. The tensors alias one random pool (about the largest tensor's size per type), and every
+// layer of a kind reads the same bytes: the offload pipeline streams each layer's slab over the
+// link every pass as for a real file, from one pinned host slab per kind of layer, so a model
+// far larger than host memory (DeepSeek-V3, 1.3 TB in bf16) still streams.
 #pragma once
 
 #include <memory>

@@ -147,6 +147,10 @@ std::string Engine::memory_json() const {
       {"device_bytes_peak", backend_->device_bytes_peak()},
       {"device_memory_cap", options_.gpu_memory_bytes},
       {"weights_device_budget", options_.offload.device_budget_bytes},
+      // note: dummy weights' twin layers share host slabs, so host bytes can be far below streamed ones.
+      {"weights_resident_bytes", streamer_ ? streamer_->resident_bytes() : 0},
+      {"weights_streamed_bytes_per_pass", streamer_ ? streamer_->streamed_bytes_per_pass() : 0},
+      {"weights_host_bytes", streamer_ ? streamer_->host_bytes() : 0},
   };
   return json.dump();
 }

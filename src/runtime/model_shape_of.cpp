@@ -47,6 +47,7 @@ ModelShape model_shape_of(const Model& model) {
   for (const LayerWeights& each : model.weights.layers) {
     shape.layer_bytes = std::max(shape.layer_bytes, layer_slab_layout(each, c).bytes);
   }
+  shape.layer_twins = layer_twins(model.weights, c, c.n_layers);
   shape.head = matrix_of(model.weights.output);
   const KvGeometry geometry = kv_geometry_for(c);
   shape.kv_bytes_per_token = geometry.page_bytes() / geometry.page_tokens;

@@ -49,6 +49,31 @@ TEST(Placement, EverythingResidentWhenItFitsAndDiskBeyondTheHostBudget) {
   EXPECT_EQ(tiered->host_bytes, 200 + 300);
 }
 
+TEST(Placement, StreamedTwinsShareOneHostSlabAndItsTier) {
+  const std::vector<int> layer_twins{0, 1, 0, 1, 4, 5};  // layers 2 and 3 are the bytes of 0 and 1
+  PassSegments segments = pass_segments(std::vector<int64_t>(6, 100), 1, 50, layer_twins);
+  EXPECT_EQ(segments.twins, (std::vector<int>{0, 1, 0, 1, 4, 5, 6}));  // the head chunk is its own
+  segments.bytes.pop_back();  // layers only, from here
+  const std::span<const int64_t> layers(segments.bytes.data(), 6);
+  // Nothing resident: every layer streams, from four slabs.
+  Result<SegmentPlacement> shared = place_segments(layers, 8, {208, 2, 0, 3}, layer_twins);
+  ASSERT_TRUE(shared.ok()) << shared.status().to_string();
+  EXPECT_EQ(shared->streamed_bytes, 600);
+  EXPECT_EQ(shared->host_bytes, 400);
+  EXPECT_EQ(shared->host_slab_shared_with, (std::vector<int>{-1, -1, 0, 1, -1, -1}));
+  // Room for two of the four slabs beside one staging slot: the rest, and their twins, read from disk.
+  Result<SegmentPlacement> tiered = place_segments(layers, 8, {208, 2, 300, 1}, layer_twins);
+  ASSERT_TRUE(tiered.ok()) << tiered.status().to_string();
+  EXPECT_EQ(tiered->in_host, (std::vector<bool>{false, true, false, true, false, true}));
+  EXPECT_EQ(tiered->host_slab_shared_with, (std::vector<int>{-1, -1, -1, 1, -1, -1}));
+  EXPECT_EQ(tiered->disk_bytes, 300);
+  EXPECT_EQ(tiered->host_bytes, 200 + 100);
+  // Without twins the same budgets hold two of six.
+  Result<SegmentPlacement> distinct = place_segments(layers, 8, {208, 2, 300, 1});
+  ASSERT_TRUE(distinct.ok());
+  EXPECT_EQ(distinct->disk_bytes, 400);
+}
+
 TEST(Placement, TooSmallBudgetsAreClearErrors) {
   const std::vector<int64_t> bytes(6, 100);
   Result<SegmentPlacement> ring = place_segments(bytes, 8, {150, 2, 0, 3});
