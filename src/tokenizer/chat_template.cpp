@@ -1,9 +1,11 @@
 // Recognizing a chat template family from the markers in its Jinja text.
 #include "tokenizer/chat_template.h"
 
+#include <algorithm>
 #include <array>
 #include <ctime>
 #include <optional>
+#include <string_view>
 
 namespace so {
 namespace {
@@ -188,6 +190,24 @@ std::string chat_template_names() {
     names += named.name;
   }
   return names;
+}
+
+std::string chat_template_of_vocabulary(const std::vector<std::string>& token_texts) {
+  struct TurnTokens {
+    const char* name;
+    std::string_view open, close;
+  };
+  static constexpr TurnTokens kFamilies[] = {{"gemma", "<start_of_turn>", "<end_of_turn>"},
+                                             {"chatml", "<|im_start|>", "<|im_end|>"},
+                                             {"llama3", "<|start_header_id|>", "<|eot_id|>"}};
+  std::string found;
+  for (const TurnTokens& family : kFamilies) {
+    const bool open = std::find(token_texts.begin(), token_texts.end(), family.open) != token_texts.end();
+    if (!open || std::find(token_texts.begin(), token_texts.end(), family.close) == token_texts.end()) continue;
+    if (!found.empty()) return "";
+    found = family.name;
+  }
+  return found;
 }
 
 Result<ChatTemplate> detect_chat_template(const std::string& jinja, const std::string& override_name) {

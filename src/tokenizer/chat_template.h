@@ -48,6 +48,11 @@ struct ChatTemplate {
 // force a layout.
 Result<ChatTemplate> detect_chat_template(const std::string& jinja, const std::string& override_name);
 
+// For a model whose file has no template: the named template whose turn tokens the vocabulary
+// holds as whole tokens (<start_of_turn>/<end_of_turn>: gemma, <|im_start|>/<|im_end|>: chatml,
+// <|start_header_id|>/<|eot_id|>: llama3), or "" when none or more than one family matches.
+std::string chat_template_of_vocabulary(const std::vector<std::string>& token_texts);
+
 // "chatml, llama2, mistral, mistral-v1, mistral-v3, mistral-v3-tekken, mistral-v7, llama3, llama3.1, gemma"
 std::string chat_template_names();
 

@@ -155,5 +155,16 @@ TEST(ChatTemplate, UnknownOrMissingTemplatesNameTheChoices) {
             std::string::npos);
 }
 
+TEST(ChatTemplate, AVocabularysTurnTokensNameItsTemplate) {
+  const std::vector<std::string> gemma{"<pad>", "<bos>", "<start_of_turn>", "<end_of_turn>", "hello"};
+  EXPECT_EQ(chat_template_of_vocabulary(gemma), "gemma");
+  EXPECT_EQ(chat_template_of_vocabulary({"<|im_start|>", "<|im_end|>", "a"}), "chatml");
+  EXPECT_EQ(chat_template_of_vocabulary({"<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"}), "llama3");
+  EXPECT_EQ(chat_template_of_vocabulary({"<|im_start|>", "hello"}), "");  // half a pair: a guess too far
+  EXPECT_EQ(chat_template_of_vocabulary({"<s>", "</s>", "[INST]"}), "");
+  // Two families' tokens: ambiguous, so no guess.
+  EXPECT_EQ(chat_template_of_vocabulary({"<|im_start|>", "<|im_end|>", "<start_of_turn>", "<end_of_turn>"}), "");
+}
+
 }  // namespace
 }  // namespace so

@@ -105,7 +105,7 @@ def test_teacher_forced_logits_match_llama_cpp():
     assert tail.max() <= MAX_ERROR, comparisons[2].describe()
 
 
-def test_gemma_chat_template_renders_the_turns_llama_cpp_tokenizes():
+def test_gemma_chat_template_renders_the_turns_llama_cpp_tokenizes_and_is_found_without_a_flag():
     """The GGUF carries no chat template; `--chat-template gemma` lays out Gemma's turns, and the prompt's ids are
     llama.cpp's ids for that text (the model's control tokens, BOS once)."""
     model = gemma3_model()
@@ -117,3 +117,11 @@ def test_gemma_chat_template_renders_the_turns_llama_cpp_tokenizes():
     text = "<bos><start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n<start_of_turn>model\n"
     vocab = llama_cpp.Llama(model_path=str(model), vocab_only=True, verbose=False)
     assert record["prompt_tokens"] == vocab.tokenize(text.encode(), add_bos=False, special=True)
+    # Without --chat-template the vocabulary's <start_of_turn>/<end_of_turn> pick the same layout, and say so.
+    done = subprocess.run([str(engine.require_engine()), "generate", "-m", str(model), "--chat", "-p",
+                           "What is the capital of France?", "-n", "1", "--temp", "0", "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    (guessed,) = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    assert guessed["prompt_tokens"] == record["prompt_tokens"]
+    assert "no chat template" in done.stderr and "--chat-template gemma" in done.stderr, done.stderr
