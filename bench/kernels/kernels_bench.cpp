@@ -72,6 +72,21 @@ std::unique_ptr<Weight> random_weight(DType dtype, int64_t n_out, int64_t n_in, 
       case DType::kQ6_K:
         reinterpret_cast<BlockQ6_K*>(data)[b].d = scale;
         break;
+      case DType::kQ5_0:
+        reinterpret_cast<BlockQ5_0*>(data)[b].d = scale;
+        break;
+      case DType::kMXFP4:
+        reinterpret_cast<BlockMXFP4*>(data)[b].e = 120;  // 2^-7
+        break;
+      case DType::kQ5_K:
+        reinterpret_cast<BlockQ5_K*>(data)[b].d = reinterpret_cast<BlockQ5_K*>(data)[b].dmin = scale;
+        break;
+      case DType::kQ3_K:
+        reinterpret_cast<BlockQ3_K*>(data)[b].d = scale;
+        break;
+      case DType::kQ2_K:
+        reinterpret_cast<BlockQ2_K*>(data)[b].d = reinterpret_cast<BlockQ2_K*>(data)[b].dmin = scale;
+        break;
       case DType::kF16:
         reinterpret_cast<uint16_t*>(data)[b] = fp32_to_fp16(static_cast<float>(b % 97) * 1e-3f);
         break;
@@ -97,8 +112,12 @@ std::vector<float> random_activations(int64_t n, uint32_t seed) {
   return x;
 }
 
-const DType kDTypes[] = {DType::kQ4_1, DType::kQ8_0, DType::kQ4_0, DType::kQ4_K,
-                         DType::kQ6_K, DType::kF16,  DType::kBF16, DType::kF32};
+const DType kDTypes[] = {DType::kQ4_1, DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K, DType::kQ5_0,
+                         DType::kMXFP4, DType::kQ5_K, DType::kQ3_K, DType::kQ2_K, DType::kF16, DType::kBF16,
+                         DType::kF32};
+
+// K-quant rows hold whole super-blocks of 256.
+bool super_blocks(DType dtype) { return dtype_info(dtype).block_elements == 256; }
 
 // SmolLM2-135M: dim 576, ffn 1536, 3 kv heads of 64, vocab 49152.
 struct MatmulShape {
@@ -111,7 +130,7 @@ const MatmulShape kShapes[] = {
 // dot: for Q4_0 / Q4_1 / Q8_0 under AVX2, which integer dot product variant to time
 // (bit-identical results); -1 lets Kernels pick the best.
 void matmul_case(benchmark::State& state, DType dtype, MatmulShape shape, int64_t n_rows, Isa isa, int dot) {
-  const int64_t n_in = dtype == DType::kQ4_K || dtype == DType::kQ6_K ? (shape.n_in / 256 + 1) * 256 : shape.n_in;
+  const int64_t n_in = super_blocks(dtype) ? (shape.n_in / 256 + 1) * 256 : shape.n_in;
   // note: K-quant rows need multiples of 256; 576 becomes 768 there (bytes are counted as read).
   const auto weight = random_weight(dtype, shape.n_out, n_in, 1);
   const std::vector<float> x = random_activations(n_rows * n_in, 2);
@@ -140,7 +159,7 @@ void matmul_case(benchmark::State& state, DType dtype, MatmulShape shape, int64_
 void model_case(benchmark::State& state, DType dtype, int64_t n_rows, Isa isa) {
   constexpr int kLayers = 30;
   constexpr int64_t kDim = 576, kKv = 192, kFfn = 1536, kVocab = 49152;
-  const int64_t dim = dtype == DType::kQ4_K || dtype == DType::kQ6_K ? 768 : kDim;  // K-quants need 256 | n_in
+  const int64_t dim = super_blocks(dtype) ? 768 : kDim;  // K-quants need 256 | n_in
   struct Layer {
     std::unique_ptr<Weight> q, k, v, o, gate, up, down;
   };
@@ -245,7 +264,7 @@ void register_all() {
           const std::string name = std::string("Matmul/") + std::string(dtype_name(dtype)) + "/" + shape.name +
                                    "/rows:" + std::to_string(n_rows) + "/" + std::string(isa_name(isa));
           benchmark::RegisterBenchmark(name.c_str(), matmul_case, dtype, shape, n_rows, isa, -1)->UseRealTime();
-          const bool q32 = dtype == DType::kQ4_0 || dtype == DType::kQ4_1 || dtype == DType::kQ8_0;
+          const bool q32 = dtype_info(dtype).block_elements == 32 && dtype != DType::kF32;
           if (isa == Isa::kAvx2 && q32) {
             const CpuFeatures& f = cpu_features();
             const std::pair<detail::IntegerDot, bool> variants[] = {

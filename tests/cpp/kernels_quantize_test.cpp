@@ -38,7 +38,7 @@ std::vector<std::vector<float>> test_rows(int64_t n_in) {
 TEST(ActivationQuantize, Avx2MatchesReferenceBitForBit) {
   if (!testing::cpu_runs(Isa::kAvx2)) GTEST_SKIP() << "no AVX2";
   const detail::MatmulKernelSet& kernels = detail::avx2_matmul_kernels(detail::IntegerDot::kAvx2);
-  for (DType weight_dtype : {DType::kQ4_0, DType::kQ8_0, DType::kQ4_1, DType::kQ4_K}) {
+  for (DType weight_dtype : {DType::kQ4_0, DType::kQ8_0, DType::kQ4_1, DType::kQ4_K, DType::kQ5_0, DType::kMXFP4}) {
     const bool k_quant = weight_dtype == DType::kQ4_K;
     const std::vector<int64_t> sizes =
         k_quant ? std::vector<int64_t>{256, 512, 768, 1536} : std::vector<int64_t>{32, 64, 96, 288, 576, 1536};

@@ -17,9 +17,10 @@ namespace so::cpu::detail {
 //   Q8_1 (Q4_1 weights): s = f16(d * sum(qs)) as f32.
 //   Q8_0 for Q4_0 weights: s = -sum(qs) as int32, the value each of the 8 integer lanes of
 //     a block's dot product starts from: 8 lanes x -sum(qs) is the nibbles' -8 offset.
-//   Q8_0 for Q8_0 weights: lane offsets (n_in/32, 8) int32 = -128 * (sum of the 4 quants
-//     of that lane); the VNNI kernel adds 128 to the weights to make them unsigned, and
-//     these take it back out lane by lane, so its lanes equal the plain AVX2 kernel's.
+//   Q8_0 for Q8_0 (Q5_0, MXFP4) weights: lane offsets (n_in/32, 8) int32 = -128 * (sum of
+//     the 4 quants of that lane); the VNNI kernel adds 128 to the weights to make them
+//     unsigned, and these take it back out lane by lane, so its lanes equal the plain AVX2
+//     kernel's (Q5_0 and MXFP4 take out their +16 and +12 from the same sums).
 // Q8_K row (block 256):  qs (n_in) int8 | d (n_in/256) f32 | bsums (n_in/16) int16
 struct ActivationRow {
   const int8_t* qs;

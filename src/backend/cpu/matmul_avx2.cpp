@@ -1,5 +1,5 @@
 // The AVX2 matmul kernel set: routes each weight dtype to its tile kernels (Q4_0, Q4_1,
-// Q8_0 in matmul_q32_avx2.h; K-quants and float weights in their own files).
+// Q8_0, Q5_0, MXFP4 in matmul_q32_avx2.h; K-quants and float weights in their own files).
 #include "backend/cpu/matmul_driver.h"
 #include "backend/cpu/matmul_internal.h"
 #include "backend/cpu/matmul_q32_avx2.h"
@@ -23,14 +23,12 @@ void compute(const TensorView& weight, const uint8_t* activations, int64_t activ
     case DType::kQ4_0:
     case DType::kQ4_1:
     case DType::kQ8_0:
+    case DType::kQ5_0:
+    case DType::kMXFP4:
       if constexpr (kDot == IntegerDot::kAvx512Vnni)
         return compute_q32_avx512(args, row_begin, row_end, col_begin, col_end);
       if constexpr (kDot == IntegerDot::kAvxVnni) return compute_q32_vnni(args, row_begin, row_end, col_begin, col_end);
       return compute_q32_plain(args, row_begin, row_end, col_begin, col_end);
-    case DType::kQ5_0:
-      return compute_q5_0(args, row_begin, row_end, col_begin, col_end);
-    case DType::kMXFP4:
-      return compute_mxfp4(args, row_begin, row_end, col_begin, col_end);
     case DType::kQ5_K:
       return compute_q5_k(args, row_begin, row_end, col_begin, col_end);
     case DType::kQ4_K:
@@ -38,8 +36,9 @@ void compute(const TensorView& weight, const uint8_t* activations, int64_t activ
     case DType::kQ6_K:
       return compute_q6_k(args, row_begin, row_end, col_begin, col_end);
     case DType::kQ2_K:
+      return compute_q2_k(args, row_begin, row_end, col_begin, col_end);
     case DType::kQ3_K:
-      return compute_k_low_bits(args, row_begin, row_end, col_begin, col_end);
+      return compute_q3_k(args, row_begin, row_end, col_begin, col_end);
     case DType::kF32:
     case DType::kF16:
     case DType::kBF16:

@@ -1,7 +1,7 @@
 // Internal to backend/cpu: the AVX2/FMA matmul kernels, split by weight family across
-// matmul_avx2.cpp (Q4_0, Q4_1, Q8_0 and dispatch), matmul_kquants_avx2.cpp (Q4_K, Q6_K),
+// matmul_avx2.cpp (Q4_0, Q4_1, Q8_0, Q5_0, MXFP4 and dispatch), matmul_kquants_avx2.cpp (K-quants),
 // matmul_float_avx2.cpp (F32, F16, BF16) and quantize_avx2.cpp (activation packing), with
-// the AVX-VNNI and AVX-512 variants of the Q4_0 / Q4_1 / Q8_0 kernels in
+// the AVX-VNNI and AVX-512 variants of the 32-element block kernels in
 // matmul_vnni_avx2.cpp and matmul_q32_avx512.cpp. Include only from *_avx2/_avx512 files.
 #pragma once
 
@@ -28,23 +28,18 @@ struct MatmulArgs {
   float* y;                    // (n_rows, n_out)
 };
 
-// Q4_0, Q4_1, Q8_0 with maddubs + madd (matmul_avx2.cpp) or AVX-VNNI (matmul_vnni_avx2.cpp,
+// Q4_0, Q4_1, Q8_0, Q5_0, MXFP4 with maddubs + madd (matmul_avx2.cpp) or AVX-VNNI (matmul_vnni_avx2.cpp,
 // only where cpu_features().avx_vnni); the two give bit-identical results.
 void compute_q32_plain(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
 void compute_q32_vnni(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
 // The same with AVX-512 + VNNI (matmul_q32_avx512.cpp), bit-identical to both.
 void compute_q32_avx512(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
-// Q5_0 and MXFP4 against reference-layout Q8_0 rows (matmul_rowwise_avx2.cpp), bit-identical to the
-// reference.
-void compute_q5_0(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
-void compute_mxfp4(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
-// Q5_K against reference-layout Q8_K rows (matmul_rowwise_avx2.cpp), bit-identical to the reference.
-void compute_q5_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
+// The K-quants against packed Q8_K rows (matmul_kquants_avx2.cpp).
 void compute_q4_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
+void compute_q5_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
 void compute_q6_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
-// Q2_K and Q3_K against reference Q8_K activation blocks, one output at a time.
-void compute_k_low_bits(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin,
-                        int64_t col_end);
+void compute_q2_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
+void compute_q3_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
 void compute_float(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end);
 
 // note: the helpers below have internal linkage because matmul_vnni_avx2.cpp and
@@ -61,6 +56,25 @@ inline float hsum(__m256 v) {
 }
 
 inline float f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
+
+// A tile's kCols weight rows from column `col`, and its kRows activation rows from row `row`
+// (read by `row_of`: q8_32_row or q8_k_row), with zeroed accumulators.
+template <typename Block, int kCols>
+inline void tile_weight_rows(const MatmulArgs& args, int64_t col, int64_t row_bytes, const Block* (&w)[kCols]) {
+  for (int c = 0; c < kCols; ++c) {
+    w[c] = reinterpret_cast<const Block*>(static_cast<const uint8_t*>(args.weight->data) + (col + c) * row_bytes);
+  }
+}
+template <int kRows, typename RowOf>
+inline void tile_activation_rows(const MatmulArgs& args, int64_t row, int64_t n_in, RowOf row_of,
+                                 ActivationRow (&x)[kRows]) {
+  for (int r = 0; r < kRows; ++r) x[r] = row_of(args.activations + (row + r) * args.activation_stride, n_in);
+}
+template <int kCols, int kRows>
+inline void zero(__m256 (&acc)[kCols][kRows]) {
+  for (int c = 0; c < kCols; ++c)
+    for (int r = 0; r < kRows; ++r) acc[c][r] = _mm256_setzero_ps();
+}
 
 // Walks [row_begin, row_end) x [col_begin, col_end) in tiles of up to kCols weight rows by
 // kRows activation rows, calling tile.template run<cols, rows>(col, row) with the tile's

@@ -25,14 +25,9 @@ int64_t reference_activation_row_bytes(DType weight_dtype, int64_t n_in);
 void reference_quantize_activation_row(DType weight_dtype, const float* x, int64_t n_in, void* out);
 // Dot product of one weight row (n_in, weight dtype) with one reference activation row.
 float reference_dot(DType weight_dtype, const void* weight_row, const void* activation_row, int64_t n_in);
-// The scalar Q5_0 dot, which the AVX2 kernel matches bit for bit.
+// Scalar dots of the reference (matmul_reference.cpp).
 float dot_q5_0_q8_0(const BlockQ5_0* w, const BlockQ8_0* x, int64_t n_blocks);
 float dot_mxfp4_q8_0(const BlockMXFP4* w, const BlockQ8_0* x, int64_t n_blocks);
 float dot_q5_k_q8_k(const BlockQ5_K* w, const BlockQ8_K* x, int64_t n_blocks);
-// Weights whose AVX2 kernels read activations in the reference layout (one output at a time).
-inline bool uses_reference_activations(DType weight_dtype) {
-  return weight_dtype == DType::kQ5_0 || weight_dtype == DType::kMXFP4 || weight_dtype == DType::kQ5_K ||
-         weight_dtype == DType::kQ2_K || weight_dtype == DType::kQ3_K;
-}
 
 }  // namespace so::cpu::detail

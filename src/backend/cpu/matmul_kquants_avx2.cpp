@@ -1,10 +1,12 @@
-// AVX2/FMA matmul for the K-quant weights (Q4_K, Q6_K) against Q8_K activations.
+// AVX2/FMA matmul for the K-quant weights (Q4_K, Q5_K, Q6_K, Q2_K, Q3_K) against Q8_K activations.
 //
 // Within a super-block of 256 the sub-block scales are small integers, so a super-block
 // accumulates exactly in 8 int32 lanes; the float work per output and super-block is then
 //   acc = fma(broadcast(d_x * d_w), f32(integer lanes), acc)
 // (Q4_K adds its min term with a second fma), and y = hsum(acc) at the end. Integer sums
 // are exact in any order, so every tile size gives the same floats: batch invariance.
+#include <type_traits>
+
 #include "backend/cpu/matmul_avx2.h"
 #include "tensor/blocks.h"
 
@@ -43,22 +45,22 @@ inline __m256i scaled_dot(__m256i u, __m256i s, __m256i scale16) {
   return _mm256_madd_epi16(scale16, _mm256_maddubs_epi16(u, s));
 }
 
-struct TileQ4K {
+// Q4_K, and with kFifthBit Q5_K (the same layout plus qh: bit 2j of qh[l] tops element 64j + l,
+// bit 2j + 1 element 64j + 32 + l).
+template <bool kFifthBit>
+struct TileQ45K {
+  using Block = std::conditional_t<kFifthBit, BlockQ5_K, BlockQ4_K>;
   const MatmulArgs& args;
   int64_t n_in, n_out, n_blocks, weight_row_bytes;
 
   template <int kCols, int kRows>
   void run(int64_t col, int64_t row) const {
-    const BlockQ4_K* w[kCols];
-    for (int c = 0; c < kCols; ++c) {
-      w[c] = reinterpret_cast<const BlockQ4_K*>(static_cast<const uint8_t*>(args.weight->data) +
-                                                (col + c) * weight_row_bytes);
-    }
+    const Block* w[kCols];
+    tile_weight_rows(args, col, weight_row_bytes, w);
     ActivationRow x[kRows];
-    for (int r = 0; r < kRows; ++r) x[r] = q8_k_row(args.activations + (row + r) * args.activation_stride, n_in);
+    tile_activation_rows(args, row, n_in, q8_k_row, x);
     __m256 acc[kCols][kRows];
-    for (int c = 0; c < kCols; ++c)
-      for (int r = 0; r < kRows; ++r) acc[c][r] = _mm256_setzero_ps();
+    zero(acc);
 
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     for (int64_t b = 0; b < n_blocks; ++b) {
@@ -77,11 +79,20 @@ struct TileQ4K {
         const __m128i mins = _mm256_extracti128_si256(scales_mins, 1);
         __m256i sumi[kRows];
         for (int r = 0; r < kRows; ++r) sumi[r] = _mm256_setzero_si256();
+        [[maybe_unused]] __m256i fifth_bits;
+        if constexpr (kFifthBit) fifth_bits = load(w[c][b].qh);
 #pragma GCC unroll 4
         for (int j = 0; j < 4; ++j) {  // sub-blocks 2j (low nibbles) and 2j + 1 (high nibbles)
           const __m256i bits = load(w[c][b].qs + 32 * j);
-          const __m256i low = _mm256_and_si256(bits, m4);
-          const __m256i high = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+          __m256i low = _mm256_and_si256(bits, m4);
+          __m256i high = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+          if constexpr (kFifthBit) {
+            // note: 16-bit shifts keep bit k of each byte in its bit 0 (k < 8); the mask drops the rest.
+            const __m256i one = _mm256_set1_epi8(1);
+            low = _mm256_or_si256(low, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(fifth_bits, 2 * j), one), 4));
+            high = _mm256_or_si256(
+                high, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(fifth_bits, 2 * j + 1), one), 4));
+          }
           const __m256i scale_low = _mm256_shuffle_epi8(scales, load(kWordBroadcast[2 * j]));
           const __m256i scale_high = _mm256_shuffle_epi8(scales, load(kWordBroadcast[2 * j + 1]));
 #pragma GCC unroll 8
@@ -107,6 +118,127 @@ struct TileQ4K {
   }
 };
 
+// Q2_K and Q3_K: 16 sub-blocks of 16. Group g (0..7) of 32 elements, 128h + 32j with g = 4h + j,
+// is bits 2j of qs[32h..32h + 31] (and for Q3_K bit g of hmask[0..31] as the third bit); its
+// low 16 bytes are sub-block 2g, its high 16 sub-block 2g + 1, so one int16 scale vector with
+// a scale per 128-bit lane serves the group. The weights meet maddubs unsigned (Q3_K: q + 4,
+// the 4 taken back out through the activation's 16-value sums).
+struct LowBitsQ2K {
+  using Block = BlockQ2_K;
+  static constexpr bool kMins = true;
+  // Scales (low nibbles) and mins (high nibbles) of the 16 sub-blocks as int16.
+  static void unpack(const Block& block, __m256i* scales, __m256i* mins) {
+    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block.scales));
+    *scales = _mm256_cvtepu8_epi16(_mm_and_si128(packed, _mm_set1_epi8(0x0F)));
+    *mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0F)));
+  }
+  static __m256i values(const Block& block, int g) {
+    const __m256i packed = load(block.qs + 32 * (g / 4));
+    return _mm256_and_si256(_mm256_srli_epi16(packed, 2 * (g % 4)), _mm256_set1_epi8(3));
+  }
+  static float d(const Block& block) { return f16_to_f32(block.d); }
+  static float dmin(const Block& block) { return f16_to_f32(block.dmin); }
+};
+
+struct LowBitsQ3K {
+  using Block = BlockQ3_K;
+  static constexpr bool kMins = false;
+  // The 16 signed 6-bit scales as int16 (mins: unused).
+  // note: as q3_k_scales: scale j has its low 4 bits in byte j % 8 (low nibble for j < 8, high
+  // for j >= 8) and its top 2 bits at bits 2 (j / 4) of byte 8 + j % 4.
+  static void unpack(const Block& block, __m256i* scales, __m256i* /*mins*/) {
+    alignas(16) uint8_t bytes[16] = {};
+    __builtin_memcpy(bytes, block.scales, 12);
+    const __m128i packed = _mm_load_si128(reinterpret_cast<const __m128i*>(bytes));
+    const __m128i nibble = _mm_set1_epi8(0x0F);
+    const __m128i low = _mm_unpacklo_epi64(_mm_and_si128(packed, nibble), _mm_and_si128(_mm_srli_epi16(packed, 4), nibble));
+    const __m128i tops = _mm_shuffle_epi8(packed, _mm_setr_epi8(8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11));
+    const __m128i high = _mm_and_si128(_mm_srlv_epi32(tops, _mm_setr_epi32(0, 2, 4, 6)), _mm_set1_epi8(3));
+    const __m128i values = _mm_sub_epi8(_mm_or_si128(low, _mm_slli_epi16(high, 4)), _mm_set1_epi8(32));
+    *scales = _mm256_cvtepi8_epi16(values);
+  }
+  static __m256i values(const Block& block, int g) {
+    const __m256i packed = load(block.qs + 32 * (g / 4));
+    const __m256i low = _mm256_and_si256(_mm256_srli_epi16(packed, 2 * (g % 4)), _mm256_set1_epi8(3));
+    // note: 16-bit shifts keep bit g of each byte in its bit 0 (g < 8); the mask drops the rest.
+    const __m256i third = _mm256_and_si256(_mm256_srli_epi16(load(block.hmask), g), _mm256_set1_epi8(1));
+    return _mm256_or_si256(low, _mm256_slli_epi16(third, 2));
+  }
+  static float d(const Block& block) { return f16_to_f32(block.d); }
+  static float dmin(const Block&) { return 0.0f; }
+};
+
+// vpshufb masks: word 2g % 8 of each 128-bit lane to the low lane's words and word (2g + 1) % 8
+// to the high lane's, for a vector whose lanes both hold words 8 (g / 4) .. 8 (g / 4) + 7.
+struct PairBroadcast {
+  alignas(32) uint8_t bytes[4][32];
+  constexpr PairBroadcast() : bytes() {
+    for (int g = 0; g < 4; ++g)
+      for (int i = 0; i < 32; ++i) bytes[g][i] = uint8_t(2 * (2 * g + (i >= 16)) + (i & 1));
+  }
+};
+constexpr PairBroadcast kPairBroadcastTable;
+
+template <typename Format>
+struct TileLowBitsK {
+  using Block = typename Format::Block;
+  const MatmulArgs& args;
+  int64_t n_in, n_out, n_blocks, weight_row_bytes;
+
+  template <int kCols, int kRows>
+  void run(int64_t col, int64_t row) const {
+    const Block* w[kCols];
+    tile_weight_rows(args, col, weight_row_bytes, w);
+    ActivationRow x[kRows];
+    tile_activation_rows(args, row, n_in, q8_k_row, x);
+    __m256 acc[kCols][kRows];
+    zero(acc);
+
+    for (int64_t b = 0; b < n_blocks; ++b) {
+#pragma GCC unroll 8
+      for (int c = 0; c < kCols; ++c) {
+        __m256i scales, mins;
+        Format::unpack(w[c][b], &scales, &mins);
+        // note: Q3_K's +4: minus 4 * sum_sub scale_sub * bsum_sub; Q2_K's mins: their own fma below.
+        __m256i sumi[kRows], min_lanes[kRows];
+#pragma GCC unroll 8
+        for (int r = 0; r < kRows; ++r) {
+          const __m256i bsums = load(x[r].bsums + b * 16);
+          if constexpr (Format::kMins) {
+            sumi[r] = _mm256_setzero_si256();
+            min_lanes[r] = _mm256_madd_epi16(mins, bsums);
+          } else {
+            sumi[r] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(scales, bsums), 2));
+          }
+        }
+        const __m256i scales_0_7 = _mm256_permute2x128_si256(scales, scales, 0x00);
+        const __m256i scales_8_15 = _mm256_permute2x128_si256(scales, scales, 0x11);
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; ++g) {
+          const __m256i u = Format::values(w[c][b], g);
+          const __m256i scale = _mm256_shuffle_epi8(g < 4 ? scales_0_7 : scales_8_15, load(kPairBroadcastTable.bytes[g % 4]));
+#pragma GCC unroll 8
+          for (int r = 0; r < kRows; ++r) {
+            sumi[r] = _mm256_add_epi32(sumi[r], scaled_dot(u, load(x[r].qs + b * 256 + 32 * g), scale));
+          }
+        }
+        const float wd = Format::d(w[c][b]);
+        [[maybe_unused]] const float wdmin = Format::dmin(w[c][b]);
+#pragma GCC unroll 8
+        for (int r = 0; r < kRows; ++r) {
+          const float xd = x[r].d[b];
+          acc[c][r] = _mm256_fmadd_ps(_mm256_set1_ps(xd * wd), _mm256_cvtepi32_ps(sumi[r]), acc[c][r]);
+          if constexpr (Format::kMins) {
+            acc[c][r] = _mm256_fmadd_ps(_mm256_set1_ps(-(xd * wdmin)), _mm256_cvtepi32_ps(min_lanes[r]), acc[c][r]);
+          }
+        }
+      }
+    }
+    for (int r = 0; r < kRows; ++r)
+      for (int c = 0; c < kCols; ++c) args.y[(row + r) * n_out + col + c] = hsum(acc[c][r]);
+  }
+};
+
 // Scales of sub-blocks 2k (low 128-bit lane) and 2k + 1 (high lane) as int16.
 inline __m256i q6_k_scale_pair(__m128i scales8, int k) {
   const int64_t low = 0x0101010101010101LL * (2 * k), high = 0x0101010101010101LL * (2 * k + 1);
@@ -120,15 +252,11 @@ struct TileQ6K {
   template <int kCols, int kRows>
   void run(int64_t col, int64_t row) const {
     const BlockQ6_K* w[kCols];
-    for (int c = 0; c < kCols; ++c) {
-      w[c] = reinterpret_cast<const BlockQ6_K*>(static_cast<const uint8_t*>(args.weight->data) +
-                                                (col + c) * weight_row_bytes);
-    }
+    tile_weight_rows(args, col, weight_row_bytes, w);
     ActivationRow x[kRows];
-    for (int r = 0; r < kRows; ++r) x[r] = q8_k_row(args.activations + (row + r) * args.activation_stride, n_in);
+    tile_activation_rows(args, row, n_in, q8_k_row, x);
     __m256 acc[kCols][kRows];
-    for (int c = 0; c < kCols; ++c)
-      for (int r = 0; r < kRows; ++r) acc[c][r] = _mm256_setzero_ps();
+    zero(acc);
 
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     const __m256i m2 = _mm256_set1_epi8(0x03);
@@ -196,7 +324,16 @@ void compute_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64
 }  // namespace
 
 void compute_q4_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end) {
-  compute_k<TileQ4K, 4, 2>(args, row_begin, row_end, col_begin, col_end);
+  compute_k<TileQ45K<false>, 4, 2>(args, row_begin, row_end, col_begin, col_end);
+}
+void compute_q5_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end) {
+  compute_k<TileQ45K<true>, 4, 2>(args, row_begin, row_end, col_begin, col_end);
+}
+void compute_q2_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end) {
+  compute_k<TileLowBitsK<LowBitsQ2K>, 4, 2>(args, row_begin, row_end, col_begin, col_end);
+}
+void compute_q3_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end) {
+  compute_k<TileLowBitsK<LowBitsQ3K>, 4, 2>(args, row_begin, row_end, col_begin, col_end);
 }
 void compute_q6_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end) {
   compute_k<TileQ6K, 2, 4>(args, row_begin, row_end, col_begin, col_end);

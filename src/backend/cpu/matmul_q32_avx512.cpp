@@ -1,4 +1,4 @@
-// The Q4_0 / Q4_1 / Q8_0 tile kernels with AVX-512 (F/BW/VL/DQ) and AVX512-VNNI, bit for bit
+// The Q4_0 / Q4_1 / Q8_0 / Q5_0 / MXFP4 tile kernels with AVX-512 (F/BW/VL/DQ) and AVX512-VNNI, bit for bit
 // equal to the AVX2 ones in matmul_q32_avx2.h.
 //
 // note: a zmm register holds the 8-lane accumulators of two outputs that share an
@@ -37,10 +37,21 @@ struct Tile512 {
     if constexpr (kFormat == Format::kQ8_0) {
       const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block.qs));
       return _mm256_xor_si256(raw, _mm256_set1_epi8(static_cast<char>(0x80)));
+    } else if constexpr (kFormat == Format::kQ5_0) {
+      return q5_0_values(block);
+    } else if constexpr (kFormat == Format::kMxfp4) {
+      return mxfp4_values(block);
     } else {
-      const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block.qs)));
-      return _mm256_and_si256(_mm256_srlv_epi64(both, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0F));
+      return nibbles_in_order(block.qs);
     }
+  }
+
+  // A row's lane starts for block b in both halves (the unsigned weights' offsets, as in Tile32).
+  static __m512i lane_start(const ActivationRow& x, int64_t b) {
+    if constexpr (kFormat == Format::kQ4_0) return _mm512_set1_epi32(static_cast<const int32_t*>(x.s)[b]);
+    if constexpr (kFormat == Format::kQ4_1) return _mm512_setzero_si512();
+    const __m256i lane_offsets = _mm256_load_si256(reinterpret_cast<const __m256i*>(x.lane_offsets + 8 * b));
+    return _mm512_broadcast_i64x4(::so::cpu::detail::avx2::lane_start<kFormat>(lane_offsets));
   }
 
   template <int kCols, int kRows>
@@ -67,8 +78,13 @@ struct Tile512 {
 #pragma GCC unroll 8
       for (int p = 0; p < kPairs; ++p) {
         __m256 d0, d1, m0, m1;
-        load_block_scales(w[2 * p] + group, n, &d0, kFormat == Format::kQ4_1 ? &m0 : nullptr);
-        load_block_scales(w[2 * p + 1] + group, n, &d1, kFormat == Format::kQ4_1 ? &m1 : nullptr);
+        if constexpr (kFormat == Format::kMxfp4) {
+          d0 = load_mxfp4_half_scales(w[2 * p] + group, n);
+          d1 = load_mxfp4_half_scales(w[2 * p + 1] + group, n);
+        } else {
+          load_block_scales(w[2 * p] + group, n, &d0, kFormat == Format::kQ4_1 ? &m0 : nullptr);
+          load_block_scales(w[2 * p + 1] + group, n, &d1, kFormat == Format::kQ4_1 ? &m1 : nullptr);
+        }
         const __m512 wd = join(d0, d1);
 #pragma GCC unroll 8
         for (int r = 0; r < kRows; ++r) {
@@ -90,12 +106,7 @@ struct Tile512 {
         for (int r = 0; r < kRows; ++r) {
           const __m512i xq =
               _mm512_broadcast_i64x4(_mm256_load_si256(reinterpret_cast<const __m256i*>(x[r].qs + b * 32)));
-          __m512i start = _mm512_setzero_si512();
-          if constexpr (kFormat == Format::kQ4_0) start = _mm512_set1_epi32(static_cast<const int32_t*>(x[r].s)[b]);
-          if constexpr (kFormat == Format::kQ8_0) {
-            start =
-                _mm512_broadcast_i64x4(_mm256_load_si256(reinterpret_cast<const __m256i*>(x[r].lane_offsets + 8 * b)));
-          }
+          const __m512i start = lane_start(x[r], b);
 #pragma GCC unroll 8
           for (int p = 0; p < kPairs; ++p) {
             const __m512i sums = _mm512_dpbusd_epi32(start, wq[p], xq);
@@ -139,6 +150,10 @@ void compute_q32_avx512(const MatmulArgs& args, int64_t row_begin, int64_t row_e
       return compute_512<Format::kQ4_0>(args, row_begin, row_end, col_begin, col_end);
     case DType::kQ4_1:
       return compute_512<Format::kQ4_1>(args, row_begin, row_end, col_begin, col_end);
+    case DType::kQ5_0:
+      return compute_512<Format::kQ5_0>(args, row_begin, row_end, col_begin, col_end);
+    case DType::kMXFP4:
+      return compute_512<Format::kMxfp4>(args, row_begin, row_end, col_begin, col_end);
     default:
       return compute_512<Format::kQ8_0>(args, row_begin, row_end, col_begin, col_end);
   }

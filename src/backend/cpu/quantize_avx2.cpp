@@ -128,11 +128,10 @@ void quantize_q8_k(const float* x, int64_t n_in, uint8_t* out) {
 }  // namespace
 
 int64_t activation_row_bytes(DType weight_dtype, int64_t n_in) {
-  if (uses_reference_activations(weight_dtype)) return reference_activation_row_bytes(weight_dtype, n_in);
   switch (activation_dtype(weight_dtype)) {
     case DType::kQ8_0:
     case DType::kQ8_1:
-      return q8_32_row_bytes(n_in, weight_dtype == DType::kQ8_0);
+      return q8_32_row_bytes(n_in, weight_dtype != DType::kQ4_0 && weight_dtype != DType::kQ4_1);
     case DType::kQ8_K:
       return q8_k_row_bytes(n_in);
     default:
@@ -142,7 +141,6 @@ int64_t activation_row_bytes(DType weight_dtype, int64_t n_in) {
 
 void quantize_activation_row(DType weight_dtype, const float* x, int64_t n_in, void* out) {
   auto* bytes = static_cast<uint8_t*>(out);
-  if (uses_reference_activations(weight_dtype)) return reference_quantize_activation_row(weight_dtype, x, n_in, out);
   switch (activation_dtype(weight_dtype)) {
     case DType::kQ8_0:
       return quantize_q8_32(x, n_in, bytes, weight_dtype == DType::kQ4_0 ? RowKind::kForQ4_0 : RowKind::kForQ8_0);
