@@ -22,7 +22,8 @@ else
 fi
 step "this engine vs llama.cpp (decode, prefill, batched)"
 "$py" bench/cpu_vs_llama.py --out "$out/cpu_vs_llama_$day.json"
-"$py" bench/q4k_cpu.py --out "$out/cpu_vs_llama_q4k_$day.json"
+"$py" bench/quant_cpu.py --out "$out/cpu_vs_llama_q4k_$day.json"
+"$py" bench/quant_cpu.py --types Q5_K Q3_K Q2_K --shapes qwen3moe-64x768-top8 --out "$out/cpu_vs_llama_quant_$day.json"
 for link in 0.5 0.25 0.1; do
   step "offload ablation, ${link} GB/s link"
   "$py" bench/offload_cpu.py "${size[@]}" --link-gbps "$link" --out "$out/offload_cpu_${link}_$day.json"
