@@ -6,6 +6,7 @@
 // (Q4_K adds its min term with a second fma), and y = hsum(acc) at the end. Integer sums
 // are exact in any order, so every tile size gives the same floats: batch invariance.
 #include <type_traits>
+#include <vector>
 
 #include "backend/cpu/matmul_avx2.h"
 #include "tensor/blocks.h"
@@ -45,11 +46,35 @@ inline __m256i scaled_dot(__m256i u, __m256i s, __m256i scale16) {
   return _mm256_madd_epi16(scale16, _mm256_maddubs_epi16(u, s));
 }
 
+// One K-quant block of one weight row as a tile consumes it: the 8 groups of 32 values (unsigned)
+// with their int16 scale vectors, the vector the activation sums meet (Q4_K/Q5_K's mins in the
+// low half, Q2_K's mins, Q3_K's scales), d and dmin. Decoding a block costs about what its dot
+// products with a few rows do, so at many rows panels of weight rows are decoded once
+// (compute_k) and every row tile reads them: the same integer lanes and float operations per
+// output as the tiles that decode as they go.
+struct DecodedBlock {
+  __m256i u[8];
+  __m256i scale[8];
+  __m256i pre;
+  float d, dmin;
+};
+
+// Rows [row, row + kRows) against a panel of n_cols decoded weight rows from `col`: the
+// activation rows stay in L1 while the panel streams from L2.
+template <int kRows, typename Tile>
+void run_panel(const Tile& tile, const DecodedBlock* panel, int64_t col, int n_cols, int64_t row) {
+  ActivationRow x[kRows];
+  tile_activation_rows(tile.args, row, tile.n_in, q8_k_row, x);
+  for (int c = 0; c < n_cols; ++c) tile.template run_decoded<kRows>(panel + c * tile.n_blocks, x, col + c, row);
+}
+
 // Q4_K, and with kFifthBit Q5_K (the same layout plus qh: bit 2j of qh[l] tops element 64j + l,
 // bit 2j + 1 element 64j + 32 + l).
 template <bool kFifthBit>
 struct TileQ45K {
   using Block = std::conditional_t<kFifthBit, BlockQ5_K, BlockQ4_K>;
+  // note: Q4_K's nibbles decode cheaply; its panels pay off later (kernels_bench: even at 32 rows, +10% at 512).
+  static constexpr int64_t kPanelRows = kFifthBit ? 16 : 64;
   const MatmulArgs& args;
   int64_t n_in, n_out, n_blocks, weight_row_bytes;
 
@@ -115,6 +140,61 @@ struct TileQ45K {
     }
     for (int r = 0; r < kRows; ++r)
       for (int c = 0; c < kCols; ++c) args.y[(row + r) * n_out + col + c] = hsum(acc[c][r]);
+  }
+
+  static void decode(const Block& block, DecodedBlock& out) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    const __m256i scales_mins = q4_k_scales_mins(block.scales);
+    const __m256i scales = _mm256_permute2x128_si256(scales_mins, scales_mins, 0x00);
+    out.pre = _mm256_permute2x128_si256(scales_mins, scales_mins, 0x11);  // the mins, in the low half
+    for (int j = 0; j < 4; ++j) {
+      const __m256i bits = load(block.qs + 32 * j);
+      __m256i low = _mm256_and_si256(bits, m4);
+      __m256i high = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+      if constexpr (kFifthBit) {
+        const __m256i fifth_bits = load(block.qh);
+        low = _mm256_or_si256(low, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(fifth_bits, 2 * j), one), 4));
+        high = _mm256_or_si256(high,
+                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(fifth_bits, 2 * j + 1), one), 4));
+      }
+      out.u[2 * j] = low;
+      out.u[2 * j + 1] = high;
+      out.scale[2 * j] = _mm256_shuffle_epi8(scales, load(kWordBroadcast[2 * j]));
+      out.scale[2 * j + 1] = _mm256_shuffle_epi8(scales, load(kWordBroadcast[2 * j + 1]));
+    }
+    out.d = f16_to_f32(block.d);
+    out.dmin = f16_to_f32(block.dmin);
+  }
+
+  // One weight row, already decoded (`decoded`: its blocks), against kRows activation rows.
+  template <int kRows>
+  void run_decoded(const DecodedBlock* decoded, const ActivationRow (&x)[kRows], int64_t col, int64_t row) const {
+    __m256 acc[1][kRows];
+    zero(acc);
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const DecodedBlock& w = decoded[b];
+      __m256i sumi[kRows];
+#pragma GCC unroll 8
+      for (int r = 0; r < kRows; ++r) sumi[r] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+      for (int g = 0; g < 8; ++g) {
+#pragma GCC unroll 8
+        for (int r = 0; r < kRows; ++r) {
+          sumi[r] = _mm256_add_epi32(sumi[r], scaled_dot(w.u[g], load(x[r].qs + b * 256 + 32 * g), w.scale[g]));
+        }
+      }
+#pragma GCC unroll 8
+      for (int r = 0; r < kRows; ++r) {
+        const __m256i bsums = load(x[r].bsums + b * 16);
+        const __m128i sums32 = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
+        const __m256 min_lanes =
+            _mm256_zextps128_ps256(_mm_cvtepi32_ps(_mm_madd_epi16(_mm256_castsi256_si128(w.pre), sums32)));
+        const float xd = x[r].d[b];
+        acc[0][r] = _mm256_fmadd_ps(_mm256_set1_ps(xd * w.d), _mm256_cvtepi32_ps(sumi[r]), acc[0][r]);
+        acc[0][r] = _mm256_fmadd_ps(_mm256_set1_ps(-(xd * w.dmin)), min_lanes, acc[0][r]);
+      }
+    }
+    for (int r = 0; r < kRows; ++r) args.y[(row + r) * n_out + col] = hsum(acc[0][r]);
   }
 };
 
@@ -182,8 +262,61 @@ constexpr PairBroadcast kPairBroadcastTable;
 template <typename Format>
 struct TileLowBitsK {
   using Block = typename Format::Block;
+  static constexpr int64_t kPanelRows = 16;
   const MatmulArgs& args;
   int64_t n_in, n_out, n_blocks, weight_row_bytes;
+
+  static void decode(const Block& block, DecodedBlock& out) {
+    __m256i scales, mins;
+    Format::unpack(block, &scales, &mins);
+    out.pre = Format::kMins ? mins : scales;
+    const __m256i scales_0_7 = _mm256_permute2x128_si256(scales, scales, 0x00);
+    const __m256i scales_8_15 = _mm256_permute2x128_si256(scales, scales, 0x11);
+    for (int g = 0; g < 8; ++g) {
+      out.u[g] = Format::values(block, g);
+      out.scale[g] = _mm256_shuffle_epi8(g < 4 ? scales_0_7 : scales_8_15, load(kPairBroadcastTable.bytes[g % 4]));
+    }
+    out.d = Format::d(block);
+    out.dmin = Format::dmin(block);
+  }
+
+  // One weight row, already decoded (`decoded`: its blocks), against kRows activation rows.
+  template <int kRows>
+  void run_decoded(const DecodedBlock* decoded, const ActivationRow (&x)[kRows], int64_t col, int64_t row) const {
+    __m256 acc[1][kRows];
+    zero(acc);
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const DecodedBlock& w = decoded[b];
+      __m256i sumi[kRows], min_lanes[kRows];
+#pragma GCC unroll 8
+      for (int r = 0; r < kRows; ++r) {
+        const __m256i bsums = load(x[r].bsums + b * 16);
+        if constexpr (Format::kMins) {
+          sumi[r] = _mm256_setzero_si256();
+          min_lanes[r] = _mm256_madd_epi16(w.pre, bsums);
+        } else {
+          sumi[r] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(w.pre, bsums), 2));
+        }
+      }
+#pragma GCC unroll 8
+      for (int g = 0; g < 8; ++g) {
+#pragma GCC unroll 8
+        for (int r = 0; r < kRows; ++r) {
+          sumi[r] = _mm256_add_epi32(sumi[r], scaled_dot(w.u[g], load(x[r].qs + b * 256 + 32 * g), w.scale[g]));
+        }
+      }
+#pragma GCC unroll 8
+      for (int r = 0; r < kRows; ++r) {
+        const float xd = x[r].d[b];
+        acc[0][r] = _mm256_fmadd_ps(_mm256_set1_ps(xd * w.d), _mm256_cvtepi32_ps(sumi[r]), acc[0][r]);
+        if constexpr (Format::kMins) {
+          acc[0][r] = _mm256_fmadd_ps(_mm256_set1_ps(-(xd * w.dmin)), _mm256_cvtepi32_ps(min_lanes[r]), acc[0][r]);
+        }
+      }
+    }
+    for (int r = 0; r < kRows; ++r) args.y[(row + r) * n_out + col] = hsum(acc[0][r]);
+  }
+
 
   template <int kCols, int kRows>
   void run(int64_t col, int64_t row) const {
@@ -310,12 +443,42 @@ struct TileQ6K {
 
 // kCols x kRows: the tile for several rows, picked by measurement (the costlier unpacking of
 // Q6_K, Q5_K, Q3_K and Q2_K pays off over more activation rows: Q3_K 1.5x at 2 x 4 over 4 x 2).
+// Tiles that decode a block into a DecodedBlock take panels of kPanelCols weight rows from their
+// kPanelRows activation rows up (kernels_bench at 512 rows: Q3_K 1.5x, Q5_K 1.2x, Q2_K and Q4_K 1.1x).
+template <typename Tile>
+concept DecodesBlocks = requires(const typename Tile::Block& block, DecodedBlock& out) { Tile::decode(block, out); };
+
+template <typename Tile>
+void compute_panels(const Tile& tile, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end) {
+  constexpr int64_t kPanelCols = 8;
+  thread_local std::vector<DecodedBlock> panel;
+  panel.resize(size_t(kPanelCols * tile.n_blocks));
+  for (int64_t col = col_begin; col < col_end; col += kPanelCols) {
+    const int n_cols = int(std::min(kPanelCols, col_end - col));
+    for (int c = 0; c < n_cols; ++c) {
+      const auto* blocks = reinterpret_cast<const typename Tile::Block*>(tile.args.weight->row(col + c));
+      for (int64_t b = 0; b < tile.n_blocks; ++b) Tile::decode(blocks[b], panel[size_t(c * tile.n_blocks + b)]);
+    }
+    int64_t row = row_begin;
+    for (; row + 4 <= row_end; row += 4) run_panel<4>(tile, panel.data(), col, n_cols, row);
+    switch (row_end - row) {
+      case 3: run_panel<3>(tile, panel.data(), col, n_cols, row); break;
+      case 2: run_panel<2>(tile, panel.data(), col, n_cols, row); break;
+      case 1: run_panel<1>(tile, panel.data(), col, n_cols, row); break;
+      default: break;
+    }
+  }
+}
+
 template <typename Tile, int kCols, int kRows>
 void compute_k(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end) {
   const int64_t n_in = args.weight->shape[1];
   const Tile tile{args, n_in, args.weight->shape[0], n_in / kQK_K, args.weight->row_bytes()};
   if (row_end - row_begin == 1) {
     for_each_tile<4, 1>(tile, row_begin, row_end, col_begin, col_end);
+  } else if constexpr (DecodesBlocks<Tile>) {
+    if (row_end - row_begin >= Tile::kPanelRows) return compute_panels(tile, row_begin, row_end, col_begin, col_end);
+    for_each_tile<kCols, kRows>(tile, row_begin, row_end, col_begin, col_end);
   } else {
     for_each_tile<kCols, kRows>(tile, row_begin, row_end, col_begin, col_end);
   }
