@@ -59,6 +59,18 @@ struct DecodedBlock {
   float d, dmin;
 };
 
+// sumi[r] += the decoded block's 8 scaled group dots with block b of activation row r.
+template <int kRows>
+inline void add_group_dots(const DecodedBlock& w, const ActivationRow (&x)[kRows], int64_t b, __m256i (&sumi)[kRows]) {
+#pragma GCC unroll 8
+  for (int g = 0; g < 8; ++g) {
+#pragma GCC unroll 8
+    for (int r = 0; r < kRows; ++r) {
+      sumi[r] = _mm256_add_epi32(sumi[r], scaled_dot(w.u[g], load(x[r].qs + b * 256 + 32 * g), w.scale[g]));
+    }
+  }
+}
+
 // Rows [row, row + kRows) against a panel of n_cols decoded weight rows from `col`: the
 // activation rows stay in L1 while the panel streams from L2.
 template <int kRows, typename Tile>
@@ -176,13 +188,7 @@ struct TileQ45K {
       __m256i sumi[kRows];
 #pragma GCC unroll 8
       for (int r = 0; r < kRows; ++r) sumi[r] = _mm256_setzero_si256();
-#pragma GCC unroll 8
-      for (int g = 0; g < 8; ++g) {
-#pragma GCC unroll 8
-        for (int r = 0; r < kRows; ++r) {
-          sumi[r] = _mm256_add_epi32(sumi[r], scaled_dot(w.u[g], load(x[r].qs + b * 256 + 32 * g), w.scale[g]));
-        }
-      }
+      add_group_dots(w, x, b, sumi);
 #pragma GCC unroll 8
       for (int r = 0; r < kRows; ++r) {
         const __m256i bsums = load(x[r].bsums + b * 16);
@@ -298,13 +304,7 @@ struct TileLowBitsK {
           sumi[r] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(w.pre, bsums), 2));
         }
       }
-#pragma GCC unroll 8
-      for (int g = 0; g < 8; ++g) {
-#pragma GCC unroll 8
-        for (int r = 0; r < kRows; ++r) {
-          sumi[r] = _mm256_add_epi32(sumi[r], scaled_dot(w.u[g], load(x[r].qs + b * 256 + 32 * g), w.scale[g]));
-        }
-      }
+      add_group_dots(w, x, b, sumi);
 #pragma GCC unroll 8
       for (int r = 0; r < kRows; ++r) {
         const float xd = x[r].d[b];
