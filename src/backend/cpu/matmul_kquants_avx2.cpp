@@ -71,13 +71,40 @@ inline void add_group_dots(const DecodedBlock& w, const ActivationRow (&x)[kRows
   }
 }
 
+// One weight row, already decoded (`decoded`: its blocks), against kRows activation rows, with the
+// tile's hooks for where its integer sums start and its min term: per output, the same integer
+// lanes and float operations as the tile's own run().
+template <int kRows, typename Tile>
+void run_decoded(const Tile& tile, const DecodedBlock* decoded, const ActivationRow (&x)[kRows], int64_t col,
+                 int64_t row) {
+  __m256 acc[1][kRows];
+  zero(acc);
+  for (int64_t b = 0; b < tile.n_blocks; ++b) {
+    const DecodedBlock& w = decoded[b];
+    __m256i sumi[kRows];
+#pragma GCC unroll 8
+    for (int r = 0; r < kRows; ++r) sumi[r] = Tile::start(w, load(x[r].bsums + b * 16));
+    add_group_dots(w, x, b, sumi);
+#pragma GCC unroll 8
+    for (int r = 0; r < kRows; ++r) {
+      const float xd = x[r].d[b];
+      acc[0][r] = _mm256_fmadd_ps(_mm256_set1_ps(xd * w.d), _mm256_cvtepi32_ps(sumi[r]), acc[0][r]);
+      if constexpr (Tile::kMins) {
+        const __m256 min_lanes = Tile::min_lanes(w, load(x[r].bsums + b * 16));
+        acc[0][r] = _mm256_fmadd_ps(_mm256_set1_ps(-(xd * w.dmin)), min_lanes, acc[0][r]);
+      }
+    }
+  }
+  for (int r = 0; r < kRows; ++r) tile.args.y[(row + r) * tile.n_out + col] = hsum(acc[0][r]);
+}
+
 // Rows [row, row + kRows) against a panel of n_cols decoded weight rows from `col`: the
 // activation rows stay in L1 while the panel streams from L2.
 template <int kRows, typename Tile>
 void run_panel(const Tile& tile, const DecodedBlock* panel, int64_t col, int n_cols, int64_t row) {
   ActivationRow x[kRows];
   tile_activation_rows(tile.args, row, tile.n_in, q8_k_row, x);
-  for (int c = 0; c < n_cols; ++c) tile.template run_decoded<kRows>(panel + c * tile.n_blocks, x, col + c, row);
+  for (int c = 0; c < n_cols; ++c) run_decoded<kRows>(tile, panel + c * tile.n_blocks, x, col + c, row);
 }
 
 // Q4_K, and with kFifthBit Q5_K (the same layout plus qh: bit 2j of qh[l] tops element 64j + l,
@@ -85,6 +112,13 @@ void run_panel(const Tile& tile, const DecodedBlock* panel, int64_t col, int n_c
 template <bool kFifthBit>
 struct TileQ45K {
   using Block = std::conditional_t<kFifthBit, BlockQ5_K, BlockQ4_K>;
+  // run_decoded's hooks: sums start at 0; the mins (pre's low half) meet the sums of 32 in 4 lanes.
+  static constexpr bool kMins = true;
+  static __m256i start(const DecodedBlock&, __m256i) { return _mm256_setzero_si256(); }
+  static __m256 min_lanes(const DecodedBlock& w, __m256i bsums) {
+    const __m128i sums32 = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
+    return _mm256_zextps128_ps256(_mm_cvtepi32_ps(_mm_madd_epi16(_mm256_castsi256_si128(w.pre), sums32)));
+  }
   // note: Q4_K's nibbles decode cheaply; its panels pay off later (kernels_bench: even at 32 rows, +10% at 512).
   static constexpr int64_t kPanelRows = kFifthBit ? 16 : 64;
   const MatmulArgs& args;
@@ -178,30 +212,6 @@ struct TileQ45K {
     out.dmin = f16_to_f32(block.dmin);
   }
 
-  // One weight row, already decoded (`decoded`: its blocks), against kRows activation rows.
-  template <int kRows>
-  void run_decoded(const DecodedBlock* decoded, const ActivationRow (&x)[kRows], int64_t col, int64_t row) const {
-    __m256 acc[1][kRows];
-    zero(acc);
-    for (int64_t b = 0; b < n_blocks; ++b) {
-      const DecodedBlock& w = decoded[b];
-      __m256i sumi[kRows];
-#pragma GCC unroll 8
-      for (int r = 0; r < kRows; ++r) sumi[r] = _mm256_setzero_si256();
-      add_group_dots(w, x, b, sumi);
-#pragma GCC unroll 8
-      for (int r = 0; r < kRows; ++r) {
-        const __m256i bsums = load(x[r].bsums + b * 16);
-        const __m128i sums32 = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
-        const __m256 min_lanes =
-            _mm256_zextps128_ps256(_mm_cvtepi32_ps(_mm_madd_epi16(_mm256_castsi256_si128(w.pre), sums32)));
-        const float xd = x[r].d[b];
-        acc[0][r] = _mm256_fmadd_ps(_mm256_set1_ps(xd * w.d), _mm256_cvtepi32_ps(sumi[r]), acc[0][r]);
-        acc[0][r] = _mm256_fmadd_ps(_mm256_set1_ps(-(xd * w.dmin)), min_lanes, acc[0][r]);
-      }
-    }
-    for (int r = 0; r < kRows; ++r) args.y[(row + r) * n_out + col] = hsum(acc[0][r]);
-  }
 };
 
 // Q2_K and Q3_K: 16 sub-blocks of 16. Group g (0..7) of 32 elements, 128h + 32j with g = 4h + j,
@@ -268,6 +278,15 @@ constexpr PairBroadcast kPairBroadcastTable;
 template <typename Format>
 struct TileLowBitsK {
   using Block = typename Format::Block;
+  // run_decoded's hooks: Q2_K's mins meet the sums of 16 in 8 lanes; Q3_K's sums start at -4 * scales . sums.
+  static constexpr bool kMins = Format::kMins;
+  static __m256i start(const DecodedBlock& w, __m256i bsums) {
+    if constexpr (kMins) return _mm256_setzero_si256();
+    return _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(w.pre, bsums), 2));
+  }
+  static __m256 min_lanes(const DecodedBlock& w, __m256i bsums) {
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(w.pre, bsums));
+  }
   static constexpr int64_t kPanelRows = 16;
   const MatmulArgs& args;
   int64_t n_in, n_out, n_blocks, weight_row_bytes;
@@ -286,36 +305,6 @@ struct TileLowBitsK {
     out.dmin = Format::dmin(block);
   }
 
-  // One weight row, already decoded (`decoded`: its blocks), against kRows activation rows.
-  template <int kRows>
-  void run_decoded(const DecodedBlock* decoded, const ActivationRow (&x)[kRows], int64_t col, int64_t row) const {
-    __m256 acc[1][kRows];
-    zero(acc);
-    for (int64_t b = 0; b < n_blocks; ++b) {
-      const DecodedBlock& w = decoded[b];
-      __m256i sumi[kRows], min_lanes[kRows];
-#pragma GCC unroll 8
-      for (int r = 0; r < kRows; ++r) {
-        const __m256i bsums = load(x[r].bsums + b * 16);
-        if constexpr (Format::kMins) {
-          sumi[r] = _mm256_setzero_si256();
-          min_lanes[r] = _mm256_madd_epi16(w.pre, bsums);
-        } else {
-          sumi[r] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(w.pre, bsums), 2));
-        }
-      }
-      add_group_dots(w, x, b, sumi);
-#pragma GCC unroll 8
-      for (int r = 0; r < kRows; ++r) {
-        const float xd = x[r].d[b];
-        acc[0][r] = _mm256_fmadd_ps(_mm256_set1_ps(xd * w.d), _mm256_cvtepi32_ps(sumi[r]), acc[0][r]);
-        if constexpr (Format::kMins) {
-          acc[0][r] = _mm256_fmadd_ps(_mm256_set1_ps(-(xd * w.dmin)), _mm256_cvtepi32_ps(min_lanes[r]), acc[0][r]);
-        }
-      }
-    }
-    for (int r = 0; r < kRows; ++r) args.y[(row + r) * n_out + col] = hsum(acc[0][r]);
-  }
 
 
   template <int kCols, int kRows>
@@ -380,6 +369,11 @@ inline __m256i q6_k_scale_pair(__m128i scales8, int k) {
 
 struct TileQ6K {
   using Block = BlockQ6_K;
+  // run_decoded's hooks: sums start at -32 * scales . sums (the values are q + 32); no mins.
+  static constexpr bool kMins = false;
+  static __m256i start(const DecodedBlock& w, __m256i bsums) {
+    return _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(w.pre, bsums), 5));
+  }
   static constexpr int64_t kPanelRows = 32;  // kernels_bench: -5% at 16 rows, +4% at 32, +12% at 512
   const MatmulArgs& args;
   int64_t n_in, n_out, n_blocks, weight_row_bytes;
@@ -404,27 +398,6 @@ struct TileQ6K {
     out.dmin = 0.0f;
   }
 
-  // One weight row, already decoded (`decoded`: its blocks), against kRows activation rows.
-  template <int kRows>
-  void run_decoded(const DecodedBlock* decoded, const ActivationRow (&x)[kRows], int64_t col, int64_t row) const {
-    __m256 acc[1][kRows];
-    zero(acc);
-    for (int64_t b = 0; b < n_blocks; ++b) {
-      const DecodedBlock& w = decoded[b];
-      __m256i sumi[kRows];
-#pragma GCC unroll 8
-      for (int r = 0; r < kRows; ++r) {
-        const __m256i offset = _mm256_madd_epi16(w.pre, load(x[r].bsums + b * 16));
-        sumi[r] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(offset, 5));
-      }
-      add_group_dots(w, x, b, sumi);
-#pragma GCC unroll 8
-      for (int r = 0; r < kRows; ++r) {
-        acc[0][r] = _mm256_fmadd_ps(_mm256_set1_ps(x[r].d[b] * w.d), _mm256_cvtepi32_ps(sumi[r]), acc[0][r]);
-      }
-    }
-    for (int r = 0; r < kRows; ++r) args.y[(row + r) * n_out + col] = hsum(acc[0][r]);
-  }
 
   template <int kCols, int kRows>
   void run(int64_t col, int64_t row) const {
