@@ -2,6 +2,7 @@
 // Q8_0, Q5_0, MXFP4 in matmul_q32_avx2.h; K-quants and float weights in their own files).
 #include "backend/cpu/matmul_driver.h"
 #include "backend/cpu/matmul_internal.h"
+#include "backend/cpu/matmul_kquants_avx2.h"
 #include "backend/cpu/matmul_q32_avx2.h"
 #include "base/check.h"
 #include "base/cpu_features.h"
@@ -30,8 +31,12 @@ void compute(const TensorView& weight, const uint8_t* activations, int64_t activ
       if constexpr (kDot == IntegerDot::kAvxVnni) return compute_q32_vnni(args, row_begin, row_end, col_begin, col_end);
       return compute_q32_plain(args, row_begin, row_end, col_begin, col_end);
     case DType::kQ5_K:
+      if constexpr (kDot == IntegerDot::kAvx512Vnni)
+        return compute_q5_k_avx512(args, row_begin, row_end, col_begin, col_end);
       return compute_q5_k(args, row_begin, row_end, col_begin, col_end);
     case DType::kQ4_K:
+      if constexpr (kDot == IntegerDot::kAvx512Vnni)
+        return compute_q4_k_avx512(args, row_begin, row_end, col_begin, col_end);
       return compute_q4_k(args, row_begin, row_end, col_begin, col_end);
     case DType::kQ6_K:
       return compute_q6_k(args, row_begin, row_end, col_begin, col_end);

@@ -2,7 +2,8 @@
 // matmul_avx2.cpp (Q4_0, Q4_1, Q8_0, Q5_0, MXFP4 and dispatch), matmul_kquants_avx2.cpp (K-quants),
 // matmul_float_avx2.cpp (F32, F16, BF16) and quantize_avx2.cpp (activation packing), with
 // the AVX-VNNI and AVX-512 variants of the 32-element block kernels in
-// matmul_vnni_avx2.cpp and matmul_q32_avx512.cpp. Include only from *_avx2/_avx512 files.
+// matmul_vnni_avx2.cpp and matmul_q32_avx512.cpp, and of Q4_K/Q5_K in matmul_kquants_avx512.cpp.
+// Include only from *_avx2/_avx512 files.
 #pragma once
 
 #include <immintrin.h>
@@ -76,10 +77,23 @@ inline void zero(__m256 (&acc)[kCols][kRows]) {
     for (int r = 0; r < kRows; ++r) acc[c][r] = _mm256_setzero_ps();
 }
 
+// Asks for the `bytes` from `first` + `ahead` (the same blocks of the weight row a tile ahead) to be
+// brought into L1. note: with few activation rows the weights stream from memory once, in rows
+// often too short for the hardware prefetcher to run ahead (an expert's 1024 inputs are 576 bytes
+// of Q4_K); asking as the tile goes spreads the requests over its compute. Qwen3-MoE Q4_K, one
+// sequence on 2 Zen 4 cores: 95 -> 145 tokens/s, the memory's bandwidth.
+template <typename Block>
+inline void prefetch_ahead(const Block* first, int64_t ahead, int64_t bytes = sizeof(Block)) {
+  const char* p = reinterpret_cast<const char*>(first) + ahead;
+  // note: an asm statement, because GCC 12's dead code elimination drops some __builtin_prefetch calls.
+  for (int64_t offset = 0; offset < bytes; offset += 64) asm volatile("prefetcht0 %0" : : "m"(p[offset]));
+}
+
 // Walks [row_begin, row_end) x [col_begin, col_end) in tiles of up to kCols weight rows by
 // kRows activation rows, calling tile.template run<cols, rows>(col, row) with the tile's
-// exact size. note: tile kernels give each output the same operation sequence whatever the
-// tile size, so how the range is cut never shows in the results.
+// exact size, and prefetching the next tile's weight rows. note: tile kernels give each output
+// the same operation sequence whatever the tile size, so how the range is cut never shows in
+// the results.
 template <int kCols, int kRows, typename Tile>
 inline void for_each_tile(Tile& tile, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end) {
   for (int64_t col = col_begin; col < col_end; col += kCols) {

@@ -8,27 +8,11 @@
 #include <type_traits>
 #include <vector>
 
-#include "backend/cpu/matmul_avx2.h"
+#include "backend/cpu/matmul_kquants_avx2.h"
 #include "tensor/blocks.h"
 
 namespace so::cpu::detail::avx2 {
 namespace {
-
-// The 8 six-bit scales (words 0..7 of the result) and mins (words 8..15) of a Q4_K block.
-inline __m256i q4_k_scales_mins(const uint8_t* packed) {
-  // note: sub-blocks 4..7 keep their low 4 bits in bytes 8..11 (scale low nibble, min high
-  // nibble) and their top 2 bits in the top of bytes 0..3 (scales) and 4..7 (mins).
-  uint32_t words[3];
-  __builtin_memcpy(words, packed, 12);
-  const uint32_t six_bits = 0x3f3f3f3f, nibble = 0x0f0f0f0f, two_bits = 0x03030303;
-  const uint32_t scales_0_3 = words[0] & six_bits;
-  const uint32_t mins_0_3 = words[1] & six_bits;
-  const uint32_t scales_4_7 = (words[2] & nibble) | (((words[0] >> 6) & two_bits) << 4);
-  const uint32_t mins_4_7 = ((words[2] >> 4) & nibble) | (((words[1] >> 6) & two_bits) << 4);
-  return _mm256_cvtepu8_epi16(_mm_setr_epi32(scales_0_3, scales_4_7, mins_0_3, mins_4_7));
-}
-
-inline __m256i load(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
 // vpshufb masks that copy int16 word k of each 128-bit lane to all its words.
 struct WordBroadcast {
@@ -119,8 +103,7 @@ struct TileQ45K {
     const __m128i sums32 = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
     return _mm256_zextps128_ps256(_mm_cvtepi32_ps(_mm_madd_epi16(_mm256_castsi256_si128(w.pre), sums32)));
   }
-  // note: Q4_K's nibbles decode cheaply; its panels pay off later (kernels_bench: even at 32 rows, +10% at 512).
-  static constexpr int64_t kPanelRows = kFifthBit ? 16 : 64;
+  static constexpr int64_t kPanelRows = kFifthBit ? kQ5KPanelRows : kQ4KPanelRows;
   const MatmulArgs& args;
   int64_t n_in, n_out, n_blocks, weight_row_bytes;
 
@@ -135,14 +118,12 @@ struct TileQ45K {
 
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     for (int64_t b = 0; b < n_blocks; ++b) {
-      __m128i sums32[kRows];  // sums of each 32 activations: the bsums of 16, paired
+      __m128i sums32[kRows];
 #pragma GCC unroll 8
-      for (int r = 0; r < kRows; ++r) {
-        const __m256i bsums = load(x[r].bsums + b * 16);
-        sums32[r] = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
-      }
+      for (int r = 0; r < kRows; ++r) sums32[r] = sums_of_32(x[r], b);
 #pragma GCC unroll 8
       for (int c = 0; c < kCols; ++c) {
+        prefetch_ahead(w[c] + b, kCols * weight_row_bytes);
         // note: a sub-block's scale is broadcast from the scale words by a byte shuffle in registers (a store
         // and eight broadcast loads per block cost more than the dot products at one row).
         const __m256i scales_mins = q4_k_scales_mins(w[c][b].scales);
@@ -175,13 +156,7 @@ struct TileQ45K {
         }
         const float wd = f16_to_f32(w[c][b].d), wdmin = f16_to_f32(w[c][b].dmin);
 #pragma GCC unroll 8
-        for (int r = 0; r < kRows; ++r) {
-          // mins . (sums of 32) = 4 int32 lanes
-          const __m256 min_lanes = _mm256_zextps128_ps256(_mm_cvtepi32_ps(_mm_madd_epi16(mins, sums32[r])));
-          const float xd = x[r].d[b];
-          acc[c][r] = _mm256_fmadd_ps(_mm256_set1_ps(xd * wd), _mm256_cvtepi32_ps(sumi[r]), acc[c][r]);
-          acc[c][r] = _mm256_fmadd_ps(_mm256_set1_ps(-(xd * wdmin)), min_lanes, acc[c][r]);
-        }
+        for (int r = 0; r < kRows; ++r) acc[c][r] = add_q45k_block(acc[c][r], sumi[r], mins, sums32[r], x[r].d[b], wd, wdmin);
       }
     }
     for (int r = 0; r < kRows; ++r)
@@ -319,6 +294,7 @@ struct TileLowBitsK {
     for (int64_t b = 0; b < n_blocks; ++b) {
 #pragma GCC unroll 8
       for (int c = 0; c < kCols; ++c) {
+        prefetch_ahead(w[c] + b, kCols * weight_row_bytes);
         __m256i scales, mins;
         Format::unpack(w[c][b], &scales, &mins);
         // note: Q3_K's +4: minus 4 * sum_sub scale_sub * bsum_sub; Q2_K's mins: their own fma below.
@@ -414,6 +390,7 @@ struct TileQ6K {
       // activation's bsums: sum_sub scale_sub * 32 * bsum_sub, subtracted once per block.
 #pragma GCC unroll 8
       for (int c = 0; c < kCols; ++c) {
+        prefetch_ahead(w[c] + b, kCols * weight_row_bytes);
         const __m256i scales16 =
             _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[c][b].scales)));
 #pragma GCC unroll 8

@@ -145,6 +145,7 @@ struct Tile32 {
       alignas(32) float scale[kCols][kRows][8];  // d_w * d_x per block of the group
 #pragma GCC unroll 8
       for (int c = 0; c < kCols; ++c) {
+        prefetch_ahead(w[c] + group, kCols * weight_row_bytes, n * int64_t(sizeof(Block)));
         __m256 wd, wm;
         if constexpr (kFormat == Format::kMxfp4) {
           wd = load_mxfp4_half_scales(w[c] + group, n);

@@ -77,6 +77,8 @@ struct Tile512 {
       alignas(64) __m512 scale[kPairs][kRows];
 #pragma GCC unroll 8
       for (int p = 0; p < kPairs; ++p) {
+        prefetch_ahead(w[2 * p] + group, kCols * weight_row_bytes, n * int64_t(sizeof(Block)));
+        prefetch_ahead(w[2 * p + 1] + group, kCols * weight_row_bytes, n * int64_t(sizeof(Block)));
         __m256 d0, d1, m0, m1;
         if constexpr (kFormat == Format::kMxfp4) {
           d0 = load_mxfp4_half_scales(w[2 * p] + group, n);
