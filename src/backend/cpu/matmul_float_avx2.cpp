@@ -59,7 +59,12 @@ struct TileFloat {
       for (int r = 0; r < kRows; ++r) acc[c][r] = _mm256_setzero_ps();
 
     const int64_t n_full = n_in / 8 * 8;
+    constexpr int64_t kElementBytes = kDType == DType::kF32 ? 4 : 2, kLineElements = 64 / kElementBytes;
+    const int64_t ahead = kCols * args.weight->row_bytes();
     for (int64_t i = 0; i < n_full; i += 8) {
+      if (i % kLineElements == 0) {
+        for (int c = 0; c < kCols; ++c) prefetch_ahead(w[c] + i * kElementBytes, ahead, 64);
+      }
 #pragma GCC unroll 8
       for (int c = 0; c < kCols; ++c) {
         const __m256 wv = load_weights<kDType>(w[c], i);
