@@ -265,7 +265,7 @@ void register_all() {
                                    "/rows:" + std::to_string(n_rows) + "/" + std::string(isa_name(isa));
           benchmark::RegisterBenchmark(name.c_str(), matmul_case, dtype, shape, n_rows, isa, -1)->UseRealTime();
           const bool q32 = dtype_info(dtype).block_elements == 32 && dtype != DType::kF32;
-          const bool k512 = dtype == DType::kQ4_K || dtype == DType::kQ5_K;  // K-quants with an AVX-512 tile
+          const bool k512 = dtype == DType::kQ4_K || dtype == DType::kQ5_K || dtype == DType::kQ2_K || dtype == DType::kQ3_K;  // K-quants with an AVX-512 tile
           if (isa == Isa::kAvx2 && (q32 || k512)) {
             const CpuFeatures& f = cpu_features();
             const std::pair<detail::IntegerDot, bool> variants[] = {

@@ -41,8 +41,12 @@ void compute(const TensorView& weight, const uint8_t* activations, int64_t activ
     case DType::kQ6_K:
       return compute_q6_k(args, row_begin, row_end, col_begin, col_end);
     case DType::kQ2_K:
+      if constexpr (kDot == IntegerDot::kAvx512Vnni)
+        return compute_q2_k_avx512(args, row_begin, row_end, col_begin, col_end);
       return compute_q2_k(args, row_begin, row_end, col_begin, col_end);
     case DType::kQ3_K:
+      if constexpr (kDot == IntegerDot::kAvx512Vnni)
+        return compute_q3_k_avx512(args, row_begin, row_end, col_begin, col_end);
       return compute_q3_k(args, row_begin, row_end, col_begin, col_end);
     case DType::kF32:
     case DType::kF16:

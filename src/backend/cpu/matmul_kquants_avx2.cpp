@@ -189,56 +189,6 @@ struct TileQ45K {
 
 };
 
-// Q2_K and Q3_K: 16 sub-blocks of 16. Group g (0..7) of 32 elements, 128h + 32j with g = 4h + j,
-// is bits 2j of qs[32h..32h + 31] (and for Q3_K bit g of hmask[0..31] as the third bit); its
-// low 16 bytes are sub-block 2g, its high 16 sub-block 2g + 1, so one int16 scale vector with
-// a scale per 128-bit lane serves the group. The weights meet maddubs unsigned (Q3_K: q + 4,
-// the 4 taken back out through the activation's 16-value sums).
-struct LowBitsQ2K {
-  using Block = BlockQ2_K;
-  static constexpr bool kMins = true;
-  // Scales (low nibbles) and mins (high nibbles) of the 16 sub-blocks as int16.
-  static void unpack(const Block& block, __m256i* scales, __m256i* mins) {
-    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block.scales));
-    *scales = _mm256_cvtepu8_epi16(_mm_and_si128(packed, _mm_set1_epi8(0x0F)));
-    *mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0F)));
-  }
-  static __m256i values(const Block& block, int g) {
-    const __m256i packed = load(block.qs + 32 * (g / 4));
-    return _mm256_and_si256(_mm256_srli_epi16(packed, 2 * (g % 4)), _mm256_set1_epi8(3));
-  }
-  static float d(const Block& block) { return f16_to_f32(block.d); }
-  static float dmin(const Block& block) { return f16_to_f32(block.dmin); }
-};
-
-struct LowBitsQ3K {
-  using Block = BlockQ3_K;
-  static constexpr bool kMins = false;
-  // The 16 signed 6-bit scales as int16 (mins: unused).
-  // note: as q3_k_scales: scale j has its low 4 bits in byte j % 8 (low nibble for j < 8, high
-  // for j >= 8) and its top 2 bits at bits 2 (j / 4) of byte 8 + j % 4.
-  static void unpack(const Block& block, __m256i* scales, __m256i* /*mins*/) {
-    alignas(16) uint8_t bytes[16] = {};
-    __builtin_memcpy(bytes, block.scales, 12);
-    const __m128i packed = _mm_load_si128(reinterpret_cast<const __m128i*>(bytes));
-    const __m128i nibble = _mm_set1_epi8(0x0F);
-    const __m128i low = _mm_unpacklo_epi64(_mm_and_si128(packed, nibble), _mm_and_si128(_mm_srli_epi16(packed, 4), nibble));
-    const __m128i tops = _mm_shuffle_epi8(packed, _mm_setr_epi8(8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11));
-    const __m128i high = _mm_and_si128(_mm_srlv_epi32(tops, _mm_setr_epi32(0, 2, 4, 6)), _mm_set1_epi8(3));
-    const __m128i values = _mm_sub_epi8(_mm_or_si128(low, _mm_slli_epi16(high, 4)), _mm_set1_epi8(32));
-    *scales = _mm256_cvtepi8_epi16(values);
-  }
-  static __m256i values(const Block& block, int g) {
-    const __m256i packed = load(block.qs + 32 * (g / 4));
-    const __m256i low = _mm256_and_si256(_mm256_srli_epi16(packed, 2 * (g % 4)), _mm256_set1_epi8(3));
-    // note: 16-bit shifts keep bit g of each byte in its bit 0 (g < 8); the mask drops the rest.
-    const __m256i third = _mm256_and_si256(_mm256_srli_epi16(load(block.hmask), g), _mm256_set1_epi8(1));
-    return _mm256_or_si256(low, _mm256_slli_epi16(third, 2));
-  }
-  static float d(const Block& block) { return f16_to_f32(block.d); }
-  static float dmin(const Block&) { return 0.0f; }
-};
-
 // vpshufb masks: word 2g % 8 of each 128-bit lane to the low lane's words and word (2g + 1) % 8
 // to the high lane's, for a vector whose lanes both hold words 8 (g / 4) .. 8 (g / 4) + 7.
 struct PairBroadcast {
@@ -255,14 +205,11 @@ struct TileLowBitsK {
   using Block = typename Format::Block;
   // run_decoded's hooks: Q2_K's mins meet the sums of 16 in 8 lanes; Q3_K's sums start at -4 * scales . sums.
   static constexpr bool kMins = Format::kMins;
-  static __m256i start(const DecodedBlock& w, __m256i bsums) {
-    if constexpr (kMins) return _mm256_setzero_si256();
-    return _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(w.pre, bsums), 2));
-  }
+  static __m256i start(const DecodedBlock& w, __m256i bsums) { return low_bits_start<Format>(w.pre, bsums); }
   static __m256 min_lanes(const DecodedBlock& w, __m256i bsums) {
     return _mm256_cvtepi32_ps(_mm256_madd_epi16(w.pre, bsums));
   }
-  static constexpr int64_t kPanelRows = 16;
+  static constexpr int64_t kPanelRows = kLowBitsPanelRows;
   const MatmulArgs& args;
   int64_t n_in, n_out, n_blocks, weight_row_bytes;
 
@@ -302,12 +249,9 @@ struct TileLowBitsK {
 #pragma GCC unroll 8
         for (int r = 0; r < kRows; ++r) {
           const __m256i bsums = load(x[r].bsums + b * 16);
-          if constexpr (Format::kMins) {
-            sumi[r] = _mm256_setzero_si256();
-            min_lanes[r] = _mm256_madd_epi16(mins, bsums);
-          } else {
-            sumi[r] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(scales, bsums), 2));
-          }
+          sumi[r] = low_bits_start<Format>(scales, bsums);
+          min_lanes[r] = _mm256_setzero_si256();
+          if constexpr (Format::kMins) min_lanes[r] = _mm256_madd_epi16(mins, bsums);
         }
         const __m256i scales_0_7 = _mm256_permute2x128_si256(scales, scales, 0x00);
         const __m256i scales_8_15 = _mm256_permute2x128_si256(scales, scales, 0x11);
@@ -324,11 +268,7 @@ struct TileLowBitsK {
         [[maybe_unused]] const float wdmin = Format::dmin(w[c][b]);
 #pragma GCC unroll 8
         for (int r = 0; r < kRows; ++r) {
-          const float xd = x[r].d[b];
-          acc[c][r] = _mm256_fmadd_ps(_mm256_set1_ps(xd * wd), _mm256_cvtepi32_ps(sumi[r]), acc[c][r]);
-          if constexpr (Format::kMins) {
-            acc[c][r] = _mm256_fmadd_ps(_mm256_set1_ps(-(xd * wdmin)), _mm256_cvtepi32_ps(min_lanes[r]), acc[c][r]);
-          }
+          acc[c][r] = add_low_bits_block<Format>(acc[c][r], sumi[r], min_lanes[r], x[r].d[b], wd, wdmin);
         }
       }
     }

@@ -1,12 +1,13 @@
-// Q4_K and Q5_K tiles with AVX-512 BW and VNNI below the panel thresholds (one sequence's decode,
-// a batch's experts): fewer instructions per block than the AVX2 tile (Qwen3-MoE Q4_K on 2 Zen 4
-// cores, both prefetching: one sequence +6-8%, 32 rows +5-10%).
+// K-quant tiles with AVX-512 BW and VNNI below the panel thresholds (one sequence's decode, a
+// batch's experts): Q4_K and Q5_K (Qwen3-MoE Q4_K on 2 Zen 4 cores, both prefetching: one sequence
+// +6-8% over the AVX2 tile, 32 rows +5-10%), Q2_K and Q3_K.
 //
-// note: a zmm holds two groups of 32 (sub-blocks 4h + n and 4h + 2 + n: the low or high nibbles
-// of 64 weight bytes), so one maddubs and one vpdpwssd do what maddubs, madd and add do per
-// group in AVX2. The halves' int32 lanes are added at the end of each block, which gives
-// exactly the AVX2 tile's 8 lanes (integer sums, any order), and from there every float
-// operation is the AVX2 tile's: the results are bit-identical at any tile size and ISA.
+// note: a zmm holds two groups of 32 weights (Q4_K/Q5_K: the low or high nibbles of 64 bytes,
+// sub-blocks 4h + n and 4h + 2 + n; Q2_K/Q3_K: groups 2p and 2p + 1), so one maddubs and one
+// vpdpwssd do what maddubs, madd and add do per group in AVX2. The halves' int32 lanes are added
+// at the end of each block, which gives exactly the AVX2 tile's 8 lanes (integer sums, any order),
+// and from there every float operation is the AVX2 tile's (the shared add_*_block helpers): the
+// results are bit-identical at any tile size and ISA.
 // Called only where cpu_features() has AVX-512 F, BW, VL, DQ and VNNI.
 #include <type_traits>
 
@@ -119,11 +120,97 @@ struct TileQ45K512 {
   }
 };
 
-// Below its panel threshold (from there compute_q4_k / compute_q5_k decode panels, as here bit for bit).
-template <bool kFifthBit>
+// Q2_K/Q3_K: pair p holds groups 2p (low 256 bits) and 2p + 1 (high), elements 64p .. 64p + 63,
+// both from the same 32 bytes of qs at their own shift (group g = 4h + j: bits 2j of
+// qs[32h..32h + 31]); 128-bit lane k of the pair is sub-block 4p + k. Per pair: each half's shift,
+// Q3_K's third bit (bit g of every hmask byte), and the vpermw index of each lane's scale word.
+struct LowBitsPairTables {
+  alignas(64) uint16_t shift[4][32];
+  alignas(64) uint8_t third_bit[4][64];
+  alignas(64) uint16_t scale_index[4][32];
+  constexpr LowBitsPairTables() : shift(), third_bit(), scale_index() {
+    for (int pair = 0; pair < 4; ++pair) {
+      for (int word = 0; word < 32; ++word) {
+        shift[pair][word] = uint16_t(2 * ((2 * pair + word / 16) % 4));
+        scale_index[pair][word] = uint16_t(4 * pair + word / 8);
+      }
+      for (int i = 0; i < 64; ++i) third_bit[pair][i] = uint8_t(1u << (2 * pair + i / 32));
+    }
+  }
+};
+constexpr LowBitsPairTables kLowBitsPairTables;
+
+// The pair's unsigned values: Q2_K's 2 bits, Q3_K's q + 4 (the third bit adds 4).
+inline __m512i low_bits_values(const BlockQ2_K& block, int pair) {
+  const __m512i packed = _mm512_broadcast_i64x4(load(block.qs + 32 * (pair / 2)));
+  return _mm512_and_si512(_mm512_srlv_epi16(packed, load512(kLowBitsPairTables.shift[pair])), _mm512_set1_epi8(3));
+}
+inline __m512i low_bits_values(const BlockQ3_K& block, int pair) {
+  const __m512i packed = _mm512_broadcast_i64x4(load(block.qs + 32 * (pair / 2)));
+  const __m512i low = _mm512_and_si512(_mm512_srlv_epi16(packed, load512(kLowBitsPairTables.shift[pair])),
+                                       _mm512_set1_epi8(3));
+  const __mmask64 third =
+      _mm512_test_epi8_mask(_mm512_broadcast_i64x4(load(block.hmask)), load512(kLowBitsPairTables.third_bit[pair]));
+  return _mm512_mask_add_epi8(low, third, low, _mm512_set1_epi8(4));
+}
+
+template <typename Format>
+struct TileLowBitsK512 {
+  using Block = typename Format::Block;
+  const MatmulArgs& args;
+  int64_t n_in, n_out, n_blocks, weight_row_bytes;
+
+  template <int kCols, int kRows>
+  void run(int64_t col, int64_t row) const {
+    const Block* w[kCols];
+    tile_weight_rows(args, col, weight_row_bytes, w);
+    ActivationRow x[kRows];
+    tile_activation_rows(args, row, n_in, q8_k_row, x);
+    __m256 acc[kCols][kRows];
+    zero(acc);
+
+    for (int64_t b = 0; b < n_blocks; ++b) {
+#pragma GCC unroll 8
+      for (int c = 0; c < kCols; ++c) {
+        prefetch_ahead(w[c] + b, kCols * weight_row_bytes);
+        __m256i scales, mins;
+        Format::unpack(w[c][b], &scales, &mins);
+        const __m512i scales512 = _mm512_castsi256_si512(scales);
+        __m512i sumi[kRows];
+        for (int r = 0; r < kRows; ++r) sumi[r] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int pair = 0; pair < 4; ++pair) {
+          const __m512i u = low_bits_values(w[c][b], pair);
+          const __m512i scale = _mm512_permutexvar_epi16(load512(kLowBitsPairTables.scale_index[pair]), scales512);
+#pragma GCC unroll 8
+          for (int r = 0; r < kRows; ++r) {
+            const __m512i xq = load512(x[r].qs + b * 256 + 64 * pair);
+            sumi[r] = _mm512_dpwssd_epi32(sumi[r], _mm512_maddubs_epi16(u, xq), scale);
+          }
+        }
+        const float wd = Format::d(w[c][b]);
+        [[maybe_unused]] const float wdmin = Format::dmin(w[c][b]);
+#pragma GCC unroll 8
+        for (int r = 0; r < kRows; ++r) {
+          const __m256i bsums = load(x[r].bsums + b * 16);
+          __m256i lanes = _mm256_add_epi32(_mm512_castsi512_si256(sumi[r]), _mm512_extracti64x4_epi64(sumi[r], 1));
+          lanes = _mm256_add_epi32(low_bits_start<Format>(scales, bsums), lanes);
+          __m256i min_lanes = _mm256_setzero_si256();
+          if constexpr (Format::kMins) min_lanes = _mm256_madd_epi16(mins, bsums);
+          acc[c][r] = add_low_bits_block<Format>(acc[c][r], lanes, min_lanes, x[r].d[b], wd, wdmin);
+        }
+      }
+    }
+    for (int r = 0; r < kRows; ++r)
+      for (int c = 0; c < kCols; ++c) args.y[(row + r) * n_out + col + c] = hsum(acc[c][r]);
+  }
+};
+
+// Below the type's panel threshold (from there the AVX2 compute_* decode panels, as here bit for bit).
+template <typename Tile>
 void compute_512(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end) {
   const int64_t n_in = args.weight->shape[1];
-  const TileQ45K512<kFifthBit> tile{args, n_in, args.weight->shape[0], n_in / kQK_K, args.weight->row_bytes()};
+  const Tile tile{args, n_in, args.weight->shape[0], n_in / kQK_K, args.weight->row_bytes()};
   if (row_end - row_begin == 1) {
     for_each_tile<4, 1>(tile, row_begin, row_end, col_begin, col_end);
   } else {
@@ -136,13 +223,25 @@ void compute_512(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int
 void compute_q4_k_avx512(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin,
                          int64_t col_end) {
   if (row_end - row_begin >= kQ4KPanelRows) return compute_q4_k(args, row_begin, row_end, col_begin, col_end);
-  compute_512<false>(args, row_begin, row_end, col_begin, col_end);
+  compute_512<TileQ45K512<false>>(args, row_begin, row_end, col_begin, col_end);
 }
 
 void compute_q5_k_avx512(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin,
                          int64_t col_end) {
   if (row_end - row_begin >= kQ5KPanelRows) return compute_q5_k(args, row_begin, row_end, col_begin, col_end);
-  compute_512<true>(args, row_begin, row_end, col_begin, col_end);
+  compute_512<TileQ45K512<true>>(args, row_begin, row_end, col_begin, col_end);
+}
+
+void compute_q2_k_avx512(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin,
+                         int64_t col_end) {
+  if (row_end - row_begin >= kLowBitsPanelRows) return compute_q2_k(args, row_begin, row_end, col_begin, col_end);
+  compute_512<TileLowBitsK512<LowBitsQ2K>>(args, row_begin, row_end, col_begin, col_end);
+}
+
+void compute_q3_k_avx512(const MatmulArgs& args, int64_t row_begin, int64_t row_end, int64_t col_begin,
+                         int64_t col_end) {
+  if (row_end - row_begin >= kLowBitsPanelRows) return compute_q3_k(args, row_begin, row_end, col_begin, col_end);
+  compute_512<TileLowBitsK512<LowBitsQ3K>>(args, row_begin, row_end, col_begin, col_end);
 }
 
 }  // namespace so::cpu::detail::avx2
