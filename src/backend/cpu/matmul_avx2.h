@@ -2,7 +2,8 @@
 // matmul_avx2.cpp (Q4_0, Q4_1, Q8_0, Q5_0, MXFP4 and dispatch), matmul_kquants_avx2.cpp (K-quants),
 // matmul_float_avx2.cpp (F32, F16, BF16) and quantize_avx2.cpp (activation packing), with
 // the AVX-VNNI and AVX-512 variants of the 32-element block kernels in
-// matmul_vnni_avx2.cpp and matmul_q32_avx512.cpp, and of Q4_K/Q5_K in matmul_kquants_avx512.cpp.
+// matmul_vnni_avx2.cpp and matmul_q32_avx512.cpp, and of Q4_K/Q5_K/Q2_K/Q3_K in
+// matmul_kquants_avx512.cpp.
 // Include only from *_avx2/_avx512 files.
 #pragma once
 
@@ -93,9 +94,8 @@ inline void prefetch_ahead(const Block* first, int64_t tile_bytes, int64_t bytes
 
 // Walks [row_begin, row_end) x [col_begin, col_end) in tiles of up to kCols weight rows by
 // kRows activation rows, calling tile.template run<cols, rows>(col, row) with the tile's
-// exact size, and prefetching the next tile's weight rows. note: tile kernels give each output
-// the same operation sequence whatever the tile size, so how the range is cut never shows in
-// the results.
+// exact size. note: tile kernels give each output the same operation sequence whatever the
+// tile size, so how the range is cut never shows in the results.
 template <int kCols, int kRows, typename Tile>
 inline void for_each_tile(Tile& tile, int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end) {
   for (int64_t col = col_begin; col < col_end; col += kCols) {
