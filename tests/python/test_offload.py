@@ -216,10 +216,13 @@ def test_interleaved_drafting_runs_while_the_target_waits_for_copies(tmp_path):
     draft = sum(p["draft_seconds"] for p in passes)
     serial_wall = sum(p["seconds"] for p in decode_passes(serial))
     serial_copy = sum(p["copy_busy_seconds"] for p in decode_passes(serial))
+    serial_draft = sum(p["draft_seconds"] for p in decode_passes(serial))
     report = (f"interleaved: passes {wall:.2f} s, copies {copy_busy:.2f} s, draft {draft:.2f} s; "
-              f"serial: passes {serial_wall:.2f} s, copies {serial_copy:.2f} s")
-    assert wall <= 1.15 * copy_busy, report  # the draft hid behind the copies
-    assert serial_wall >= 1.1 * serial_copy, report  # where serial drafting adds to them
+              f"serial: passes {serial_wall:.2f} s, copies {serial_copy:.2f} s, draft {serial_draft:.2f} s")
+    assert draft >= 0.05 * copy_busy, report  # drafting is work worth hiding here
+    assert wall <= copy_busy + 0.5 * draft, report  # the draft hid behind the copies
+    # note: both relative to the draft's own time: faster kernels shrink it next to the copies.
+    assert serial_wall >= serial_copy + 0.4 * serial_draft, report  # where serial drafting adds to them
     events = json.loads(trace.read_text())["traceEvents"]
     tracks = {e["args"]["name"]: e["tid"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
     spans = [e for e in events if e["ph"] == "X"]
