@@ -235,6 +235,12 @@ void ModelRunner::attention_block(int layer, const LayerWeights& w, int64_t star
   params.sinks = w.attn_sinks;
   backend_.rope(q, positions, c.n_heads, c.head_dim, rope);
   backend_.rope(k, positions, c.n_kv_heads, c.head_dim, rope);
+  if (c.arch == Architecture::kGemma3) {
+    // Gemma scales the queries, not the scores (llama.cpp too): the same up to where q's
+    // f16 rounding lands in the subnormals, and there the reference's bits are these.
+    backend_.scale(q, params.scale, count * c.q_dim());
+    params.scale = 1.0f;
+  }
   if (host_attention_ != nullptr) {
     // note: host threads read the sinks from the model's own (host) copy of the layer.
     host_attention_->run(geometry, layer, micro_rows_, params, model_.weights.layers[layer].attn_sinks, count, q, k, v,

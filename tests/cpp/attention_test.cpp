@@ -1,10 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <random>
 #include <vector>
 
 #include "backend/cpu/attention.h"
+#include "backend/cpu/attention_impl.h"
 #include "backend/cpu/cpu_backend.h"
 #include "base/cpu_features.h"
 #include "kv/kv_cache.h"
@@ -163,6 +165,60 @@ TEST(Attention, RowResultsDoNotDependOnTheBatch) {
     for (size_t i = 0; i < out.size(); ++i) {
       ASSERT_EQ(out[i], together[batch.rows[2].first_token * stride + i]) << cpu::isa_name(isa) << " element " << i;
     }
+  }
+}
+
+// Every ISA runs the same float operations in the same order (attention_impl.h), so the
+// scalar and AVX2 kernels agree bit for bit: pages of 24 positions (chunks of 16 keys cross
+// pages), a head_dim of 72 (a tail past the 16 lanes), a sliding window that starts mid-chunk,
+// sinks, and 300 keys (past the AVX2 value pass's 128-key spans).
+TEST(Attention, IsasAgreeBitForBitAcrossPagesWindowsAndSinks) {
+  if (!(cpu_features().avx2 && cpu_features().fma && cpu_features().f16c)) GTEST_SKIP() << "no AVX2";
+  const std::vector<float> sinks = {0.5f, -1.0f, 2.0f, 0.0f, 1.5f, -0.25f};
+  for (int head_dim : {64, 72}) {
+    for (int window : {0, 37}) {
+      for (bool with_sinks : {false, true}) {
+        Problem p;
+        p.geometry.n_layers = 1;
+        p.geometry.n_kv_heads = 2;
+        p.geometry.head_dim = head_dim;
+        p.geometry.page_tokens = 24;
+        p.params = {6, 2, head_dim, 0.11f, window, with_sinks ? sinks.data() : nullptr};
+        p.kv_starts = {0, 3, 300, 40};
+        p.n_tokens = {21, 1, 4, 17};
+        Fixture f(p, 7);
+        const std::vector<float> scalar = run(cpu::Isa::kScalar, p, f);
+        const std::vector<float> avx2 = run(cpu::Isa::kAvx2, p, f);
+        for (size_t i = 0; i < scalar.size(); ++i) {
+          ASSERT_EQ(scalar[i], avx2[i]) << "element " << i << " head_dim " << head_dim << " window " << window
+                                        << " sinks " << with_sinks;
+        }
+      }
+    }
+  }
+}
+
+// The softmax's e^x is llama.cpp's (ARM optimized-routines polynomial) on every ISA: within 3
+// ulp of expf, and the AVX2 lanes equal the scalar function, down through the subnormals to 0.
+TEST(Attention, SoftmaxExpIsCloseToExpfAndEqualAcrossIsas) {
+  std::vector<float> x;
+  for (float v = -110.0f; v <= 0.0f; v += 0.0137f) x.push_back(v);
+  x.insert(x.end(), {0.0f, -0.0f, -1e-30f, -87.3f, -103.9f, -104.1f, -150.0f, -1e9f, -INFINITY});
+  for (float v : x) {
+    const float e = cpu::detail::exp_for_softmax(v);
+    const float libm = std::exp(v);
+    if (libm >= 1e-37f) {
+      EXPECT_LE(std::fabs(e - libm), 3.0f * (std::nextafter(libm, INFINITY) - libm)) << v;
+    } else {
+      EXPECT_LE(e, 2e-37f) << v;
+    }
+  }
+  if (!(cpu_features().avx2 && cpu_features().fma)) GTEST_SKIP() << "no AVX2";
+  std::vector<float> lanes(x.size());
+  cpu::softmax_exp_avx2(x.data(), lanes.data(), static_cast<int>(x.size()));
+  for (size_t i = 0; i < x.size(); ++i) {
+    EXPECT_EQ(std::bit_cast<uint32_t>(lanes[i]), std::bit_cast<uint32_t>(cpu::detail::exp_for_softmax(x[i])))
+        << x[i];
   }
 }
 

@@ -9,20 +9,15 @@ namespace {
 
 struct ScalarVec {
   static void scores(const float* q, const uint16_t* keys, int n, int head_dim, float* out) {
-    for (int j = 0; j < n; ++j) {
-      const uint16_t* key = keys + int64_t(j) * head_dim;
-      float sum = 0.0f;
-      for (int d = 0; d < head_dim; ++d) sum += q[d] * fp16_to_fp32_fast(key[d]);
-      out[j] = sum;
-    }
+    for (int j = 0; j < n; ++j) out[j] = detail::dot_reference(q, keys + int64_t(j) * head_dim, head_dim);
   }
-  static void values(float* acc, const float* p, const uint16_t* values, int n, int head_dim) {
-    for (int j = 0; j < n; ++j) {
-      const uint16_t* value = values + int64_t(j) * head_dim;
-      for (int d = 0; d < head_dim; ++d) acc[d] += p[j] * fp16_to_fp32_fast(value[d]);
-    }
+  static void softmax(float* s, int first, int end, float scale, const float* sink) {
+    detail::softmax_reference(s, first, end, scale, sink);
   }
-  static void softmax(float* s, int n, float scale) { detail::softmax_reference(s, n, scale); }
+  static void values(float* lanes, const float* p, const uint16_t* rows, int t, int n, int head_dim) {
+    detail::values_reference(lanes, p, rows, t, n, head_dim);
+  }
+  static void reduce(const float* lanes, int head_dim, float* out) { detail::reduce_reference(lanes, head_dim, out); }
 };
 
 }  // namespace

@@ -41,4 +41,7 @@ struct AttentionTask {
 void attention_task_scalar(const AttentionTask& task, AlignedBuffer& scratch);
 void attention_task_avx2(const AttentionTask& task, AlignedBuffer& scratch);
 
+// out[i] = detail::exp_for_softmax(x[i]) computed 8 lanes at a time (tests compare the two).
+void softmax_exp_avx2(const float* x, float* out, int n);
+
 }  // namespace so::cpu

@@ -2,17 +2,20 @@
 
 #include "backend/cpu/attention.h"
 #include "backend/cpu/attention_impl.h"
-#include "backend/cpu/exp_avx2.h"
 
 namespace so::cpu {
 namespace {
 
+// reduce16's tree on 8 lanes: (i, i + 4), then (0 + 2) + (1 + 3).
 inline float horizontal_sum(__m256 v) {
   __m128 sum = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   sum = _mm_add_ps(sum, _mm_movehl_ps(sum, sum));
   sum = _mm_add_ss(sum, _mm_movehdup_ps(sum));
   return _mm_cvtss_f32(sum);
 }
+
+// reduce16 of lanes lo (0..7) and hi (8..15).
+inline float sum16(__m256 lo, __m256 hi) { return horizontal_sum(_mm256_add_ps(lo, hi)); }
 
 inline __m256 round_to_f16(__m256 x) {
   return _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
@@ -22,67 +25,78 @@ inline __m256 load_f16(const uint16_t* source) {
   return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(source)));
 }
 
-// Lane j of the result: the sum of the 8 lanes of acc[j].
-inline __m256 transpose_sum(const __m256 acc[8]) {
-  const __m256 s01 = _mm256_hadd_ps(acc[0], acc[1]), s23 = _mm256_hadd_ps(acc[2], acc[3]);
-  const __m256 s45 = _mm256_hadd_ps(acc[4], acc[5]), s67 = _mm256_hadd_ps(acc[6], acc[7]);
-  const __m256 s0123 = _mm256_hadd_ps(s01, s23), s4567 = _mm256_hadd_ps(s45, s67);
-  return _mm256_add_ps(_mm256_permute2f128_ps(s0123, s4567, 0x20), _mm256_permute2f128_ps(s0123, s4567, 0x31));
+// detail::exp_for_softmax on 8 lanes, bit for bit.
+inline __m256 exp_for_softmax(__m256 x) {
+  const __m256 shift = _mm256_set1_ps(0x1.8p23f);
+  const __m256 n = _mm256_sub_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), shift), shift);
+  const __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f),
+                                    _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), x));
+  const __m256 u = _mm256_mul_ps(b, b);
+  const __m256 j = _mm256_fmadd_ps(
+      _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b, _mm256_set1_ps(0x1.573e2ep-5f)), u,
+                      _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b, _mm256_set1_ps(0x1.fffdb6p-2f))),
+      u, _mm256_fmadd_ps(_mm256_set1_ps(0x1.ffffecp-1f), b, _mm256_set1_ps(1.0f)));
+  // j * 2^n rounded once: below n = -100 (a subnormal result) first by 2^(n + 100), exact,
+  // then by 2^-100.
+  const __m256 deep = _mm256_cmp_ps(n, _mm256_set1_ps(-100.0f), _CMP_LT_OQ);
+  const __m256 n1 = _mm256_blendv_ps(n, _mm256_add_ps(n, _mm256_set1_ps(100.0f)), deep);
+  const __m256 power = _mm256_castsi256_ps(
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n1), _mm256_set1_epi32(127)), 23));
+  const __m256 rest = _mm256_blendv_ps(_mm256_set1_ps(1.0f), _mm256_set1_ps(0x1p-100f), deep);
+  const __m256 result = _mm256_mul_ps(_mm256_mul_ps(j, power), rest);
+  const __m256 abs_n = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), n);
+  const __m256 out_of_range = _mm256_cmp_ps(abs_n, _mm256_set1_ps(192.0f), _CMP_NLE_UQ);
+  const __m256 limit = _mm256_blendv_ps(_mm256_setzero_ps(), _mm256_set1_ps(INFINITY),
+                                        _mm256_cmp_ps(n, _mm256_setzero_ps(), _CMP_GT_OQ));
+  return _mm256_blendv_ps(result, limit, out_of_range);
 }
 
+// Keys per pass of the register-held value lanes: bounds the rows touched between the
+// passes over one row's cache lines, so they are still in L1.
+constexpr int kSpanKeys = 128;
+
 struct Avx2Vec {
-  static float dot(const float* q, const uint16_t* k, int n) {
-    __m256 acc = _mm256_setzero_ps();
-    int d = 0;
-    for (; d + 8 <= n; d += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), load_f16(k + d), acc);
-    float sum = horizontal_sum(acc);
-    for (; d < n; ++d) sum += q[d] * fp16_to_fp32_fast(k[d]);
+  static float dot(const float* q, const uint16_t* key, int head_dim) {
+    const int whole = head_dim / detail::kLanes * detail::kLanes;
+    __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+    for (int d = 0; d < whole; d += 16) {
+      lo = _mm256_fmadd_ps(load_f16(key + d), _mm256_loadu_ps(q + d), lo);
+      hi = _mm256_fmadd_ps(load_f16(key + d + 8), _mm256_loadu_ps(q + d + 8), hi);
+    }
+    float sum = sum16(lo, hi);
+    for (int d = whole; d < head_dim; ++d) sum = std::fma(q[d], fp16_to_fp32_fast(key[d]), sum);
     return sum;
   }
   static void scores(const float* q, const uint16_t* keys, int n, int head_dim, float* out) {
+    const int whole = head_dim / detail::kLanes * detail::kLanes;
     int j = 0;
-    if (head_dim % 8 == 0) {
-      // Eight keys at a time, one accumulator each, summed across lanes together.
-      for (; j + 8 <= n; j += 8) {
-        __m256 acc[8];
-        for (int i = 0; i < 8; ++i) acc[i] = _mm256_setzero_ps();
-        const uint16_t* block = keys + int64_t(j) * head_dim;
-        for (int d = 0; d < head_dim; d += 8) {
-          const __m256 query = _mm256_loadu_ps(q + d);
-#pragma GCC unroll 8
-          for (int i = 0; i < 8; ++i) acc[i] = _mm256_fmadd_ps(query, load_f16(block + i * head_dim + d), acc[i]);
+    // Four keys at a time share the query loads.
+    for (; j + 4 <= n; j += 4) {
+      const uint16_t* block = keys + int64_t(j) * head_dim;
+      __m256 lo[4], hi[4];
+      for (int i = 0; i < 4; ++i) lo[i] = hi[i] = _mm256_setzero_ps();
+      for (int d = 0; d < whole; d += 16) {
+        const __m256 q_lo = _mm256_loadu_ps(q + d), q_hi = _mm256_loadu_ps(q + d + 8);
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; ++i) {
+          lo[i] = _mm256_fmadd_ps(load_f16(block + i * head_dim + d), q_lo, lo[i]);
+          hi[i] = _mm256_fmadd_ps(load_f16(block + i * head_dim + d + 8), q_hi, hi[i]);
         }
-        _mm256_storeu_ps(out + j, transpose_sum(acc));
+      }
+      for (int i = 0; i < 4; ++i) {
+        float sum = sum16(lo[i], hi[i]);
+        const uint16_t* key = block + i * head_dim;
+        for (int d = whole; d < head_dim; ++d) sum = std::fma(q[d], fp16_to_fp32_fast(key[d]), sum);
+        out[j + i] = sum;
       }
     }
     for (; j < n; ++j) out[j] = dot(q, keys + int64_t(j) * head_dim, head_dim);
   }
-  static void values(float* acc, const float* p, const uint16_t* values, int n, int head_dim) {
-    int d = 0;
-    // Up to 64 output lanes stay in registers while the positions stream by.
-    for (; d + 64 <= head_dim; d += 64) values_lanes<8>(acc + d, p, values + d, n, head_dim);
-    for (; d + 8 <= head_dim; d += 8) values_lanes<1>(acc + d, p, values + d, n, head_dim);
-    for (; d < head_dim; ++d) {
-      for (int j = 0; j < n; ++j) acc[d] += p[j] * fp16_to_fp32_fast(values[int64_t(j) * head_dim + d]);
-    }
-  }
-  template <int kRegisters>
-  static void values_lanes(float* acc, const float* p, const uint16_t* values, int n, int head_dim) {
-    __m256 sum[kRegisters];
-    for (int r = 0; r < kRegisters; ++r) sum[r] = _mm256_loadu_ps(acc + 8 * r);
-    for (int j = 0; j < n; ++j) {
-      const __m256 weight = _mm256_set1_ps(p[j]);
-      const uint16_t* value = values + int64_t(j) * head_dim;
-#pragma GCC unroll 8
-      for (int r = 0; r < kRegisters; ++r) sum[r] = _mm256_fmadd_ps(weight, load_f16(value + 8 * r), sum[r]);
-    }
-    for (int r = 0; r < kRegisters; ++r) _mm256_storeu_ps(acc + 8 * r, sum[r]);
-  }
-  static void softmax(float* s, int n, float scale) {
+  static void softmax(float* s, int first, int end, float scale, const float* sink) {
     const __m256 scale8 = _mm256_set1_ps(scale);
-    __m256 max8 = _mm256_set1_ps(-INFINITY);
-    int t = 0;
-    for (; t + 8 <= n; t += 8) {
+    __m256 max8 = _mm256_set1_ps(sink != nullptr ? *sink : -INFINITY);
+    int t = first;
+    for (; t + 8 <= end; t += 8) {
       const __m256 scaled = _mm256_mul_ps(_mm256_loadu_ps(s + t), scale8);
       _mm256_storeu_ps(s + t, scaled);
       max8 = _mm256_max_ps(max8, scaled);
@@ -90,34 +104,96 @@ struct Avx2Vec {
     alignas(32) float lanes[8];
     _mm256_store_ps(lanes, max8);
     float max_score = *std::max_element(lanes, lanes + 8);
-    for (int tail = t; tail < n; ++tail) {
-      s[tail] *= scale;
-      max_score = std::max(max_score, s[tail]);
+    for (; t < end; ++t) {
+      s[t] *= scale;
+      max_score = std::max(max_score, s[t]);
     }
-    // Sum of exponentials in double, lane-wise, then the tail.
     const __m256 max_broadcast = _mm256_set1_ps(max_score);
-    __m256d sum_low = _mm256_setzero_pd(), sum_high = _mm256_setzero_pd();
-    for (t = 0; t + 8 <= n; t += 8) {
-      const __m256 e = detail::exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(s + t), max_broadcast));
-      _mm256_storeu_ps(s + t, e);
-      sum_low = _mm256_add_pd(sum_low, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
-      sum_high = _mm256_add_pd(sum_high, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    double sum = 0.0;
+    for (int chunk = first / detail::kLanes * detail::kLanes; chunk < end; chunk += detail::kLanes) {
+      if (chunk >= first && chunk + detail::kLanes <= end) {
+        const __m256 lo = exp_for_softmax(_mm256_sub_ps(_mm256_loadu_ps(s + chunk), max_broadcast));
+        const __m256 hi = exp_for_softmax(_mm256_sub_ps(_mm256_loadu_ps(s + chunk + 8), max_broadcast));
+        _mm256_storeu_ps(s + chunk, lo);
+        _mm256_storeu_ps(s + chunk + 8, hi);
+        sum += sum16(lo, hi);
+        continue;
+      }
+      float e[detail::kLanes] = {};  // a window's or the row's edge: the missing lanes add 0
+      for (int k = std::max(chunk, first); k < std::min(chunk + detail::kLanes, end); ++k) {
+        e[k - chunk] = s[k] = detail::exp_for_softmax(s[k] - max_score);
+      }
+      sum += detail::reduce16(e);
     }
-    alignas(32) double sums[4];
-    _mm256_store_pd(sums, _mm256_add_pd(sum_low, sum_high));
-    double sum = (sums[0] + sums[1]) + (sums[2] + sums[3]);
-    for (int tail = t; tail < n; ++tail) {
-      alignas(32) float one[8] = {s[tail] - max_score};
-      _mm256_store_ps(one, detail::exp_avx2(_mm256_load_ps(one)));
-      s[tail] = one[0];
-      sum += s[tail];
-    }
+    if (sink != nullptr) sum += std::exp(*sink - max_score);
     const float inverse = static_cast<float>(1.0 / sum);
     const __m256 inverse8 = _mm256_set1_ps(inverse);
-    for (t = 0; t + 8 <= n; t += 8) {
+    for (t = first; t + 8 <= end; t += 8) {
       _mm256_storeu_ps(s + t, round_to_f16(_mm256_mul_ps(_mm256_loadu_ps(s + t), inverse8)));
     }
-    for (; t < n; ++t) s[t] = fp16_to_fp32(fp32_to_fp16(s[t] * inverse));
+    for (; t < end; ++t) s[t] = fp16_to_fp32(fp32_to_fp16(s[t] * inverse));
+  }
+  // lanes[k % 16] += p[k] * row for one key.
+  static void add_key(float* lanes, float p, const uint16_t* row, int k, int head_dim) {
+    float* lane = lanes + (k % detail::kLanes) * head_dim;
+    const __m256 weight = _mm256_set1_ps(p);
+    int d = 0;
+    for (; d + 8 <= head_dim; d += 8) {
+      _mm256_storeu_ps(lane + d, _mm256_fmadd_ps(weight, load_f16(row + d), _mm256_loadu_ps(lane + d)));
+    }
+    for (; d < head_dim; ++d) lane[d] = std::fma(p, fp16_to_fp32_fast(row[d]), lane[d]);
+  }
+  static void values(float* lanes, const float* p, const uint16_t* rows, int t, int n, int head_dim) {
+    const int end = t + n;
+    int k = t;
+    for (; k < end && k % detail::kLanes != 0; ++k) add_key(lanes, p[k], rows + int64_t(k - t) * head_dim, k, head_dim);
+    const int whole_end = k + (end - k) / detail::kLanes * detail::kLanes;
+    const int vector_dims = head_dim / 8 * 8;
+    // Whole chunks of 16 keys: for 8 dims and 8 lanes at a time the lanes stay in
+    // registers across a span of chunks.
+    for (int span = k; span < whole_end; span += kSpanKeys) {
+      const int span_end = std::min(whole_end, span + kSpanKeys);
+      for (int d = 0; d < vector_dims; d += 8) {
+        for (int half = 0; half < 2; ++half) {
+          float* lane = lanes + int64_t(half) * 8 * head_dim + d;
+          __m256 acc[8];
+          for (int i = 0; i < 8; ++i) acc[i] = _mm256_loadu_ps(lane + i * head_dim);
+          for (int chunk = span + half * 8; chunk < span_end; chunk += detail::kLanes) {
+            const uint16_t* row = rows + int64_t(chunk - t) * head_dim + d;
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; ++i) {
+              acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(p[chunk + i]), load_f16(row + i * head_dim), acc[i]);
+            }
+          }
+          for (int i = 0; i < 8; ++i) _mm256_storeu_ps(lane + i * head_dim, acc[i]);
+        }
+      }
+      for (int d = vector_dims; d < head_dim; ++d) {
+        for (int key = span; key < span_end; ++key) {
+          float& lane = lanes[(key % detail::kLanes) * head_dim + d];
+          lane = std::fma(p[key], fp16_to_fp32_fast(rows[int64_t(key - t) * head_dim + d]), lane);
+        }
+      }
+    }
+    for (k = whole_end; k < end; ++k) add_key(lanes, p[k], rows + int64_t(k - t) * head_dim, k, head_dim);
+  }
+  static void reduce(const float* lanes, int head_dim, float* out) {
+    int d = 0;
+    for (; d + 8 <= head_dim; d += 8) {
+      __m256 h[8];
+      for (int i = 0; i < 8; ++i) {
+        h[i] = _mm256_add_ps(_mm256_loadu_ps(lanes + i * head_dim + d), _mm256_loadu_ps(lanes + (i + 8) * head_dim + d));
+      }
+      for (int i = 0; i < 4; ++i) h[i] = _mm256_add_ps(h[i], h[i + 4]);
+      _mm256_storeu_ps(out + d, _mm256_add_ps(_mm256_add_ps(h[0], h[2]), _mm256_add_ps(h[1], h[3])));
+    }
+    if (d < head_dim) {
+      float tail[detail::kLanes * 8];  // up to 7 dims
+      for (int m = 0; m < detail::kLanes; ++m) {
+        for (int i = d; i < head_dim; ++i) tail[(i - d) * detail::kLanes + m] = lanes[m * head_dim + i];
+      }
+      for (int i = d; i < head_dim; ++i) out[i] = detail::reduce16(tail + (i - d) * detail::kLanes);
+    }
   }
 };
 
@@ -125,6 +201,12 @@ struct Avx2Vec {
 
 void attention_task_avx2(const AttentionTask& task, AlignedBuffer& scratch) {
   detail::run_attention_task<Avx2Vec>(task, scratch);
+}
+
+void softmax_exp_avx2(const float* x, float* out, int n) {
+  int i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, exp_for_softmax(_mm256_loadu_ps(x + i)));
+  for (; i < n; ++i) out[i] = detail::exp_for_softmax(x[i]);
 }
 
 }  // namespace so::cpu

@@ -1,9 +1,12 @@
 // The attention loop, written once and instantiated per ISA with a Vec policy providing:
 //   void scores(const float* q, const uint16_t* keys, int n, int head_dim, float* out)
-//       out[j] = q . keys[j], keys (n, head_dim) f16 and contiguous; q rounded to f16 values
-//   void values(float* acc, const float* p, const uint16_t* values, int n, int head_dim)
-//       acc += sum_j p[j] * values[j], j ascending, values (n, head_dim) f16 and contiguous
-//   void softmax(float* s, int n, float scale)  s = f16(softmax(scale * s)), see softmax_reference
+//       out[j] = dot16(q, keys[j]), keys (n, head_dim) f16 and contiguous; q rounded to f16 values
+//   void softmax(float* s, int first, int end, float scale, const float* sink)
+//       s[first, end) = f16(softmax(scale * s)), see softmax_reference
+//   void values(float* lanes, const float* p, const uint16_t* rows, int t, int n, int head_dim)
+//       keys t..t+n-1 (rows contiguous, p indexed by position): lanes[k % 16] += p[k] * rows[k - t]
+//   void reduce(const float* lanes, int head_dim, float* out)   out[d] = sum16 over lanes[.][d]
+// Every policy gives the same bits: the order of every float operation is fixed here.
 // Included only by attention.cpp and attention_avx2.cpp.
 #pragma once
 
@@ -16,25 +19,84 @@
 
 namespace so::cpu::detail {
 
-// note: numerics follow llama.cpp's default (non-flash) path: q and the softmax
-// probabilities are rounded to f16 (K and V are f16 already), products accumulate in
-// f32, the softmax sum in double. Every query vector sees the same operation sequence
-// however the step is batched, which keeps attention batch-invariant.
-// Scaled softmax of one query's scores, probabilities rounded to f16 values. The sum of
-// exponentials accumulates in double.
-inline void softmax_reference(float* s, int n, float scale) {
-  float max_score = -INFINITY;
-  for (int t = 0; t < n; ++t) {
+// note: the numerics are llama.cpp's CPU attention when it runs a prompt (its default,
+// non-flash path on an AVX-512 build): q and the probabilities rounded to f16 (K and V
+// are f16 already), each dot product in 16 lanes reduced by halves (tinyBLAS), the
+// softmax's exponentials summed 16 at a time in float and the chunks in double. A value
+// dot's lanes are positions mod 16, as llama.cpp's are KV cells from 0. Matching that
+// order makes the engine's logits llama.cpp's bit for bit where everything else matches;
+// any other order leaves them at the noise floor of activation rounding (a few % of
+// near-tie argmaxes). Every query vector sees the same operation sequence however the
+// step is batched, which keeps attention batch-invariant.
+constexpr int kLanes = 16;
+
+// Sum of 16 lanes by halves: 8 pairs (i, i + 8), 4 pairs, then (0 + 2) + (1 + 3).
+inline float reduce16(const float* x) {
+  float h[8], q[4];
+  for (int i = 0; i < 8; ++i) h[i] = x[i] + x[i + 8];
+  for (int i = 0; i < 4; ++i) q[i] = h[i] + h[i + 4];
+  return (q[0] + q[2]) + (q[1] + q[3]);
+}
+
+// e^x for x <= 0 (scores minus their max), as llama.cpp's AVX-512 softmax computes it:
+// x = n ln2 + b, e^b by a degree-5 polynomial (ARM's optimized-routines expf), times 2^n
+// rounded once. Below n = -192 it is 0.
+inline float exp_for_softmax(float x) {
+  const float shift = 0x1.8p23f;  // adding it rounds to an integer
+  const float n = std::fma(x, 0x1.715476p+0f, shift) - shift;
+  const float b = std::fma(-n, 0x1.7f7d1cp-20f, std::fma(-n, 0x1.62e4p-1f, x));
+  const float u = b * b;
+  const float j = std::fma(std::fma(std::fma(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u,
+                                    std::fma(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
+                           u, std::fma(0x1.ffffecp-1f, b, 1.0f));
+  if (!(std::fabs(n) <= 192.0f)) return n > 0.0f ? INFINITY : 0.0f;
+  return std::ldexp(j, static_cast<int>(n));
+}
+
+inline float dot_reference(const float* q, const uint16_t* key, int head_dim) {
+  float lanes[kLanes] = {};
+  const int whole = head_dim / kLanes * kLanes;
+  for (int d = 0; d < whole; ++d) lanes[d % kLanes] = std::fma(q[d], fp16_to_fp32_fast(key[d]), lanes[d % kLanes]);
+  float sum = reduce16(lanes);
+  for (int d = whole; d < head_dim; ++d) sum = std::fma(q[d], fp16_to_fp32_fast(key[d]), sum);
+  return sum;
+}
+
+// Scaled softmax over s[first, end) (indexed by position), probabilities rounded to f16.
+// A sink is one more logit (unscaled) in the normalization, with no value.
+inline void softmax_reference(float* s, int first, int end, float scale, const float* sink) {
+  float max_score = sink != nullptr ? *sink : -INFINITY;
+  for (int t = first; t < end; ++t) {
     s[t] *= scale;
     max_score = std::max(max_score, s[t]);
   }
   double sum = 0.0;
-  for (int t = 0; t < n; ++t) {
-    s[t] = std::exp(s[t] - max_score);
-    sum += s[t];
+  for (int chunk = first / kLanes * kLanes; chunk < end; chunk += kLanes) {
+    float e[kLanes] = {};
+    for (int t = std::max(chunk, first); t < std::min(chunk + kLanes, end); ++t) {
+      e[t - chunk] = s[t] = exp_for_softmax(s[t] - max_score);
+    }
+    sum += reduce16(e);
   }
+  if (sink != nullptr) sum += std::exp(*sink - max_score);
   const float inverse = static_cast<float>(1.0 / sum);
-  for (int t = 0; t < n; ++t) s[t] = fp16_to_fp32(fp32_to_fp16(s[t] * inverse));
+  for (int t = first; t < end; ++t) s[t] = fp16_to_fp32(fp32_to_fp16(s[t] * inverse));
+}
+
+inline void values_reference(float* lanes, const float* p, const uint16_t* rows, int t, int n, int head_dim) {
+  for (int k = t; k < t + n; ++k) {
+    float* lane = lanes + (k % kLanes) * head_dim;
+    const uint16_t* row = rows + int64_t(k - t) * head_dim;
+    for (int d = 0; d < head_dim; ++d) lane[d] = std::fma(p[k], fp16_to_fp32_fast(row[d]), lane[d]);
+  }
+}
+
+inline void reduce_reference(const float* lanes, int head_dim, float* out) {
+  for (int d = 0; d < head_dim; ++d) {
+    float column[kLanes];
+    for (int m = 0; m < kLanes; ++m) column[m] = lanes[m * head_dim + d];
+    out[d] = reduce16(column);
+  }
 }
 
 template <typename Vec>
@@ -47,14 +109,13 @@ void run_attention_task(const AttentionTask& task, AlignedBuffer& scratch) {
   const int n_vectors = task.n_queries * group;
   const int n_keys = row.kv_start + task.first_query + task.n_queries;  // keys the last query sees
   const int page_tokens = geometry.page_tokens;
-  const int score_stride = n_keys + 1;  // room for a sink after the visible keys
 
-  // scratch: q_rounded (n_vectors, head_dim) | scores (n_vectors, score_stride) | acc (n_vectors, head_dim)
-  const size_t floats = size_t(n_vectors) * (2 * head_dim + score_stride);
+  // scratch: q_rounded (n_vectors, head_dim) | scores (n_keys) | lanes (16, head_dim)
+  const size_t floats = size_t(n_vectors) * head_dim + n_keys + size_t(kLanes) * head_dim;
   scratch.resize(floats * sizeof(float));
   float* q_rounded = scratch.as<float>();
-  float* scores = q_rounded + size_t(n_vectors) * head_dim;
-  float* acc = scores + size_t(n_vectors) * score_stride;
+  float* s = q_rounded + size_t(n_vectors) * head_dim;
+  float* lanes = s + n_keys;
 
   auto vector_token = [&](int vec) { return row.first_token + task.first_query + vec / group; };
   auto vector_head = [&](int vec) { return task.kv_head * group + vec % group; };
@@ -79,26 +140,18 @@ void run_attention_task(const AttentionTask& task, AlignedBuffer& scratch) {
   // note: every query vector runs its own loops over exactly the keys it sees, so its
   // result is the same however many queries share the task (batch invariance).
   for (int vec = 0; vec < n_vectors; ++vec) {
-    float* s = scores + size_t(vec) * score_stride;
     const int visible = vector_last_key(vec) + 1;
     const int first = params.window > 0 ? std::max(0, visible - params.window) : 0;
     for_each_run(first, visible, false, [&](int t, int n, const uint16_t* keys) {
       Vec::scores(q_rounded + vec * head_dim, keys, n, head_dim, s + t);
     });
-    // A sink is one more logit in the softmax (divided here, as the softmax scales every
-    // score); its probability goes nowhere.
-    const bool sink = params.sinks != nullptr;
-    if (sink) s[visible] = params.sinks[vector_head(vec)] / params.scale;
-    Vec::softmax(s + first, visible - first + (sink ? 1 : 0), params.scale);  // probabilities rounded to f16
-    float* a = acc + size_t(vec) * head_dim;
-    std::fill(a, a + head_dim, 0.0f);
+    const float* sink = params.sinks != nullptr ? params.sinks + vector_head(vec) : nullptr;
+    Vec::softmax(s, first, visible, params.scale, sink);
+    std::fill(lanes, lanes + kLanes * head_dim, 0.0f);
     for_each_run(first, visible, true, [&](int t, int n, const uint16_t* values) {
-      Vec::values(a, s + t, values, n, head_dim);
+      Vec::values(lanes, s, values, t, n, head_dim);
     });
-  }
-  for (int vec = 0; vec < n_vectors; ++vec) {
-    float* destination = task.out + (int64_t(vector_token(vec)) * params.n_heads + vector_head(vec)) * head_dim;
-    std::copy(acc + vec * head_dim, acc + (vec + 1) * head_dim, destination);
+    Vec::reduce(lanes, head_dim, task.out + (int64_t(vector_token(vec)) * params.n_heads + vector_head(vec)) * head_dim);
   }
 }
 

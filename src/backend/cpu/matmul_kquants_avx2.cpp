@@ -1,10 +1,9 @@
 // AVX2/FMA matmul for the K-quant weights (Q4_K, Q5_K, Q6_K, Q2_K, Q3_K) against Q8_K activations.
 //
 // Within a super-block of 256 the sub-block scales are small integers, so a super-block
-// accumulates exactly in 8 int32 lanes; the float work per output and super-block is then
-//   acc = fma(broadcast(d_x * d_w), f32(integer lanes), acc)
-// (Q4_K adds its min term with a second fma), and y = hsum(acc) at the end. Integer sums
-// are exact in any order, so every tile size gives the same floats: batch invariance.
+// accumulates exactly in 8 int32 lanes; their total (and the mins' total) then takes the
+// float steps of add_block, the same per output for every tile size and ISA: batch
+// invariance, and the bits of llama.cpp's prompt-path matmul.
 #include <type_traits>
 #include <vector>
 
@@ -61,8 +60,7 @@ inline void add_group_dots(const DecodedBlock& w, const ActivationRow (&x)[kRows
 template <int kRows, typename Tile>
 void run_decoded(const Tile& tile, const DecodedBlock* decoded, const ActivationRow (&x)[kRows], int64_t col,
                  int64_t row) {
-  __m256 acc[1][kRows];
-  zero(acc);
+  float acc[kRows] = {};
   for (int64_t b = 0; b < tile.n_blocks; ++b) {
     const DecodedBlock& w = decoded[b];
     __m256i sumi[kRows];
@@ -71,15 +69,11 @@ void run_decoded(const Tile& tile, const DecodedBlock* decoded, const Activation
     add_group_dots(w, x, b, sumi);
 #pragma GCC unroll 8
     for (int r = 0; r < kRows; ++r) {
-      const float xd = x[r].d[b];
-      acc[0][r] = _mm256_fmadd_ps(_mm256_set1_ps(xd * w.d), _mm256_cvtepi32_ps(sumi[r]), acc[0][r]);
-      if constexpr (Tile::kMins) {
-        const __m256 min_lanes = Tile::min_lanes(w, load(x[r].bsums + b * 16));
-        acc[0][r] = _mm256_fmadd_ps(_mm256_set1_ps(-(xd * w.dmin)), min_lanes, acc[0][r]);
-      }
+      const int32_t mins = Tile::min_total(w, load(x[r].bsums + b * 16));
+      acc[r] = add_block(acc[r], total(sumi[r]), mins, w.d, w.dmin, x[r].d[b]);
     }
   }
-  for (int r = 0; r < kRows; ++r) tile.args.y[(row + r) * tile.n_out + col] = hsum(acc[0][r]);
+  for (int r = 0; r < kRows; ++r) tile.args.y[(row + r) * tile.n_out + col] = acc[r];
 }
 
 // Rows [row, row + kRows) against a panel of n_cols decoded weight rows from `col`: the
@@ -96,12 +90,11 @@ void run_panel(const Tile& tile, const DecodedBlock* panel, int64_t col, int n_c
 template <bool kFifthBit>
 struct TileQ45K {
   using Block = std::conditional_t<kFifthBit, BlockQ5_K, BlockQ4_K>;
-  // run_decoded's hooks: sums start at 0; the mins (pre's low half) meet the sums of 32 in 4 lanes.
-  static constexpr bool kMins = true;
+  // run_decoded's hooks: sums start at 0; the mins (pre's low half) meet the sums of 32.
   static __m256i start(const DecodedBlock&, __m256i) { return _mm256_setzero_si256(); }
-  static __m256 min_lanes(const DecodedBlock& w, __m256i bsums) {
+  static int32_t min_total(const DecodedBlock& w, __m256i bsums) {
     const __m128i sums32 = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
-    return _mm256_zextps128_ps256(_mm_cvtepi32_ps(_mm_madd_epi16(_mm256_castsi256_si128(w.pre), sums32)));
+    return total(_mm_madd_epi16(_mm256_castsi256_si128(w.pre), sums32));
   }
   static constexpr int64_t kPanelRows = kFifthBit ? kQ5KPanelRows : kQ4KPanelRows;
   const MatmulArgs& args;
@@ -113,8 +106,7 @@ struct TileQ45K {
     tile_weight_rows(args, col, weight_row_bytes, w);
     ActivationRow x[kRows];
     tile_activation_rows(args, row, n_in, q8_k_row, x);
-    __m256 acc[kCols][kRows];
-    zero(acc);
+    float acc[kCols][kRows] = {};
 
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     for (int64_t b = 0; b < n_blocks; ++b) {
@@ -156,11 +148,13 @@ struct TileQ45K {
         }
         const float wd = f16_to_f32(w[c][b].d), wdmin = f16_to_f32(w[c][b].dmin);
 #pragma GCC unroll 8
-        for (int r = 0; r < kRows; ++r) acc[c][r] = add_q45k_block(acc[c][r], sumi[r], mins, sums32[r], x[r].d[b], wd, wdmin);
+        for (int r = 0; r < kRows; ++r) {
+          acc[c][r] = add_block(acc[c][r], total(sumi[r]), total(_mm_madd_epi16(mins, sums32[r])), wd, wdmin, x[r].d[b]);
+        }
       }
     }
     for (int r = 0; r < kRows; ++r)
-      for (int c = 0; c < kCols; ++c) args.y[(row + r) * n_out + col + c] = hsum(acc[c][r]);
+      for (int c = 0; c < kCols; ++c) args.y[(row + r) * n_out + col + c] = acc[c][r];
   }
 
   static void decode(const Block& block, DecodedBlock& out) {
@@ -203,12 +197,9 @@ constexpr PairBroadcast kPairBroadcastTable;
 template <typename Format>
 struct TileLowBitsK {
   using Block = typename Format::Block;
-  // run_decoded's hooks: Q2_K's mins meet the sums of 16 in 8 lanes; Q3_K's sums start at -4 * scales . sums.
-  static constexpr bool kMins = Format::kMins;
+  // run_decoded's hooks: Q2_K's mins meet the sums of 16; Q3_K's sums start at -4 * scales . sums.
   static __m256i start(const DecodedBlock& w, __m256i bsums) { return low_bits_start<Format>(w.pre, bsums); }
-  static __m256 min_lanes(const DecodedBlock& w, __m256i bsums) {
-    return _mm256_cvtepi32_ps(_mm256_madd_epi16(w.pre, bsums));
-  }
+  static int32_t min_total(const DecodedBlock& w, __m256i bsums) { return low_bits_mins<Format>(w.pre, bsums); }
   static constexpr int64_t kPanelRows = kLowBitsPanelRows;
   const MatmulArgs& args;
   int64_t n_in, n_out, n_blocks, weight_row_bytes;
@@ -235,8 +226,7 @@ struct TileLowBitsK {
     tile_weight_rows(args, col, weight_row_bytes, w);
     ActivationRow x[kRows];
     tile_activation_rows(args, row, n_in, q8_k_row, x);
-    __m256 acc[kCols][kRows];
-    zero(acc);
+    float acc[kCols][kRows] = {};
 
     for (int64_t b = 0; b < n_blocks; ++b) {
 #pragma GCC unroll 8
@@ -244,14 +234,14 @@ struct TileLowBitsK {
         prefetch_ahead(w[c] + b, kCols * weight_row_bytes);
         __m256i scales, mins;
         Format::unpack(w[c][b], &scales, &mins);
-        // note: Q3_K's +4: minus 4 * sum_sub scale_sub * bsum_sub; Q2_K's mins: their own fma below.
-        __m256i sumi[kRows], min_lanes[kRows];
+        // note: Q3_K's +4: minus 4 * sum_sub scale_sub * bsum_sub; Q2_K's mins: their own total.
+        __m256i sumi[kRows];
+        int32_t min_totals[kRows];
 #pragma GCC unroll 8
         for (int r = 0; r < kRows; ++r) {
           const __m256i bsums = load(x[r].bsums + b * 16);
           sumi[r] = low_bits_start<Format>(scales, bsums);
-          min_lanes[r] = _mm256_setzero_si256();
-          if constexpr (Format::kMins) min_lanes[r] = _mm256_madd_epi16(mins, bsums);
+          min_totals[r] = low_bits_mins<Format>(mins, bsums);
         }
         const __m256i scales_0_7 = _mm256_permute2x128_si256(scales, scales, 0x00);
         const __m256i scales_8_15 = _mm256_permute2x128_si256(scales, scales, 0x11);
@@ -268,12 +258,12 @@ struct TileLowBitsK {
         [[maybe_unused]] const float wdmin = Format::dmin(w[c][b]);
 #pragma GCC unroll 8
         for (int r = 0; r < kRows; ++r) {
-          acc[c][r] = add_low_bits_block<Format>(acc[c][r], sumi[r], min_lanes[r], x[r].d[b], wd, wdmin);
+          acc[c][r] = add_block(acc[c][r], total(sumi[r]), min_totals[r], wd, wdmin, x[r].d[b]);
         }
       }
     }
     for (int r = 0; r < kRows; ++r)
-      for (int c = 0; c < kCols; ++c) args.y[(row + r) * n_out + col + c] = hsum(acc[c][r]);
+      for (int c = 0; c < kCols; ++c) args.y[(row + r) * n_out + col + c] = acc[c][r];
   }
 };
 
@@ -286,10 +276,10 @@ inline __m256i q6_k_scale_pair(__m128i scales8, int k) {
 struct TileQ6K {
   using Block = BlockQ6_K;
   // run_decoded's hooks: sums start at -32 * scales . sums (the values are q + 32); no mins.
-  static constexpr bool kMins = false;
   static __m256i start(const DecodedBlock& w, __m256i bsums) {
     return _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(w.pre, bsums), 5));
   }
+  static int32_t min_total(const DecodedBlock&, __m256i) { return 0; }
   static constexpr int64_t kPanelRows = 32;  // kernels_bench: -5% at 16 rows, +4% at 32, +12% at 512
   const MatmulArgs& args;
   int64_t n_in, n_out, n_blocks, weight_row_bytes;
@@ -321,8 +311,7 @@ struct TileQ6K {
     tile_weight_rows(args, col, weight_row_bytes, w);
     ActivationRow x[kRows];
     tile_activation_rows(args, row, n_in, q8_k_row, x);
-    __m256 acc[kCols][kRows];
-    zero(acc);
+    float acc[kCols][kRows] = {};
 
     for (int64_t b = 0; b < n_blocks; ++b) {
       __m256i sumi[kCols][kRows];
@@ -359,13 +348,11 @@ struct TileQ6K {
       for (int c = 0; c < kCols; ++c) {
         const float wd = f16_to_f32(w[c][b].d);
 #pragma GCC unroll 8
-        for (int r = 0; r < kRows; ++r) {
-          acc[c][r] = _mm256_fmadd_ps(_mm256_set1_ps(x[r].d[b] * wd), _mm256_cvtepi32_ps(sumi[c][r]), acc[c][r]);
-        }
+        for (int r = 0; r < kRows; ++r) acc[c][r] = add_block(acc[c][r], total(sumi[c][r]), 0, wd, 0.0f, x[r].d[b]);
       }
     }
     for (int r = 0; r < kRows; ++r)
-      for (int c = 0; c < kCols; ++c) args.y[(row + r) * n_out + col + c] = hsum(acc[c][r]);
+      for (int c = 0; c < kCols; ++c) args.y[(row + r) * n_out + col + c] = acc[c][r];
   }
 };
 

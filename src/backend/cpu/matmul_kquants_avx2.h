@@ -2,7 +2,9 @@
 // their AVX-512 variants (matmul_kquants_avx512.cpp). Include only from *_avx2/_avx512 files.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
+#include <cstdint>
 
 #include "backend/cpu/matmul_avx2.h"
 #include "tensor/blocks.h"
@@ -99,30 +101,35 @@ inline __m128i sums_of_32(const ActivationRow& x, int64_t b) {
   return _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
 }
 
-// acc plus a Q4_K/Q5_K block's float terms, as every tile adds them: d_x d_w f32(its 8 integer
-// lanes), then -d_x dmin_w (mins . sums of 32) in 4 lanes.
-inline __m256 add_q45k_block(__m256 acc, __m256i lanes, __m128i mins, __m128i sums32, float xd, float wd,
-                             float wdmin) {
-  const __m256 min_lanes = _mm256_zextps128_ps256(_mm_cvtepi32_ps(_mm_madd_epi16(mins, sums32)));
-  acc = _mm256_fmadd_ps(_mm256_set1_ps(xd * wd), _mm256_cvtepi32_ps(lanes), acc);
-  return _mm256_fmadd_ps(_mm256_set1_ps(-(xd * wdmin)), min_lanes, acc);
+// Sums of int32 lanes, exact.
+inline int32_t total(__m128i lanes) {
+  const __m128i pairs = _mm_add_epi32(lanes, _mm_unpackhi_epi64(lanes, lanes));
+  return _mm_cvtsi128_si32(_mm_add_epi32(pairs, _mm_shuffle_epi32(pairs, 1)));
+}
+inline int32_t total(__m256i lanes) {
+  return total(_mm_add_epi32(_mm256_castsi256_si128(lanes), _mm256_extracti128_si256(lanes, 1)));
+}
+
+// acc plus one super-block of a K-quant row dot, from its exact integer totals: scaled (sum of
+// scale * dot) and mins (Q4_K/Q5_K/Q2_K: sum of min * activation sums; others 0); see
+// add_kquant_block in matmul_reference.cpp, which this equals bit for bit.
+inline float add_block(float acc, int32_t scaled, int32_t mins, float wd, float wdmin, float xd) {
+  return std::fma(std::fma(-wdmin, static_cast<float>(mins), static_cast<float>(scaled) * wd), xd, acc);
 }
 
 // A Q2_K/Q3_K block's 8 integer sum lanes start from (Q3_K: -4 scales . sums of 16, the values' +4
-// taken back out; Q2_K: 0), and its min lanes (Q2_K: mins . sums of 16; Q3_K: none).
+// taken back out; Q2_K: 0).
 template <typename Format>
 inline __m256i low_bits_start(__m256i scales, __m256i bsums) {
   if constexpr (Format::kMins) return _mm256_setzero_si256();
   return _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(scales, bsums), 2));
 }
 
-// acc plus a Q2_K/Q3_K block's float terms, as every tile adds them: d_x d_w f32(lanes), then
-// (Q2_K) -d_x dmin_w f32(min lanes).
+// A Q2_K block's mins . sums of 16 (Q3_K: none).
 template <typename Format>
-inline __m256 add_low_bits_block(__m256 acc, __m256i lanes, __m256i min_lanes, float xd, float wd, float wdmin) {
-  acc = _mm256_fmadd_ps(_mm256_set1_ps(xd * wd), _mm256_cvtepi32_ps(lanes), acc);
-  if constexpr (Format::kMins) acc = _mm256_fmadd_ps(_mm256_set1_ps(-(xd * wdmin)), _mm256_cvtepi32_ps(min_lanes), acc);
-  return acc;
+inline int32_t low_bits_mins(__m256i mins, __m256i bsums) {
+  if constexpr (Format::kMins) return total(_mm256_madd_epi16(mins, bsums));
+  return 0;
 }
 
 }  // namespace

@@ -62,8 +62,7 @@ struct TileQ45K512 {
     tile_weight_rows(args, col, weight_row_bytes, w);
     ActivationRow x[kRows];
     tile_activation_rows(args, row, n_in, q8_k_row, x);
-    __m256 acc[kCols][kRows];
-    zero(acc);
+    float acc[kCols][kRows] = {};
 
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     [[maybe_unused]] const __m512i sixteen = _mm512_set1_epi8(16);
@@ -111,12 +110,12 @@ struct TileQ45K512 {
 #pragma GCC unroll 8
         for (int r = 0; r < kRows; ++r) {
           const __m256i lanes = _mm256_add_epi32(_mm512_castsi512_si256(sumi[r]), _mm512_extracti64x4_epi64(sumi[r], 1));
-          acc[c][r] = add_q45k_block(acc[c][r], lanes, mins, sums32[r], x[r].d[b], wd, wdmin);
+          acc[c][r] = add_block(acc[c][r], total(lanes), total(_mm_madd_epi16(mins, sums32[r])), wd, wdmin, x[r].d[b]);
         }
       }
     }
     for (int r = 0; r < kRows; ++r)
-      for (int c = 0; c < kCols; ++c) args.y[(row + r) * n_out + col + c] = hsum(acc[c][r]);
+      for (int c = 0; c < kCols; ++c) args.y[(row + r) * n_out + col + c] = acc[c][r];
   }
 };
 
@@ -166,8 +165,7 @@ struct TileLowBitsK512 {
     tile_weight_rows(args, col, weight_row_bytes, w);
     ActivationRow x[kRows];
     tile_activation_rows(args, row, n_in, q8_k_row, x);
-    __m256 acc[kCols][kRows];
-    zero(acc);
+    float acc[kCols][kRows] = {};
 
     for (int64_t b = 0; b < n_blocks; ++b) {
 #pragma GCC unroll 8
@@ -195,14 +193,12 @@ struct TileLowBitsK512 {
           const __m256i bsums = load(x[r].bsums + b * 16);
           __m256i lanes = _mm256_add_epi32(_mm512_castsi512_si256(sumi[r]), _mm512_extracti64x4_epi64(sumi[r], 1));
           lanes = _mm256_add_epi32(low_bits_start<Format>(scales, bsums), lanes);
-          __m256i min_lanes = _mm256_setzero_si256();
-          if constexpr (Format::kMins) min_lanes = _mm256_madd_epi16(mins, bsums);
-          acc[c][r] = add_low_bits_block<Format>(acc[c][r], lanes, min_lanes, x[r].d[b], wd, wdmin);
+          acc[c][r] = add_block(acc[c][r], total(lanes), low_bits_mins<Format>(mins, bsums), wd, wdmin, x[r].d[b]);
         }
       }
     }
     for (int r = 0; r < kRows; ++r)
-      for (int c = 0; c < kCols; ++c) args.y[(row + r) * n_out + col + c] = hsum(acc[c][r]);
+      for (int c = 0; c < kCols; ++c) args.y[(row + r) * n_out + col + c] = acc[c][r];
   }
 };
 

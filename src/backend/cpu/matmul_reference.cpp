@@ -1,5 +1,6 @@
 // Scalar reference matmul: per-block integer dot products against activations quantized
 // per row, as llama.cpp's CPU path computes them, so logits track llama.cpp's closely.
+#include <cmath>
 #include <vector>
 
 #include "backend/cpu/kernels.h"
@@ -59,9 +60,18 @@ float dot_mxfp4_q8_0(const BlockMXFP4* w, const BlockQ8_0* x, int64_t n_blocks) 
   return sum;
 }
 
+// sum plus one super-block of a K-quant row dot, from its exact integer totals (scaled: sum of
+// scale * dot; mins: sum of min * activation sums, or 0): the weight's d and dmin first (the min
+// term fused), then the activation's d, fused into the sum.
+// note: llama.cpp's tiled CPU matmul (its prompt path, 8 rows and more) adds a block so; its
+// one-row dots keep 8 float lanes, which no batch-invariant kernel can follow for both.
+static float add_kquant_block(float sum, int scaled, int mins, float wd, float wdmin, float xd) {
+  return std::fma(std::fma(-wdmin, static_cast<float>(mins), static_cast<float>(scaled) * wd), xd, sum);
+}
+
 // Q4_K / Q5_K x Q8_K, per super-block: sum(scale_j * dot_j) is exact in int32; the mins meet
 // the activation's bsums (sums of 16), so the min term needs no per-element work.
-static float k4_family_dot(const uint8_t* scales, uint16_t d_bits, uint16_t dmin_bits, const uint8_t* q,
+static float k4_family_dot(float sum, const uint8_t* scales, uint16_t d_bits, uint16_t dmin_bits, const uint8_t* q,
                            const uint8_t* qh, const BlockQ8_K& x) {
   int isum = 0, imin = 0;
   const int8_t* a = x.qs;
@@ -78,14 +88,12 @@ static float k4_family_dot(const uint8_t* scales, uint16_t d_bits, uint16_t dmin
     imin += min_low * (x.bsums[2 * sub] + x.bsums[2 * sub + 1]);
     imin += min_high * (x.bsums[2 * sub + 2] + x.bsums[2 * sub + 3]);
   }
-  const float d = x.d * fp16_to_fp32(d_bits);
-  const float dmin = x.d * fp16_to_fp32(dmin_bits);
-  return d * static_cast<float>(isum) - dmin * static_cast<float>(imin);
+  return add_kquant_block(sum, isum, imin, fp16_to_fp32(d_bits), fp16_to_fp32(dmin_bits), x.d);
 }
 
 float dot_q5_k_q8_k(const BlockQ5_K* w, const BlockQ8_K* x, int64_t n_blocks) {
   float sum = 0.0f;
-  for (int64_t b = 0; b < n_blocks; ++b) sum += k4_family_dot(w[b].scales, w[b].d, w[b].dmin, w[b].qs, w[b].qh, x[b]);
+  for (int64_t b = 0; b < n_blocks; ++b) sum = k4_family_dot(sum, w[b].scales, w[b].d, w[b].dmin, w[b].qs, w[b].qh, x[b]);
   return sum;
 }
 
@@ -118,7 +126,7 @@ float dot_q4_1_q8_1(const BlockQ4_1* w, const BlockQ8_1* x, int64_t n_blocks) {
 
 float dot_q4_k_q8_k(const BlockQ4_K* w, const BlockQ8_K* x, int64_t n_blocks) {
   float sum = 0.0f;
-  for (int64_t b = 0; b < n_blocks; ++b) sum += k4_family_dot(w[b].scales, w[b].d, w[b].dmin, w[b].qs, nullptr, x[b]);
+  for (int64_t b = 0; b < n_blocks; ++b) sum = k4_family_dot(sum, w[b].scales, w[b].d, w[b].dmin, w[b].qs, nullptr, x[b]);
   return sum;
 }
 
@@ -144,7 +152,7 @@ float dot_q6_k_q8_k(const BlockQ6_K* w, const BlockQ8_K* x, int64_t n_blocks) {
       for (int l = 0; l < 16; ++l) dot += q[sub * 16 + l] * x[b].qs[sub * 16 + l];
       isum += w[b].scales[sub] * dot;
     }
-    sum += (x[b].d * fp16_to_fp32(w[b].d)) * static_cast<float>(isum);
+    sum = add_kquant_block(sum, isum, 0, fp16_to_fp32(w[b].d), 0.0f, x[b].d);
   }
   return sum;
 }
@@ -161,8 +169,7 @@ float dot_q2_k_q8_k(const BlockQ2_K* w, const BlockQ8_K* x, int64_t n_blocks) {
       isum += (w[b].scales[sub] & 0xF) * dot;
       imin += (w[b].scales[sub] >> 4) * x[b].bsums[sub];
     }
-    const float d = x[b].d * fp16_to_fp32(w[b].d), dmin = x[b].d * fp16_to_fp32(w[b].dmin);
-    sum += d * static_cast<float>(isum) - dmin * static_cast<float>(imin);
+    sum = add_kquant_block(sum, isum, imin, fp16_to_fp32(w[b].d), fp16_to_fp32(w[b].dmin), x[b].d);
   }
   return sum;
 }
@@ -179,7 +186,7 @@ float dot_q3_k_q8_k(const BlockQ3_K* w, const BlockQ8_K* x, int64_t n_blocks) {
       for (int l = 0; l < 16; ++l) dot += q3_k_value(w[b], sub * 16 + l) * x[b].qs[sub * 16 + l];
       isum += scales[sub] * dot;
     }
-    sum += (x[b].d * fp16_to_fp32(w[b].d)) * static_cast<float>(isum);
+    sum = add_kquant_block(sum, isum, 0, fp16_to_fp32(w[b].d), 0.0f, x[b].d);
   }
   return sum;
 }

@@ -78,7 +78,7 @@ void rope_avx2(float* x, std::span<const int32_t> positions, int64_t n_heads, in
   const RopeCorrectionDims corr = params.ext_factor != 0.0f ? rope_correction_dims(params) : RopeCorrectionDims{};
   const int half = params.n_rot / 2;
   // note: the angles come from the reference's scalar code (cosf/sinf), so rope is bit-exact
-  // with the reference; only the rotation, a mul-mul-sub per element, is vectorized.
+  // with the reference; only the rotation, a product and a fused multiply-add per element, is vectorized.
   alignas(32) float cos_sin[512];
   std::vector<float> cos_sin_heap;
   float* angles = cos_sin;
@@ -99,17 +99,19 @@ void rope_avx2(float* x, std::span<const int32_t> positions, int64_t n_heads, in
           const __m256 c = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), 0xD8));
           const __m256 s = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(odd), 0xD8));
           const __m256 x0 = _mm256_loadu_ps(head + i), x1 = _mm256_loadu_ps(head + i + half);
-          _mm256_storeu_ps(head + i, _mm256_sub_ps(_mm256_mul_ps(x0, c), _mm256_mul_ps(x1, s)));
-          _mm256_storeu_ps(head + i + half, _mm256_add_ps(_mm256_mul_ps(x0, s), _mm256_mul_ps(x1, c)));
+          _mm256_storeu_ps(head + i, _mm256_fmsub_ps(x0, c, _mm256_mul_ps(x1, s)));
+          _mm256_storeu_ps(head + i + half, _mm256_fmadd_ps(x0, s, _mm256_mul_ps(x1, c)));
         }
       } else if (params.style == RopeStyle::kNormal && params.n_rot % 8 == 0) {
         for (int i = 0; i < params.n_rot; i += 8) {
-          // 4 pairs (x0, x1) against 4 (cos, sin): out = (x0 c - x1 s, x0 s + x1 c)
+          // 4 pairs (x0, x1) against 4 (cos, sin): out = (x0 c - x1 s, x0 s + x1 c), fused as
+          // rope_rotate_head's
           const __m256 v = _mm256_loadu_ps(head + i), cs = _mm256_loadu_ps(angles + i);
           const __m256 c = _mm256_moveldup_ps(cs), s = _mm256_movehdup_ps(cs);
           const __m256 swapped = _mm256_permute_ps(v, 0xB1);  // (x1, x0)
-          const __m256 a = _mm256_mul_ps(v, c), b = _mm256_mul_ps(swapped, s);
-          _mm256_storeu_ps(head + i, _mm256_addsub_ps(a, b));  // even lanes a - b, odd lanes a + b
+          const __m256 even = _mm256_fmsub_ps(v, c, _mm256_mul_ps(swapped, s));
+          const __m256 odd = _mm256_fmadd_ps(swapped, s, _mm256_mul_ps(v, c));
+          _mm256_storeu_ps(head + i, _mm256_blend_ps(even, odd, 0xAA));
         }
       } else {
         rope_rotate_head(head, angles, params);
