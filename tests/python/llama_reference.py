@@ -85,6 +85,16 @@ def _context_size(n_tokens: int) -> int:
     return size
 
 
+def follows_engine_numerics() -> bool:
+    """Whether this llama.cpp build computes a prompt with the float operations the engine's CPU path copies
+    (backend/cpu/attention_impl.h, add_kquant_block): its AVX-512 kernels (16-lane tinyBLAS attention and softmax)
+    and the VNNI tiled K-quant matmul. Other builds (AVX2 only) take 8-lane orders: the same math, other roundings."""
+    import llama_cpp
+
+    info = llama_cpp.llama_print_system_info().decode()
+    return "AVX512 = 1" in info and "AVX512_VNNI = 1" in info
+
+
 def logits(model_path: Path, tokens, prefill: int | None = None, f16_kv: bool = False) -> np.ndarray:
     """Logits after every token of one sequence, float32 (n_tokens, n_vocab).
 

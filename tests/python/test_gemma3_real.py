@@ -91,15 +91,25 @@ def test_teacher_forced_logits_match_llama_cpp():
     assert merged.errors.max() <= MAX_ERROR, merged.describe()
     assert merged.errors.mean() <= MEAN_ERROR, merged.describe()
     assert merged.argmax_disagreements_beyond_tie(ARGMAX_TIE).size == 0, merged.describe()
-    # How often argmax agrees is bounded by the model's near ties: llama.cpp with an f32 KV cache agrees with its
-    # own f16-cache path at only ~95% of these positions (measured 2026-12-04: 95.0%, the engine 96.0%), and fed
-    # one token at a time instead of in prefill chunks at 94.3% (mean normalized error 0.035 against itself; the
-    # engine's is 0.038). The engine must agree with llama.cpp at least as often as llama.cpp agrees with itself
-    # across the KV change.
     self_agreement = float(np.mean(np.concatenate(f32_kv_argmax) == merged.argmax_ref))
     print(f"argmax agreement: engine vs llama.cpp {merged.argmax_agreement:.4f}, llama.cpp f32 KV vs f16 KV "
           f"{self_agreement:.4f}")
-    assert merged.argmax_agreement >= self_agreement - 0.005, merged.describe()
+    if llama_reference.follows_engine_numerics():
+        # The engine's CPU path takes llama.cpp's prompt-path float operations (attention_impl.h,
+        # add_kquant_block): the logits of a prefill llama.cpp runs as a prompt (8 tokens or more: its tiled
+        # K-quant matmul) are llama.cpp's exactly (measured 2026-12-05: 536 of 536 positions; argmax 100% of all
+        # 580). Shorter prefills and decoded positions differ at the noise floor of activation rounding, since
+        # llama.cpp takes other kernels for them (K-quant dots in 8 float lanes).
+        for sequence, c in zip(sequences, comparisons):
+            if sequence.prefill >= 8:
+                assert c.errors[:sequence.prefill].max() == 0.0, c.describe()
+        assert merged.argmax_agreement >= 0.97, merged.describe()
+    else:
+        # Other builds round in other orders: agreement is then bounded by the model's near ties. llama.cpp with
+        # an f32 KV cache agrees with its own f16-cache path at ~95% of these positions, and fed one token at a
+        # time instead of in prefill chunks at 94.3%; the engine must agree with llama.cpp at least as often as
+        # llama.cpp agrees with itself across the KV change.
+        assert merged.argmax_agreement >= self_agreement - 0.005, merged.describe()
     # Past the window the sliding layers forget the speech's start; a kernel that ignored the window differs there.
     tail = comparisons[2].errors[520:]
     assert tail.max() <= MAX_ERROR, comparisons[2].describe()
