@@ -169,9 +169,9 @@ TEST(Attention, RowResultsDoNotDependOnTheBatch) {
 }
 
 // Every ISA runs the same float operations in the same order (attention_impl.h), so the
-// scalar and AVX2 kernels agree bit for bit: pages of 24 positions (chunks of 16 keys cross
+// scalar, AVX2 and AVX-512 kernels agree bit for bit: pages of 24 positions (chunks of 16 keys cross
 // pages), a head_dim of 72 (a tail past the 16 lanes), a sliding window that starts mid-chunk,
-// sinks, and 300 keys (past the AVX2 value pass's 128-key spans).
+// sinks, and 300 keys (past the value passes' spans of 64 and 128 keys).
 TEST(Attention, IsasAgreeBitForBitAcrossPagesWindowsAndSinks) {
   if (!(cpu_features().avx2 && cpu_features().fma && cpu_features().f16c)) GTEST_SKIP() << "no AVX2";
   const std::vector<float> sinks = {0.5f, -1.0f, 2.0f, 0.0f, 1.5f, -0.25f};
@@ -187,11 +187,25 @@ TEST(Attention, IsasAgreeBitForBitAcrossPagesWindowsAndSinks) {
         p.kv_starts = {0, 3, 300, 40};
         p.n_tokens = {21, 1, 4, 17};
         Fixture f(p, 7);
-        const std::vector<float> scalar = run(cpu::Isa::kScalar, p, f);
-        const std::vector<float> avx2 = run(cpu::Isa::kAvx2, p, f);
-        for (size_t i = 0; i < scalar.size(); ++i) {
-          ASSERT_EQ(scalar[i], avx2[i]) << "element " << i << " head_dim " << head_dim << " window " << window
-                                        << " sinks " << with_sinks;
+        auto run_with = [&](cpu::AttentionTaskFn kernel) {
+          std::vector<float> out(f.q.size(), NAN);
+          cpu::AttentionScratch scratch;
+          cpu::attention_with(kernel, f.backend.pool(), scratch, p.geometry, 0, f.rows, p.params, f.q.data(),
+                              out.data());
+          return out;
+        };
+        const std::vector<float> scalar = run_with(cpu::attention_task_scalar);
+        std::vector<std::pair<const char*, cpu::AttentionTaskFn>> kernels = {{"avx2", cpu::attention_task_avx2}};
+        const CpuFeatures& features = cpu_features();
+        if (features.avx512f && features.avx512bw && features.avx512vl && features.avx512dq) {
+          kernels.push_back({"avx512", cpu::attention_task_avx512});
+        }
+        for (const auto& [name, kernel] : kernels) {
+          const std::vector<float> out = run_with(kernel);
+          for (size_t i = 0; i < scalar.size(); ++i) {
+            ASSERT_EQ(scalar[i], out[i]) << name << " element " << i << " head_dim " << head_dim << " window "
+                                         << window << " sinks " << with_sinks;
+          }
         }
       }
     }

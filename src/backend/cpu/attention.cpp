@@ -2,14 +2,17 @@
 
 #include "backend/cpu/attention_impl.h"
 #include "base/check.h"
+#include "base/cpu_features.h"
 #include "tensor/fp16.h"
 
 namespace so::cpu {
 namespace {
 
 struct ScalarVec {
-  static void scores(const float* q, const uint16_t* keys, int n, int head_dim, float* out) {
-    for (int j = 0; j < n; ++j) out[j] = detail::dot_reference(q, keys + int64_t(j) * head_dim, head_dim);
+  static void scores(const float* const* q, int n_q, const uint16_t* keys, int n, int head_dim, float* const* out) {
+    for (int v = 0; v < n_q; ++v) {
+      for (int j = 0; j < n; ++j) out[v][j] = detail::dot_reference(q[v], keys + int64_t(j) * head_dim, head_dim);
+    }
   }
   static void softmax(float* s, int first, int end, float scale, const float* sink) {
     detail::softmax_reference(s, first, end, scale, sink);
@@ -51,8 +54,9 @@ void kv_store(const KvGeometry& geometry, int layer, std::span<const AttentionRo
   });
 }
 
-void attention(Isa isa, ThreadPool& pool, AttentionScratch& scratch, const KvGeometry& geometry, int layer,
-               std::span<const AttentionRow> rows, const AttentionParams& params, const float* q, float* out) {
+void attention_with(AttentionTaskFn run, ThreadPool& pool, AttentionScratch& scratch, const KvGeometry& geometry,
+                    int layer, std::span<const AttentionRow> rows, const AttentionParams& params, const float* q,
+                    float* out) {
   SO_CHECK_EQ(params.n_heads % params.n_kv_heads, 0);
   SO_CHECK_EQ(params.head_dim, geometry.head_dim);
   scratch.per_thread.resize(pool.n_threads());
@@ -70,9 +74,19 @@ void attention(Isa isa, ThreadPool& pool, AttentionScratch& scratch, const KvGeo
   std::stable_sort(tasks.begin(), tasks.end(), [](const AttentionTask& a, const AttentionTask& b) {
     return a.row->kv_start + a.first_query > b.row->kv_start + b.first_query;
   });
-  auto run = isa == Isa::kAvx2 ? attention_task_avx2 : attention_task_scalar;
   pool.parallel_for(static_cast<int64_t>(tasks.size()),
                     [&](int64_t i, int thread) { run(tasks[i], scratch.per_thread[thread]); });
+}
+
+void attention(Isa isa, ThreadPool& pool, AttentionScratch& scratch, const KvGeometry& geometry, int layer,
+               std::span<const AttentionRow> rows, const AttentionParams& params, const float* q, float* out) {
+  static const bool avx512 = [] {
+    const CpuFeatures& f = cpu_features();
+    return f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq;
+  }();
+  AttentionTaskFn run = attention_task_scalar;
+  if (isa == Isa::kAvx2) run = avx512 ? attention_task_avx512 : attention_task_avx2;
+  attention_with(run, pool, scratch, geometry, layer, rows, params, q, out);
 }
 
 }  // namespace so::cpu

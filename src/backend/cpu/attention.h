@@ -40,6 +40,13 @@ struct AttentionTask {
 };
 void attention_task_scalar(const AttentionTask& task, AlignedBuffer& scratch);
 void attention_task_avx2(const AttentionTask& task, AlignedBuffer& scratch);
+void attention_task_avx512(const AttentionTask& task, AlignedBuffer& scratch);
+using AttentionTaskFn = void (*)(const AttentionTask&, AlignedBuffer&);
+
+// attention() with a given task kernel (all give the same bits; tests run each).
+void attention_with(AttentionTaskFn run, ThreadPool& pool, AttentionScratch& scratch, const KvGeometry& geometry,
+                    int layer, std::span<const AttentionRow> rows, const AttentionParams& params, const float* q,
+                    float* out);
 
 // out[i] = detail::exp_for_softmax(x[i]) computed 8 lanes at a time (tests compare the two).
 void softmax_exp_avx2(const float* x, float* out, int n);

@@ -1,6 +1,7 @@
 // The attention loop, written once and instantiated per ISA with a Vec policy providing:
-//   void scores(const float* q, const uint16_t* keys, int n, int head_dim, float* out)
-//       out[j] = dot16(q, keys[j]), keys (n, head_dim) f16 and contiguous; q rounded to f16 values
+//   void scores(const float* const* q, int n_q, const uint16_t* keys, int n, int head_dim, float* const* out)
+//       out[v][j] = dot16(q[v], keys[j]) for v < n_q <= kQueryBlock, keys (n, head_dim) f16 and
+//       contiguous; q rounded to f16 values
 //   void softmax(float* s, int first, int end, float scale, const float* sink)
 //       s[first, end) = f16(softmax(scale * s)), see softmax_reference
 //   void values(float* lanes, const float* p, const uint16_t* rows, int t, int n, int head_dim)
@@ -29,6 +30,9 @@ namespace so::cpu::detail {
 // near-tie argmaxes). Every query vector sees the same operation sequence however the
 // step is batched, which keeps attention batch-invariant.
 constexpr int kLanes = 16;
+
+// Query vectors whose scores one pass over the keys computes (they share each key's loads).
+constexpr int kQueryBlock = 4;
 
 // Sum of 16 lanes by halves: 8 pairs (i, i + 8), 4 pairs, then (0 + 2) + (1 + 3).
 inline float reduce16(const float* x) {
@@ -110,12 +114,12 @@ void run_attention_task(const AttentionTask& task, AlignedBuffer& scratch) {
   const int n_keys = row.kv_start + task.first_query + task.n_queries;  // keys the last query sees
   const int page_tokens = geometry.page_tokens;
 
-  // scratch: q_rounded (n_vectors, head_dim) | scores (n_keys) | lanes (16, head_dim)
-  const size_t floats = size_t(n_vectors) * head_dim + n_keys + size_t(kLanes) * head_dim;
+  // scratch: q_rounded (n_vectors, head_dim) | scores (kQueryBlock, n_keys) | lanes (16, head_dim)
+  const size_t floats = size_t(n_vectors) * head_dim + size_t(kQueryBlock) * n_keys + size_t(kLanes) * head_dim;
   scratch.resize(floats * sizeof(float));
   float* q_rounded = scratch.as<float>();
-  float* s = q_rounded + size_t(n_vectors) * head_dim;
-  float* lanes = s + n_keys;
+  float* scores = q_rounded + size_t(n_vectors) * head_dim;
+  float* lanes = scores + size_t(kQueryBlock) * n_keys;
 
   auto vector_token = [&](int vec) { return row.first_token + task.first_query + vec / group; };
   auto vector_head = [&](int vec) { return task.kv_head * group + vec % group; };
@@ -137,21 +141,41 @@ void run_attention_task(const AttentionTask& task, AlignedBuffer& scratch) {
     }
   };
 
-  // note: every query vector runs its own loops over exactly the keys it sees, so its
-  // result is the same however many queries share the task (batch invariance).
-  for (int vec = 0; vec < n_vectors; ++vec) {
-    const int visible = vector_last_key(vec) + 1;
-    const int first = params.window > 0 ? std::max(0, visible - params.window) : 0;
-    for_each_run(first, visible, false, [&](int t, int n, const uint16_t* keys) {
-      Vec::scores(q_rounded + vec * head_dim, keys, n, head_dim, s + t);
+  // note: every query vector's scores, softmax and values take the same operations over
+  // exactly the keys it sees, so its result is the same however many queries share the task
+  // (batch invariance); a block of vectors computes scores over the union of their keys, and each
+  // uses its own.
+  auto first_key = [&](int vec) {
+    return params.window > 0 ? std::max(0, vector_last_key(vec) + 1 - params.window) : 0;
+  };
+  for (int block = 0; block < n_vectors; block += kQueryBlock) {
+    const int n_q = std::min(kQueryBlock, n_vectors - block);
+    const float* qs[kQueryBlock];
+    float* rows[kQueryBlock];
+    int low = n_keys, high = 0;
+    for (int i = 0; i < n_q; ++i) {
+      qs[i] = q_rounded + size_t(block + i) * head_dim;
+      rows[i] = scores + size_t(i) * n_keys;
+      low = std::min(low, first_key(block + i));
+      high = std::max(high, vector_last_key(block + i) + 1);
+    }
+    for_each_run(low, high, false, [&](int t, int n, const uint16_t* keys) {
+      float* out[kQueryBlock];
+      for (int i = 0; i < n_q; ++i) out[i] = rows[i] + t;
+      Vec::scores(qs, n_q, keys, n, head_dim, out);
     });
-    const float* sink = params.sinks != nullptr ? params.sinks + vector_head(vec) : nullptr;
-    Vec::softmax(s, first, visible, params.scale, sink);
-    std::fill(lanes, lanes + kLanes * head_dim, 0.0f);
-    for_each_run(first, visible, true, [&](int t, int n, const uint16_t* values) {
-      Vec::values(lanes, s, values, t, n, head_dim);
-    });
-    Vec::reduce(lanes, head_dim, task.out + (int64_t(vector_token(vec)) * params.n_heads + vector_head(vec)) * head_dim);
+    for (int i = 0; i < n_q; ++i) {
+      const int vec = block + i;
+      const int visible = vector_last_key(vec) + 1, first = first_key(vec);
+      const float* sink = params.sinks != nullptr ? params.sinks + vector_head(vec) : nullptr;
+      Vec::softmax(rows[i], first, visible, params.scale, sink);
+      std::fill(lanes, lanes + kLanes * head_dim, 0.0f);
+      for_each_run(first, visible, true, [&](int t, int n, const uint16_t* values) {
+        Vec::values(lanes, rows[i], values, t, n, head_dim);
+      });
+      Vec::reduce(lanes, head_dim,
+                  task.out + (int64_t(vector_token(vec)) * params.n_heads + vector_head(vec)) * head_dim);
+    }
   }
 }
 
