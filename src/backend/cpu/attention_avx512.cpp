@@ -3,19 +3,25 @@
 // AVX2 kernel's bit for bit.
 #include "backend/cpu/attention_avx2.h"
 
+// note: GCC 12's AVX-512 headers build convert/extract intrinsics on _mm*_undefined_*(), which
+// trips -W(maybe-)uninitialized once they are inlined; nothing here reads undefined lanes.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 namespace so::cpu {
 namespace {
 
 using detail::kLanes;
 
-// note: the maskz forms: GCC 12 warns that the plain ones' _mm512_undefined_ps may be used.
 inline __m512 load_f16x16(const uint16_t* source) {
-  return _mm512_maskz_cvtph_ps(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(source)));
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(source)));
 }
 
 // reduce16's first step on one zmm: lanes (i, i + 8).
 inline __m256 halves_added(__m512 v) {
-  return _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_maskz_extractf32x8_ps(0xFF, v, 1));
+  return _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
 }
 
 // Keys per register pass of the value lanes: the rows' cache lines a pass reads (one each) stay
