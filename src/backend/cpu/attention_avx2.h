@@ -11,7 +11,6 @@
 namespace so::cpu::detail::avx2 {
 namespace {  // internal linkage: compiled for two ISAs
 
-
 // reduce16's tree on 8 lanes: (i, i + 4), then (0 + 2) + (1 + 3).
 inline float horizontal_sum(__m256 v) {
   __m128 sum = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
