@@ -8,7 +8,7 @@
 //       keys t..t+n-1 (rows contiguous, p indexed by position): lanes[k % 16] += p[k] * rows[k - t]
 //   void reduce(const float* lanes, int head_dim, float* out)   out[d] = sum16 over lanes[.][d]
 // Every policy gives the same bits: the order of every float operation is fixed here.
-// Included only by attention.cpp and attention_avx2.cpp.
+// Included by attention.cpp, attention_avx2.h (AVX2 and AVX-512 policies) and tests.
 #pragma once
 
 #include <algorithm>
