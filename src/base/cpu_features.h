@@ -15,6 +15,8 @@ struct CpuFeatures {
   bool avx_vnni = false;  // AVX-VNNI: vpdpbusd on ymm registers, no AVX-512 needed
   int n_physical_cores = 1;  // best guess; used for default thread counts
   int n_logical_cpus = 1;
+  // AVX-512 F/BW/VL/DQ: what the float kernels of the *_avx512.cpp files use.
+  bool avx512() const { return avx512f && avx512bw && avx512vl && avx512dq; }
 };
 
 const CpuFeatures& cpu_features();

@@ -196,10 +196,7 @@ TEST(Attention, IsasAgreeBitForBitAcrossPagesWindowsAndSinks) {
         };
         const std::vector<float> scalar = run_with(cpu::attention_task_scalar);
         std::vector<std::pair<const char*, cpu::AttentionTaskFn>> kernels = {{"avx2", cpu::attention_task_avx2}};
-        const CpuFeatures& features = cpu_features();
-        if (features.avx512f && features.avx512bw && features.avx512vl && features.avx512dq) {
-          kernels.push_back({"avx512", cpu::attention_task_avx512});
-        }
+        if (cpu_features().avx512()) kernels.push_back({"avx512", cpu::attention_task_avx512});
         for (const auto& [name, kernel] : kernels) {
           const std::vector<float> out = run_with(kernel);
           for (size_t i = 0; i < scalar.size(); ++i) {

@@ -80,12 +80,8 @@ void attention_with(AttentionTaskFn run, ThreadPool& pool, AttentionScratch& scr
 
 void attention(Isa isa, ThreadPool& pool, AttentionScratch& scratch, const KvGeometry& geometry, int layer,
                std::span<const AttentionRow> rows, const AttentionParams& params, const float* q, float* out) {
-  static const bool avx512 = [] {
-    const CpuFeatures& f = cpu_features();
-    return f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq;
-  }();
   AttentionTaskFn run = attention_task_scalar;
-  if (isa == Isa::kAvx2) run = avx512 ? attention_task_avx512 : attention_task_avx2;
+  if (isa == Isa::kAvx2) run = cpu_features().avx512() ? attention_task_avx512 : attention_task_avx2;
   attention_with(run, pool, scratch, geometry, layer, rows, params, q, out);
 }
 

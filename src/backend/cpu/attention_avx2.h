@@ -30,10 +30,10 @@ inline __m256 load_f16(const uint16_t* source) {
   return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(source)));
 }
 
-// The 8-lane sums h[0..7] of 8 keys, each as horizontal_sum takes it, in key order: the lane
+// The 8-lane sums h[0..7] of 8 dot products, each as horizontal_sum takes it, in key order: the lane
 // halves added per key two keys to a register, the 4 sums reordered (0, 2, 1, 3) so that adjacent
 // pairs are the tree's (0 + 2), (1 + 3), then two rounds of hadd.
-inline __m256 horizontal_sums8(const __m256 (&h)[8]) {
+inline __m256 horizontal_sums8(const __m256* h) {
   __m256 pairs[4];
   for (int i = 0; i < 4; ++i) {
     const __m256 sums = _mm256_add_ps(_mm256_permute2f128_ps(h[2 * i], h[2 * i + 1], 0x20),

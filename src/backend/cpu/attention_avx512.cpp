@@ -48,7 +48,7 @@ struct Avx512Vec : detail::avx2::Avx2Vec {
     for (int v = 0; v < kQ; ++v)
       for (int kb = 0; kb < kKeys; ++kb) h[v * kKeys + kb] = halves_added(acc[v][kb]);
     for (int group = 0; group < kQ * kKeys / 8; ++group) {
-      const __m256 sums = detail::avx2::horizontal_sums8(*reinterpret_cast<__m256(*)[8]>(h + 8 * group));
+      const __m256 sums = detail::avx2::horizontal_sums8(h + 8 * group);
       if constexpr (kKeys >= 8) {
         _mm256_storeu_ps(out[group] + j, sums);
       } else {  // kKeys == 4: two queries per group

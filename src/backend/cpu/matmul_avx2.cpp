@@ -62,7 +62,7 @@ void compute(const TensorView& weight, const uint8_t* activations, int64_t activ
 
 IntegerDot best_integer_dot() {
   const CpuFeatures& f = cpu_features();
-  if (f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.avx512vnni) return IntegerDot::kAvx512Vnni;
+  if (f.avx512() && f.avx512vnni) return IntegerDot::kAvx512Vnni;
   return f.avx_vnni ? IntegerDot::kAvxVnni : IntegerDot::kAvx2;
 }
 

@@ -2,12 +2,27 @@
 // kernels and the dispatch in kernels.cpp. Not part of the backend seam.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "tensor/blocks.h"
 #include "tensor/dtype.h"
 
 namespace so::cpu::detail {
+
+namespace {  // internal linkage: each file compiles it for its own ISA (fma inline or libm)
+
+// sum plus one super-block of a K-quant row dot, from its exact integer totals (scaled: sum of
+// scale * dot; mins: sum of min * activation sums, or 0): the weight's d and dmin first (the min
+// term fused), then the activation's d, fused into the sum. The reference and every vectorized
+// K-quant tile add blocks with this, so all give the same bits.
+// note: llama.cpp's tiled CPU matmul (its prompt path, 8 rows and more) adds a block so; its
+// one-row dots keep 8 float lanes, which no batch-invariant kernel can follow for both.
+inline float add_kquant_block(float sum, int32_t scaled, int32_t mins, float wd, float wdmin, float xd) {
+  return std::fma(std::fma(-wdmin, static_cast<float>(mins), static_cast<float>(scaled) * wd), xd, sum);
+}
+
+}  // namespace
 
 // What a row of activations becomes before the dot products against a weight of this
 // dtype: kQ8_0 (Q4_0, Q8_0 weights), kQ8_1 (Q4_1), kQ8_K (Q4_K, Q6_K) or kF32 (F32, F16,

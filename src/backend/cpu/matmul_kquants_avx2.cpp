@@ -2,7 +2,7 @@
 //
 // Within a super-block of 256 the sub-block scales are small integers, so a super-block
 // accumulates exactly in 8 int32 lanes; their total (and the mins' total) then takes the
-// float steps of add_block, the same per output for every tile size and ISA: batch
+// float steps of add_kquant_block, the same per output for every tile size and ISA: batch
 // invariance, and the bits of llama.cpp's prompt-path matmul.
 #include <type_traits>
 #include <vector>
@@ -70,7 +70,7 @@ void run_decoded(const Tile& tile, const DecodedBlock* decoded, const Activation
 #pragma GCC unroll 8
     for (int r = 0; r < kRows; ++r) {
       const int32_t mins = Tile::min_total(w, load(x[r].bsums + b * 16));
-      acc[r] = add_block(acc[r], total(sumi[r]), mins, w.d, w.dmin, x[r].d[b]);
+      acc[r] = add_kquant_block(acc[r], total(sumi[r]), mins, w.d, w.dmin, x[r].d[b]);
     }
   }
   for (int r = 0; r < kRows; ++r) tile.args.y[(row + r) * tile.n_out + col] = acc[r];
@@ -149,7 +149,7 @@ struct TileQ45K {
         const float wd = f16_to_f32(w[c][b].d), wdmin = f16_to_f32(w[c][b].dmin);
 #pragma GCC unroll 8
         for (int r = 0; r < kRows; ++r) {
-          acc[c][r] = add_block(acc[c][r], total(sumi[r]), total(_mm_madd_epi16(mins, sums32[r])), wd, wdmin, x[r].d[b]);
+          acc[c][r] = add_kquant_block(acc[c][r], total(sumi[r]), total(_mm_madd_epi16(mins, sums32[r])), wd, wdmin, x[r].d[b]);
         }
       }
     }
@@ -258,7 +258,7 @@ struct TileLowBitsK {
         [[maybe_unused]] const float wdmin = Format::dmin(w[c][b]);
 #pragma GCC unroll 8
         for (int r = 0; r < kRows; ++r) {
-          acc[c][r] = add_block(acc[c][r], total(sumi[r]), min_totals[r], wd, wdmin, x[r].d[b]);
+          acc[c][r] = add_kquant_block(acc[c][r], total(sumi[r]), min_totals[r], wd, wdmin, x[r].d[b]);
         }
       }
     }
@@ -348,7 +348,7 @@ struct TileQ6K {
       for (int c = 0; c < kCols; ++c) {
         const float wd = f16_to_f32(w[c][b].d);
 #pragma GCC unroll 8
-        for (int r = 0; r < kRows; ++r) acc[c][r] = add_block(acc[c][r], total(sumi[c][r]), 0, wd, 0.0f, x[r].d[b]);
+        for (int r = 0; r < kRows; ++r) acc[c][r] = add_kquant_block(acc[c][r], total(sumi[c][r]), 0, wd, 0.0f, x[r].d[b]);
       }
     }
     for (int r = 0; r < kRows; ++r)

@@ -2,11 +2,11 @@
 // their AVX-512 variants (matmul_kquants_avx512.cpp). Include only from *_avx2/_avx512 files.
 #pragma once
 
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
 #include "backend/cpu/matmul_avx2.h"
+#include "backend/cpu/matmul_internal.h"
 #include "tensor/blocks.h"
 
 namespace so::cpu::detail::avx2 {
@@ -108,13 +108,6 @@ inline int32_t total(__m128i lanes) {
 }
 inline int32_t total(__m256i lanes) {
   return total(_mm_add_epi32(_mm256_castsi256_si128(lanes), _mm256_extracti128_si256(lanes, 1)));
-}
-
-// acc plus one super-block of a K-quant row dot, from its exact integer totals: scaled (sum of
-// scale * dot) and mins (Q4_K/Q5_K/Q2_K: sum of min * activation sums; others 0); see
-// add_kquant_block in matmul_reference.cpp, which this equals bit for bit.
-inline float add_block(float acc, int32_t scaled, int32_t mins, float wd, float wdmin, float xd) {
-  return std::fma(std::fma(-wdmin, static_cast<float>(mins), static_cast<float>(scaled) * wd), xd, acc);
 }
 
 // A Q2_K/Q3_K block's 8 integer sum lanes start from (Q3_K: -4 scales . sums of 16, the values' +4

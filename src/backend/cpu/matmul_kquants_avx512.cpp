@@ -110,7 +110,7 @@ struct TileQ45K512 {
 #pragma GCC unroll 8
         for (int r = 0; r < kRows; ++r) {
           const __m256i lanes = _mm256_add_epi32(_mm512_castsi512_si256(sumi[r]), _mm512_extracti64x4_epi64(sumi[r], 1));
-          acc[c][r] = add_block(acc[c][r], total(lanes), total(_mm_madd_epi16(mins, sums32[r])), wd, wdmin, x[r].d[b]);
+          acc[c][r] = add_kquant_block(acc[c][r], total(lanes), total(_mm_madd_epi16(mins, sums32[r])), wd, wdmin, x[r].d[b]);
         }
       }
     }
@@ -193,7 +193,7 @@ struct TileLowBitsK512 {
           const __m256i bsums = load(x[r].bsums + b * 16);
           __m256i lanes = _mm256_add_epi32(_mm512_castsi512_si256(sumi[r]), _mm512_extracti64x4_epi64(sumi[r], 1));
           lanes = _mm256_add_epi32(low_bits_start<Format>(scales, bsums), lanes);
-          acc[c][r] = add_block(acc[c][r], total(lanes), low_bits_mins<Format>(mins, bsums), wd, wdmin, x[r].d[b]);
+          acc[c][r] = add_kquant_block(acc[c][r], total(lanes), low_bits_mins<Format>(mins, bsums), wd, wdmin, x[r].d[b]);
         }
       }
     }

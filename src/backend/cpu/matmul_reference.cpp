@@ -1,6 +1,5 @@
 // Scalar reference matmul: per-block integer dot products against activations quantized
 // per row, as llama.cpp's CPU path computes them, so logits track llama.cpp's closely.
-#include <cmath>
 #include <vector>
 
 #include "backend/cpu/kernels.h"
@@ -58,15 +57,6 @@ float dot_mxfp4_q8_0(const BlockMXFP4* w, const BlockQ8_0* x, int64_t n_blocks) 
     sum += (mxfp4_half_scale(w[b].e) * fp16_to_fp32(x[b].d)) * static_cast<float>(isum);
   }
   return sum;
-}
-
-// sum plus one super-block of a K-quant row dot, from its exact integer totals (scaled: sum of
-// scale * dot; mins: sum of min * activation sums, or 0): the weight's d and dmin first (the min
-// term fused), then the activation's d, fused into the sum.
-// note: llama.cpp's tiled CPU matmul (its prompt path, 8 rows and more) adds a block so; its
-// one-row dots keep 8 float lanes, which no batch-invariant kernel can follow for both.
-static float add_kquant_block(float sum, int scaled, int mins, float wd, float wdmin, float xd) {
-  return std::fma(std::fma(-wdmin, static_cast<float>(mins), static_cast<float>(scaled) * wd), xd, sum);
 }
 
 // Q4_K / Q5_K x Q8_K, per super-block: sum(scale_j * dot_j) is exact in int32; the mins meet
